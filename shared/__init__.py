@@ -1,0 +1,1 @@
+"""Code shared by the API, the event handler and the workers."""

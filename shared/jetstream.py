@@ -1,0 +1,81 @@
+"""Names and configs of the JetStream objects every service agrees on."""
+
+from __future__ import annotations
+
+import re
+
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+
+from shared.events import ALL_SUBJECTS, STREAM, SUBJECT_PREFIX
+
+DEADLETTER_STREAM = "DEADLETTERS"
+DEADLETTER_SUBJECT_PREFIX = "deadletter."
+# Request-reply subjects served by the `eventhandler` micro service.
+EVENTHANDLER_SERVICE = "eventhandler"
+PUBLISH_SUBJECT = "eventhandler.publish"
+SUBSCRIPTIONS_GET_SUBJECT = "eventhandler.subscriptions.get"
+SUBSCRIPTIONS_SET_SUBJECT = "eventhandler.subscriptions.set"
+DEADLETTERS_LIST_SUBJECT = "eventhandler.deadletters.list"
+DEADLETTERS_REDRIVE_SUBJECT = "eventhandler.deadletters.redrive"
+
+WORKER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+MAX_DELIVER = 10
+ACK_WAIT_SECONDS = 60.0
+DUPLICATE_WINDOW_SECONDS = 300.0
+
+
+def incidents_stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=STREAM,
+        subjects=[SUBJECT_PREFIX + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        discard=DiscardPolicy.OLD,
+        max_age=30 * 24 * 3600.0,
+        duplicate_window=DUPLICATE_WINDOW_SECONDS,
+        num_replicas=replicas,
+    )
+
+
+def deadletter_stream_config(replicas: int = 1) -> StreamConfig:
+    return StreamConfig(
+        name=DEADLETTER_STREAM,
+        subjects=[DEADLETTER_SUBJECT_PREFIX + ">"],
+        retention=RetentionPolicy.LIMITS,
+        storage=StorageType.FILE,
+        max_age=90 * 24 * 3600.0,
+        num_replicas=replicas,
+    )
+
+
+def refs_bucket(worker: str) -> str:
+    """The worker's own KV bucket: external references per incident and last errors per message."""
+    return f"refs-{worker}"
+
+
+def ref_key(incident_id: int) -> str:
+    return f"incident.{incident_id}"
+
+
+def error_key(stream_seq: int) -> str:
+    return f"error.{stream_seq}"
+
+
+def deadletter_subject(worker: str) -> str:
+    return DEADLETTER_SUBJECT_PREFIX + worker
+
+
+def valid_subjects() -> frozenset[str]:
+    return frozenset(ALL_SUBJECTS)
+
+
+# A filter that matches no event type: an empty filter list would mean "everything".
+NO_EVENTS_SUBJECT = SUBJECT_PREFIX + "none"
+
+
+def worker_filter_subjects(subjects: list[str]) -> list[str]:
+    return sorted(set(subjects)) or [NO_EVENTS_SUBJECT]
+
+
+def subscriptions_from_filters(filters: list[str] | None) -> list[str]:
+    return sorted(s for s in (filters or []) if s != NO_EVENTS_SUBJECT)

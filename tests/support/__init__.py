@@ -1,0 +1,1 @@
+"""Test helpers: real nats-server and MariaDB processes, polling with deadlines, free ports."""
