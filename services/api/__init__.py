@@ -1,0 +1,1 @@
+"""The incident REST API: Litestar over a transactional outbox."""

@@ -1,0 +1,95 @@
+"""The composition root of the API: builds the Litestar app and owns its connections' lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from litestar import Litestar
+from litestar.di import Provide
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+
+from services.api.db import Db
+from services.api.errors import handle_any, handle_http
+from services.api.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.middleware import RequestContextMiddleware
+from services.api.outbox import OutboxStore, micros_ago
+from services.api.relay import OutboxRelay
+from services.api.repository import IncidentRepository, SqlIncidentRepository
+from services.api.routes.health import live, ready
+from services.api.routes.incidents import IncidentController
+from services.api.routes.subscriptions import SubscriptionController
+from services.api.settings import ApiSettings
+
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+
+
+@dataclass
+class Components:
+    db: Db
+    link: NatsLink
+    client: EventHandlerClient
+    outbox: OutboxStore
+    relay: OutboxRelay
+    repo: SqlIncidentRepository
+
+
+def build_components(settings: ApiSettings) -> Components:
+    db = Db(settings.database_url, pool_size=settings.db_pool_size)
+    link = NatsLink(settings.nats)
+    client = EventHandlerClient(link)
+    outbox = OutboxStore(db)
+    relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size)
+    repo = SqlIncidentRepository(db, on_commit=relay.notify)
+    return Components(db, link, client, outbox, relay, repo)
+
+
+def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
+    parts = components or build_components(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        await parts.db.connect()
+        await parts.link.start()
+        stop = asyncio.Event()
+        relay_task = asyncio.create_task(parts.relay.run(stop), name="outbox-relay")
+        housekeeping = asyncio.create_task(_housekeeping(parts.repo, stop), name="housekeeping")
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(relay_task, housekeeping, return_exceptions=True)
+            if parts.link.connected:
+                await parts.relay.flush(timeout=5.0)
+            await parts.link.close()
+            await parts.db.disconnect()
+
+    return Litestar(
+        route_handlers=[IncidentController, SubscriptionController, live, ready],
+        dependencies={
+            "repo": Provide(lambda: parts.repo, sync_to_thread=False),
+            "db": Provide(lambda: parts.db, sync_to_thread=False),
+            "link": Provide(lambda: parts.link, sync_to_thread=False),
+            "outbox_store": Provide(lambda: parts.outbox, sync_to_thread=False),
+            "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
+        },
+        lifespan=[lifespan],
+        middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens)],
+        exception_handlers={HTTPException: handle_http, Exception: handle_any},
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
+        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient],
+        debug=False,
+    )
+
+
+async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=3600)

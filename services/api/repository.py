@@ -1,0 +1,284 @@
+"""Incident storage: the only module that knows SQL. Each change commits with its events and outbox rows."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+
+from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
+from services.api.domain import Acknowledged, Incident, Status
+from services.api.events import Origin, cloud_event
+from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents, outbox
+from shared.events import encode_event, utcnow
+
+MAX_CAS_ATTEMPTS = 8
+
+
+class NotFound(LookupError):
+    """No such incident (or it was deleted)."""
+
+
+class VersionConflict(RuntimeError):
+    """The incident kept changing under us; the caller may retry."""
+
+
+class PreconditionFailed(RuntimeError):
+    """If-Match named a version the incident no longer has."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__(f"incident is at version {current}")
+        self.current = current
+
+
+class Replayed(RuntimeError):
+    """Another request with the same Idempotency-Key committed first: serve its stored response."""
+
+
+class IdempotencyMismatch(ValueError):
+    """An Idempotency-Key was reused for a different request."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyClaim:
+    """Store the response under `key` in the same transaction as the change."""
+
+    key: str
+    fingerprint: str
+    render: Callable[[Incident], StoredResponse]
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    status: Status | None = None
+    acknowledged: Acknowledged | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+@runtime_checkable
+class IncidentRepository(Protocol):
+    async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident: ...
+    async def change(
+        self,
+        incident_id: int,
+        mutate: Callable[[Incident], None],
+        origin: Origin,
+        *,
+        expected_version: int | None = None,
+        claim: IdempotencyClaim | None = None,
+    ) -> Incident: ...
+    async def get(self, incident_id: int) -> Incident | None: ...
+    async def list(self, query: ListFilter) -> list[Incident]: ...
+    async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None: ...
+
+
+def fingerprint(*parts: bytes | str) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode() if isinstance(part, str) else part)
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+class SqlIncidentRepository:
+    def __init__(self, db: Db, on_commit: Callable[[], None] = lambda: None) -> None:
+        self.db = db
+        self.on_commit = on_commit
+
+    async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
+        assert incident.created_at is not None and incident.updated_at is not None
+        database = self.db.database
+        try:
+            async with self.db.write():
+                incident.id = await database.execute(
+                    incidents.insert().values(
+                        message=incident.message,
+                        status=incident.status.value,
+                        acknowledged=incident.acknowledged.value,
+                        version=incident.version,
+                        created_at=to_micros(incident.created_at),
+                        updated_at=to_micros(incident.updated_at),
+                    )
+                )
+                await self._write_changes(incident, origin, first_comment=0)
+                await self._store_response(incident, claim)
+        except DUPLICATE_KEY_ERRORS:
+            if claim is None:
+                raise
+            raise Replayed() from None
+        self.on_commit()
+        return incident
+
+    async def change(
+        self,
+        incident_id: int,
+        mutate: Callable[[Incident], None],
+        origin: Origin,
+        *,
+        expected_version: int | None = None,
+        claim: IdempotencyClaim | None = None,
+    ) -> Incident:
+        for _ in range(MAX_CAS_ATTEMPTS):
+            try:
+                async with self.db.write():
+                    incident = await self._load(incident_id, for_update=True)
+                    if incident is None:
+                        raise NotFound(incident_id)
+                    if expected_version is not None and incident.version != expected_version:
+                        raise PreconditionFailed(incident.version)
+                    loaded_version, loaded_comments = incident.version, len(incident.comments)
+                    mutate(incident)
+                    if incident.changes:
+                        await self._save(incident, loaded_version)
+                        await self._write_changes(incident, origin, first_comment=loaded_comments)
+                    await self._store_response(incident, claim)
+            except _Stale:
+                continue
+            except DUPLICATE_KEY_ERRORS:
+                if claim is None:
+                    raise
+                raise Replayed() from None
+            if incident.changes:
+                self.on_commit()
+            return incident
+        raise VersionConflict(f"incident {incident_id} changed too often, try again")
+
+    async def get(self, incident_id: int) -> Incident | None:
+        async with self.db.session():
+            return await self._load(incident_id)
+
+    async def list(self, query: ListFilter) -> list[Incident]:
+        stmt = sa.select(incidents).where(incidents.c.deleted_at.is_(None))
+        if query.status is not None:
+            stmt = stmt.where(incidents.c.status == query.status.value)
+        if query.acknowledged is not None:
+            stmt = stmt.where(incidents.c.acknowledged == query.acknowledged.value)
+        if query.before_id is not None:
+            stmt = stmt.where(incidents.c.id < query.before_id)
+        stmt = stmt.order_by(incidents.c.id.desc()).limit(query.limit)
+        async with self.db.session():
+            rows = await self.db.database.fetch_all(stmt)
+            comments = await self._comments([int(row["id"]) for row in rows])
+        return [_incident(row, comments.get(int(row["id"]), [])) for row in rows]
+
+    async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None:
+        row = await self.db.database.fetch_one(
+            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
+        )
+        if row is None:
+            return None
+        if row["fingerprint"] != fingerprint:
+            raise IdempotencyMismatch("Idempotency-Key was already used for a different request")
+        return StoredResponse(int(row["status_code"]), str(row["response"]).encode())
+
+    async def prune_idempotency_keys(self, older_than_micros: int) -> None:
+        async with self.db.write():
+            await self.db.database.execute(
+                idempotency_keys.delete().where(idempotency_keys.c.created_at < older_than_micros)
+            )
+
+    async def _load(self, incident_id: int, *, for_update: bool = False) -> Incident | None:
+        stmt = sa.select(incidents).where(incidents.c.id == incident_id, incidents.c.deleted_at.is_(None))
+        if for_update and not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        row = await self.db.database.fetch_one(stmt)
+        if row is None:
+            return None
+        comments = await self._comments([incident_id])
+        return _incident(row, comments.get(incident_id, []))
+
+    async def _comments(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        if not ids:
+            return {}
+        rows = await self.db.database.fetch_all(
+            sa.select(incident_comments.c.incident_id, incident_comments.c.body)
+            .where(incident_comments.c.incident_id.in_(ids))
+            .order_by(incident_comments.c.incident_id, incident_comments.c.position)
+        )
+        found: dict[int, list[str]] = {}
+        for row in rows:
+            found.setdefault(int(row["incident_id"]), []).append(str(row["body"]))
+        return found
+
+    async def _save(self, incident: Incident, loaded_version: int) -> None:
+        assert incident.updated_at is not None
+        await self.db.database.execute(
+            incidents.update()
+            .where(incidents.c.id == incident.id, incidents.c.version == loaded_version)
+            .values(
+                message=incident.message,
+                status=incident.status.value,
+                acknowledged=incident.acknowledged.value,
+                version=incident.version,
+                updated_at=to_micros(incident.updated_at),
+                deleted_at=to_micros(incident.updated_at) if incident.deleted else None,
+            )
+        )
+        if await self.db.affected_rows() != 1:
+            raise _Stale()
+
+    async def _write_changes(self, incident: Incident, origin: Origin, *, first_comment: int) -> None:
+        assert incident.id is not None and incident.created_at is not None
+        database = self.db.database
+        for position, body in enumerate(incident.comments[first_comment:], start=first_comment):
+            await database.execute(
+                incident_comments.insert().values(
+                    incident_id=incident.id, position=position, body=body,
+                    created_at=to_micros(incident.updated_at or incident.created_at),
+                )
+            )
+        for change in incident.changes:
+            event = cloud_event(incident.id, incident.created_at, change, origin)
+            at = to_micros(change.at)
+            event_row_id = await database.execute(
+                incident_events.insert().values(
+                    event_id=event.id, incident_id=incident.id, version=change.version,
+                    type=change.type.value, actor=origin.actor[:128], request_id=origin.request_id,
+                    comment=change.comment, payload=encode_event(event).decode(), created_at=at,
+                )
+            )
+            await database.execute(
+                outbox.insert().values(event_row_id=event_row_id, incident_id=incident.id, created_at=at)
+            )
+
+    async def _store_response(self, incident: Incident, claim: IdempotencyClaim | None) -> None:
+        if claim is None:
+            return
+        response = claim.render(incident)
+        await self.db.database.execute(
+            idempotency_keys.insert().values(
+                key=claim.key, fingerprint=claim.fingerprint, status_code=response.status_code,
+                response=response.body.decode(), created_at=to_micros(incident.updated_at or utcnow()),
+            )
+        )
+
+
+class _Stale(Exception):
+    """The version check of an UPDATE matched no row: reload and try again."""
+
+
+
+
+
+def _incident(row: Mapping[str, Any], comments: list[str]) -> Incident:
+    return Incident(
+        id=int(row["id"]),
+        message=str(row["message"]),
+        status=Status(row["status"]),
+        acknowledged=Acknowledged(row["acknowledged"]),
+        comments=comments,
+        version=int(row["version"]),
+        created_at=from_micros(int(row["created_at"])),
+        updated_at=from_micros(int(row["updated_at"])),
+        deleted=row["deleted_at"] is not None,
+    )

@@ -1,0 +1,1 @@
+"""HTTP route handlers: thin translations from requests to domain calls."""

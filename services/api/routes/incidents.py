@@ -1,0 +1,176 @@
+"""Incident routes: the seed-compatible CRUD, the actions, and the list."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post, put
+from litestar.params import Parameter
+
+from services.api.domain import Acknowledged, Incident, Status
+from services.api.errors import BadRequest, error_response
+from services.api.routes import params
+from services.api.schemas import (
+    AddComment,
+    Created,
+    CreateIncident,
+    IncidentPage,
+    IncidentView,
+    StatusResponse,
+    UpdateIncident,
+)
+from services.api.repository import (
+    IdempotencyClaim,
+    IncidentRepository,
+    ListFilter,
+    NotFound,
+    Replayed,
+    StoredResponse,
+    fingerprint,
+)
+from shared.events import utcnow
+
+JSON = "application/json"
+
+
+def _json(status: int, body: Any) -> StoredResponse:
+    return StoredResponse(status, msgspec.json.encode(body))
+
+
+def _replay(stored: StoredResponse) -> Response[bytes]:
+    return Response(stored.body, status_code=stored.status_code, media_type=JSON, headers={"Idempotent-Replayed": "true"})
+
+
+async def _idempotent(
+    request: Request[Any, Any, Any],
+    repo: IncidentRepository,
+    render: Callable[[Incident], StoredResponse],
+    write: Callable[[IdempotencyClaim | None], Awaitable[Incident]],
+) -> Response[Any]:
+    """Run `write` once per Idempotency-Key; a retry returns the first response."""
+    key = params.idempotency_key(request)
+    claim = None
+    if key is not None:
+        digest = fingerprint(request.method, request.url.path, await request.body())
+        stored = await repo.stored_response(key, digest)
+        if stored is not None:
+            return _replay(stored)
+        claim = IdempotencyClaim(key, digest, render)
+    try:
+        incident = await write(claim)
+    except Replayed:
+        assert claim is not None
+        stored = await repo.stored_response(claim.key, claim.fingerprint)
+        assert stored is not None
+        return _replay(stored)
+    result = render(incident)
+    return Response(result.body, status_code=result.status_code, media_type=JSON,
+                    headers={"ETag": f'"{incident.version}"'})
+
+
+class IncidentController(Controller):
+    path = "/incident"
+    tags = ["incidents"]
+
+    @post("/", status_code=200, summary="Create an incident")
+    async def create(self, request: Request[Any, Any, Any], data: CreateIncident, repo: IncidentRepository) -> Response[Any]:
+        incident = Incident.open(data.message, utcnow())
+        origin = params.origin(request)
+
+        def render(created: Incident) -> StoredResponse:
+            return _json(200, Created(status="INCIDENT CREATED", id=str(created.id)))
+
+        return await _idempotent(request, repo, render, lambda claim: repo.add(incident, origin, claim))
+
+    @get("/", summary="List incidents, newest first")
+    async def list_incidents(
+        self,
+        repo: IncidentRepository,
+        status: str | None = Parameter(default=None, description="unresolved or resolved"),
+        acknowledged: str | None = Parameter(default=None, description="yes or no"),
+        limit: int = Parameter(default=50, ge=1, le=200),
+        cursor: str | None = Parameter(default=None),
+    ) -> IncidentPage:
+        try:
+            status_filter = Status(status) if status is not None else None
+            ack_filter = Acknowledged(acknowledged) if acknowledged is not None else None
+        except ValueError:
+            raise BadRequest("status must be unresolved or resolved; acknowledged must be yes or no") from None
+        before = params.decode_cursor(cursor) if cursor else None
+        found = await repo.list(ListFilter(status_filter, ack_filter, before, limit + 1))
+        page = found[:limit]
+        next_cursor = params.encode_cursor(page[-1].id) if len(found) > limit and page[-1].id else None
+        return IncidentPage(items=[IncidentView.of(i) for i in page], next_cursor=next_cursor)
+
+    @get("/{incident_id:str}", summary="Get one incident")
+    async def read(self, incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        incident = await repo.get(params.incident_id(incident_id))
+        if incident is None:
+            return error_response(404, "incident not found")
+        return Response(IncidentView.of(incident), headers={"ETag": f'"{incident.version}"'})
+
+    @put("/{incident_id:str}", summary="Update message, acknowledgement, status and add comments")
+    async def update(
+        self, request: Request[Any, Any, Any], incident_id: str, data: UpdateIncident, repo: IncidentRepository
+    ) -> Response[Any]:
+        update = data.to_domain()
+        update.validate()
+        return await self._change(request, repo, incident_id, "INCIDENT UPDATED", lambda i, now: i.apply(update, now))
+
+    @delete("/{incident_id:str}", status_code=200, summary="Delete an incident")
+    async def remove(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        return await self._change(request, repo, incident_id, "INCIDENT DELETED", lambda i, now: i.delete(now))
+
+    @post("/{incident_id:str}/acknowledge", status_code=200, summary="Acknowledge")
+    async def acknowledge(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        return await self._change(request, repo, incident_id, "INCIDENT ACKNOWLEDGED", lambda i, now: i.acknowledge(now))
+
+    @post("/{incident_id:str}/unacknowledge", status_code=200, summary="Take the acknowledgement back")
+    async def unacknowledge(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        return await self._change(
+            request, repo, incident_id, "INCIDENT UNACKNOWLEDGED", lambda i, now: i.unacknowledge(now)
+        )
+
+    @post("/{incident_id:str}/resolve", status_code=200, summary="Resolve")
+    async def resolve(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        return await self._change(request, repo, incident_id, "INCIDENT RESOLVED", lambda i, now: i.resolve(now))
+
+    @post("/{incident_id:str}/reopen", status_code=200, summary="Reopen a resolved incident")
+    async def reopen(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        return await self._change(request, repo, incident_id, "INCIDENT REOPENED", lambda i, now: i.reopen(now))
+
+    @post("/{incident_id:str}/comments", status_code=200, summary="Add a comment")
+    async def add_comment(
+        self, request: Request[Any, Any, Any], incident_id: str, data: AddComment, repo: IncidentRepository
+    ) -> Response[Any]:
+        return await self._change(request, repo, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now))
+
+    async def _change(
+        self,
+        request: Request[Any, Any, Any],
+        repo: IncidentRepository,
+        raw_id: str,
+        status: str,
+        mutate: Callable[[Incident, Any], None],
+    ) -> Response[Any]:
+        incident_id = params.incident_id(raw_id)
+        expected = params.if_match(request)
+        origin = params.origin(request)
+
+        async def write(claim: IdempotencyClaim | None) -> Incident:
+            return await repo.change(
+                incident_id, lambda i: mutate(i, utcnow()), origin, expected_version=expected, claim=claim
+            )
+
+        def render(_: Incident) -> StoredResponse:
+            return _json(200, StatusResponse(status=status))
+
+        if request.method != "POST":
+            incident = await write(None)
+            result = render(incident)
+            return Response(result.body, status_code=200, media_type=JSON, headers={"ETag": f'"{incident.version}"'})
+        return await _idempotent(request, repo, render, write)
+
+

@@ -1,0 +1,66 @@
+"""Parsing of path, query and header values into domain values, with 400s that say what is wrong."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from litestar import Request
+
+from services.api.errors import BadRequest
+from services.api.events import Origin
+
+MAX_ID = 2**63 - 1
+
+
+def incident_id(raw: str) -> int:
+    if not raw.isdigit() or not raw.isascii():
+        raise BadRequest("incident id must be a positive integer")
+    value = int(raw)
+    if value < 1 or value > MAX_ID:
+        raise BadRequest("incident id is out of range")
+    return value
+
+
+def if_match(request: Request[Any, Any, Any]) -> int | None:
+    raw = request.headers.get("if-match")
+    if raw is None:
+        return None
+    raw = raw.strip().removeprefix("W/").strip('"')
+    if not raw.isdigit():
+        raise BadRequest('If-Match must be an incident version, e.g. "3"')
+    return int(raw)
+
+
+def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key.strip() or len(key) > 255 or not key.isprintable():
+        raise BadRequest("Idempotency-Key must be 1 to 255 printable characters")
+    return key
+
+
+def origin(request: Request[Any, Any, Any]) -> Origin:
+    state = request.scope.get("state", {})
+    return Origin(
+        actor=state.get("actor", "anonymous"),
+        request_id=state.get("request_id"),
+        traceparent=state.get("traceparent"),
+    )
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise BadRequest("cursor is not valid") from None
+    prefix, _, value = decoded.partition(":")
+    if prefix != "id" or not value.isdigit() or not 0 < int(value) <= MAX_ID:
+        raise BadRequest("cursor is not valid")
+    return int(value)

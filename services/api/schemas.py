@@ -1,0 +1,103 @@
+"""Request and response bodies of the HTTP API (msgspec structs; OpenAPI is generated from them)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from services.api.domain import Acknowledged, Incident, IncidentUpdate, Status
+
+
+class Body(msgspec.Struct, forbid_unknown_fields=True):
+    """Base of request bodies: unknown fields are a 400, not silently ignored."""
+
+
+class CreateIncident(Body):
+    message: str
+
+
+class UpdateIncident(Body, omit_defaults=True):
+    message: str | msgspec.UnsetType = msgspec.UNSET
+    acknowledged: Literal["yes", "no"] | msgspec.UnsetType = msgspec.UNSET
+    status: Literal["resolved", "unresolved"] | msgspec.UnsetType = msgspec.UNSET
+    comments: str | list[str] | msgspec.UnsetType = msgspec.UNSET
+    comment: str | list[str] | msgspec.UnsetType = msgspec.UNSET
+    """A synonym of `comments`."""
+
+    def to_domain(self) -> IncidentUpdate:
+        comments: list[str] = []
+        for value in (self.comments, self.comment):
+            if isinstance(value, str):
+                comments.append(value)
+            elif isinstance(value, list):
+                comments.extend(value)
+        return IncidentUpdate(
+            message=self.message if isinstance(self.message, str) else None,
+            acknowledged=Acknowledged(self.acknowledged) if isinstance(self.acknowledged, str) else None,
+            status=Status(self.status) if isinstance(self.status, str) else None,
+            comments=tuple(comments),
+        )
+
+
+class AddComment(Body):
+    comment: str
+
+
+class SetSubscriptions(Body):
+    events: list[str]
+    start: str | None = None
+    """Only for a new subscriber or to replay: `now` (default), `all`, or an RFC 3339 time."""
+
+
+class StatusResponse(msgspec.Struct):
+    status: str
+
+
+class Created(msgspec.Struct):
+    status: str
+    id: str = msgspec.field(name="ID")
+
+
+class ErrorResponse(msgspec.Struct):
+    status: str
+    error: str
+
+
+class Link(msgspec.Struct):
+    system: str
+    id: str
+    url: str | None = None
+
+
+class IncidentView(msgspec.Struct, omit_defaults=True):
+    status: str
+    acknowledged: str
+    message: str
+    comments: list[str]
+    id: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    links: list[Link] = []
+
+    @classmethod
+    def of(cls, incident: Incident, links: list[Link] | None = None) -> IncidentView:
+        assert incident.id is not None and incident.created_at and incident.updated_at
+        return cls(
+            status=incident.status.value,
+            acknowledged=incident.acknowledged.value,
+            message=incident.message,
+            comments=list(incident.comments),
+            id=incident.id,
+            version=incident.version,
+            created_at=incident.created_at,
+            updated_at=incident.updated_at,
+            links=links or [],
+        )
+
+
+class IncidentPage(msgspec.Struct):
+    items: list[IncidentView]
+    next_cursor: str | None
