@@ -13,6 +13,8 @@ SUBJECT_PREFIX = "incident."
 SOURCE = "/incidents/api"
 MSG_ID_HEADER = "Nats-Msg-Id"
 REDRIVE_HEADER = "Incidents-Redrive-For"
+REQUEST_ID_HEADER = "Incidents-Request-Id"
+TRACEPARENT_HEADER = "traceparent"
 
 
 class EventType(enum.StrEnum):

@@ -1,0 +1,71 @@
+"""Composition root: connect, ensure streams and consumers, serve the micro service until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+
+import nats.errors
+import structlog
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from services.eventhandler.deadletters import DeadLetters
+from services.eventhandler.metrics import Metrics
+from services.eventhandler.publishing import BatchPublisher, JetStreamPublisher
+from services.eventhandler.service import Endpoints, start_service
+from services.eventhandler.settings import Settings
+from services.eventhandler.streams import ensure_consumers, ensure_streams
+from services.eventhandler.subscriptions import Subscriptions, load_subscriptions
+from shared.events import STREAM
+from shared.health import HealthServer
+from shared.natsconn import connect
+
+log = structlog.get_logger(__name__)
+
+
+def readiness(nc: Client, js: JetStreamContext) -> Callable[[], Awaitable[bool]]:
+    """Ready: NATS connected and the INCIDENTS stream answers."""
+
+    async def ready() -> bool:
+        if not nc.is_connected:
+            return False
+        try:
+            await js.stream_info(STREAM)
+        except (nats.errors.Error, TimeoutError):
+            return False
+        return True
+
+    return ready
+
+
+async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
+    """Serve until `stop` is set; `started` is set once every endpoint answers."""
+    initial = load_subscriptions(settings.subscriptions_file)
+    metrics = Metrics()
+    async with AsyncExitStack() as stack:
+        nc = await connect(settings.nats, "eventhandler")
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        await ensure_streams(js, settings.stream_replicas)
+        await ensure_consumers(nc, js, initial)
+        deadletters = DeadLetters(js, metrics)
+        await deadletters.subscribe(nc)
+        endpoints = Endpoints(
+            BatchPublisher(JetStreamPublisher(js), metrics), Subscriptions(nc, js), deadletters
+        )
+        service = await start_service(nc, endpoints, metrics)
+        stack.push_async_callback(service.stop)
+        if settings.health_port is not None:
+            health = HealthServer(
+                settings.health_host, settings.health_port, readiness(nc, js), metrics.render
+            )
+            await health.start()
+            stack.push_async_callback(health.stop)
+        await nc.flush()
+        log.info("eventhandler started", service_id=service.id, workers=sorted(initial))
+        if started is not None:
+            started.set()
+        await stop.wait()
+        log.info("eventhandler stopping")

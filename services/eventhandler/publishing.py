@@ -1,0 +1,134 @@
+"""Store a batch of events on JetStream: one incident's events in order, different incidents at once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Protocol
+
+import msgspec
+import nats.errors
+import structlog
+from nats.js import JetStreamContext
+
+from services.eventhandler.metrics import Metrics
+from services.eventhandler.schemas import EventError, PublishReply
+from shared.events import (
+    MSG_ID_HEADER,
+    REQUEST_ID_HEADER,
+    STREAM,
+    TRACEPARENT_HEADER,
+    CloudEvent,
+    decode_event,
+    encode_event,
+)
+
+log = structlog.get_logger(__name__)
+
+# What a failed store raises: nats and JetStream errors, and our deadline running out.
+PUBLISH_ERRORS = (nats.errors.Error, TimeoutError)
+
+
+class Publisher(Protocol):
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
+        """Store one message and return True if JetStream already had its Nats-Msg-Id."""
+        ...
+
+
+class JetStreamPublisher:
+    def __init__(self, js: JetStreamContext) -> None:
+        self._js = js
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
+        # publish_async pipelines on one reply subscription; the caller's deadline bounds the wait.
+        ack = await (await self._js.publish_async(subject, payload, headers=headers, stream=STREAM))
+        return bool(ack.duplicate)
+
+
+class _IdOnly(msgspec.Struct):
+    id: str = ""
+
+
+def event_headers(event: CloudEvent) -> dict[str, str]:
+    headers = {MSG_ID_HEADER: event.id}
+    if event.requestid:
+        headers[REQUEST_ID_HEADER] = event.requestid
+    if event.traceparent:
+        headers[TRACEPARENT_HEADER] = event.traceparent
+    return headers
+
+
+class BatchPublisher:
+    """Validates a batch and stores it; replies only with what JetStream acknowledged."""
+
+    def __init__(self, publisher: Publisher, metrics: Metrics, *, timeout: float = 5.0) -> None:
+        self._publisher = publisher
+        self._metrics = metrics
+        self._timeout = timeout
+
+    async def publish(self, raws: Sequence[bytes | msgspec.Raw]) -> PublishReply:
+        rejected: list[EventError] = []
+        order: list[str] = []
+        chains: dict[str, list[CloudEvent]] = {}
+        for index, raw in enumerate(raws):
+            try:
+                event = decode_event(raw)
+            except ValueError as exc:  # msgspec.DecodeError/ValidationError and unknown types
+                rejected.append(EventError(id=_event_id(raw), error=f"event #{index}: {exc}"))
+                log.warning("event rejected", event_id=_event_id(raw), error=str(exc))
+                continue
+            order.append(event.id)
+            chains.setdefault(event.subject, []).append(event)
+        self._metrics.inc("eventhandler_events_rejected_total", len(rejected))
+        deadline = asyncio.get_running_loop().time() + self._timeout
+        outcomes = await asyncio.gather(*(self._chain(chain, deadline) for chain in chains.values()))
+        stored: set[str] = set()
+        failed: list[EventError] = []
+        for chain_stored, chain_failed in outcomes:
+            stored.update(chain_stored)
+            failed += chain_failed
+        return PublishReply(
+            stored=[i for i in dict.fromkeys(order) if i in stored], failed=failed, rejected=rejected
+        )
+
+    async def _chain(self, events: list[CloudEvent], deadline: float) -> tuple[list[str], list[EventError]]:
+        """One incident's events, each acknowledged before the next: a failure never reorders them."""
+        stored: list[str] = []
+        for position, event in enumerate(events):
+            try:
+                async with asyncio.timeout_at(deadline):
+                    duplicate = await self._publisher.publish(
+                        event.type, encode_event(event), event_headers(event)
+                    )
+            except PUBLISH_ERRORS as exc:
+                return stored, self._failed(events, position, exc)
+            stored.append(event.id)
+            self._metrics.inc("eventhandler_events_published_total", type=event.type)
+            if duplicate:
+                self._metrics.inc("eventhandler_events_duplicate_total", type=event.type)
+        return stored, []
+
+    def _failed(self, events: list[CloudEvent], position: int, exc: BaseException) -> list[EventError]:
+        event = events[position]
+        error = "timed out waiting for JetStream" if isinstance(exc, TimeoutError) else str(exc) or repr(exc)
+        log.warning(
+            "event not stored",
+            event_id=event.id,
+            incident_id=event.subject,
+            request_id=event.requestid,
+            error=error,
+            skipped=len(events) - position - 1,
+        )
+        skipped = f"not attempted: earlier event {event.id} of incident {event.subject} failed"
+        failed = [EventError(id=event.id, error=error)]
+        failed += [EventError(id=later.id, error=skipped) for later in events[position + 1 :]]
+        for item in events[position:]:
+            self._metrics.inc("eventhandler_publish_failures_total", type=item.type)
+        return failed
+
+
+def _event_id(raw: bytes | msgspec.Raw) -> str:
+    try:
+        return msgspec.json.decode(raw, type=_IdOnly).id
+    except msgspec.DecodeError:
+        return ""
