@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import re
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    DiscardPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+)
 
 from shared.events import ALL_SUBJECTS, STREAM, SUBJECT_PREFIX
 
@@ -79,3 +87,21 @@ def worker_filter_subjects(subjects: list[str]) -> list[str]:
 
 def subscriptions_from_filters(filters: list[str] | None) -> list[str]:
     return sorted(s for s in (filters or []) if s != NO_EVENTS_SUBJECT)
+
+
+def worker_consumer_config(
+    worker: str,
+    subjects: list[str],
+    *,
+    ack_wait: float = ACK_WAIT_SECONDS,
+    max_deliver: int = MAX_DELIVER,
+) -> ConsumerConfig:
+    """The durable pull consumer a worker reads: named after it, filtered to its subscriptions."""
+    return ConsumerConfig(
+        durable_name=worker,
+        filter_subjects=worker_filter_subjects(subjects),
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+    )

@@ -1,0 +1,1 @@
+"""Workers: copy incident events from JetStream into Jira, Slack and Zendesk."""

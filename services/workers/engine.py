@@ -1,0 +1,182 @@
+"""State-based sync shared by every outside system: diff the event's snapshot against the record."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import msgspec
+import structlog
+
+from services.workers.base import SyncContext
+from services.workers.errors import RetryableError
+from services.workers.records import (
+    ExternalRef,
+    IncidentRecord,
+    Pending,
+    comment_tag,
+    note_tag,
+)
+from shared.events import CloudEvent, EventType, IncidentSnapshot
+
+log = structlog.get_logger(__name__)
+replace = msgspec.structs.replace
+
+NOTE_TEXT = {
+    "updated": "Incident message changed: {message}",
+    "acknowledged": "Incident acknowledged.",
+    "unacknowledged": "Incident no longer acknowledged.",
+    "resolved": "Incident resolved.",
+    "reopened": "Incident reopened.",
+    "deleted": "Incident deleted.",
+}
+
+
+class ReconcilingWorker(ABC):
+    """A worker as a handful of outside operations; `sync` decides which to call, and guards repeats.
+
+    Calls unsafe to repeat (create, comment, note) are preceded by a pending marker saved in KV.
+    After a crash, the marker says what to look for before doing it again.
+    """
+
+    name: ClassVar[str]
+    note_kinds: ClassVar[frozenset[str]] = frozenset()
+    """Changes that also get a comment or thread reply (keys of NOTE_TEXT)."""
+    search_lag: float = 0.0
+    """Seconds a just-created object may stay invisible to `find`."""
+
+    @abstractmethod
+    async def find(self, incident: IncidentSnapshot) -> ExternalRef | None:
+        """The object tagged with this incident, if one exists."""
+
+    @abstractmethod
+    async def create(self, incident: IncidentSnapshot) -> ExternalRef:
+        """Create the object from the snapshot, tagged so that `find` finds it."""
+
+    @abstractmethod
+    async def post(self, ref: ExternalRef, text: str, tag: str) -> None:
+        """Add a comment (or thread reply) whose text carries `tag`."""
+
+    @abstractmethod
+    async def has_post(self, ref: ExternalRef, tag: str) -> bool:
+        """Whether a comment carrying `tag` is already there."""
+
+    async def update_message(self, ref: ExternalRef, incident: IncidentSnapshot) -> None:
+        """Show the new message (must be safe to repeat)."""
+        return None
+
+    async def set_status(self, ref: ExternalRef, status: str) -> None:
+        """Move to "resolved" or "unresolved" (must be safe to repeat)."""
+        return None
+
+    async def close(self, ref: ExternalRef) -> None:
+        """Close for good after the incident was deleted (must be safe to repeat)."""
+        return None
+
+    async def refresh(self, ref: ExternalRef, incident: IncidentSnapshot, record: IncidentRecord) -> None:
+        """Show the current state after a change (must be safe to repeat)."""
+        return None
+
+    async def sync(self, event: CloudEvent, record: IncidentRecord, ctx: SyncContext) -> IncidentRecord:
+        incident = event.data.incident
+        deleting = event.event_type is EventType.DELETED
+        if record.deleted:
+            return record
+        record = await self._recover(record)
+        careful = False
+        if record.ref is None:
+            record, careful = await self._find_or_create(incident, record, ctx, deleting)
+            if record.ref is None:
+                return record
+        before = record
+        version = event.incidentversion
+        ref = record.ref
+        if incident.message != record.message:
+            text = NOTE_TEXT["updated"].format(message=incident.message)
+            record = await self._note(ctx, record, version, "updated", text, careful)
+            await self.update_message(ref, incident)
+            record = replace(record, message=incident.message)
+        if incident.acknowledged != (record.acknowledged or "no"):
+            kind = "acknowledged" if incident.acknowledged == "yes" else "unacknowledged"
+            record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
+            record = replace(record, acknowledged=incident.acknowledged)
+        for position in range(record.comments_synced + 1, len(incident.comments) + 1):
+            record = await self._comment(ctx, record, position, incident.comments[position - 1], careful)
+        if incident.status != (record.status or "unresolved"):
+            kind = "resolved" if incident.status == "resolved" else "reopened"
+            record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
+            await self.set_status(ref, incident.status)
+            record = replace(record, status=incident.status)
+        if deleting:
+            record = await self._note(ctx, record, version, "deleted", NOTE_TEXT["deleted"], careful)
+            await self.close(ref)
+            record = replace(record, deleted=True)
+        if record != before:
+            await self.refresh(ref, incident, record)
+        return record
+
+    async def _recover(self, record: IncidentRecord) -> IncidentRecord:
+        """Settle a post left pending by a crash: did it reach the outside system or not?"""
+        pending = record.pending
+        if pending is None or pending.op == "create":
+            return record
+        if record.ref is not None and pending.tag is not None and await self.has_post(record.ref, pending.tag):
+            log.info("pending post found outside", tag=pending.tag)
+            if pending.op == "comment" and pending.index is not None:
+                record = replace(record, comments_synced=max(record.comments_synced, pending.index))
+            else:
+                record = replace(record, posted=[*record.posted, pending.tag])
+        return replace(record, pending=None)
+
+    async def _find_or_create(
+        self, incident: IncidentSnapshot, record: IncidentRecord, ctx: SyncContext, deleting: bool
+    ) -> tuple[IncidentRecord, bool]:
+        ref = await self.find(incident)
+        pending = record.pending
+        if ref is None and pending is not None and pending.op == "create":
+            waited = time.time() - pending.since
+            if waited < self.search_lag:
+                # We may have created it just before a crash, and search doesn't show it yet.
+                delay = min(self.search_lag - waited, max(1.0, self.search_lag / 4))
+                raise RetryableError("an earlier create may not be searchable yet", delay=delay)
+        if ref is None and deleting:
+            log.info("incident deleted before anything was created outside")
+            return replace(record, pending=None, deleted=True), False
+        found = ref is not None
+        if ref is None:
+            record = await ctx.save(replace(record, pending=Pending(op="create", since=time.time())))
+            ref = await self.create(incident)
+            log.info("created outside", ref=msgspec.to_builtins(ref))
+        else:
+            log.info("found existing outside object", ref=msgspec.to_builtins(ref))
+        # What a new object shows; the diff in `sync` pushes the rest of the snapshot.
+        record = replace(
+            record, ref=ref, pending=None, message=incident.message, status="unresolved", acknowledged="no"
+        )
+        return await ctx.save(record), found
+
+    async def _note(
+        self, ctx: SyncContext, record: IncidentRecord, version: int, kind: str, text: str, careful: bool
+    ) -> IncidentRecord:
+        ref = record.ref
+        if kind not in self.note_kinds or ref is None:
+            return record
+        tag = note_tag(record.incident_id, version, kind)
+        if tag in record.posted or (careful and await self.has_post(ref, tag)):
+            return replace(record, posted=sorted({*record.posted, tag}))
+        record = await ctx.save(replace(record, pending=Pending(op="note", since=time.time(), tag=tag)))
+        await self.post(ref, text, tag)
+        return replace(record, pending=None, posted=[*record.posted, tag])
+
+    async def _comment(
+        self, ctx: SyncContext, record: IncidentRecord, position: int, text: str, careful: bool
+    ) -> IncidentRecord:
+        ref = record.ref
+        assert ref is not None
+        tag = comment_tag(record.incident_id, position)
+        if not (careful and await self.has_post(ref, tag)):
+            pending = Pending(op="comment", since=time.time(), tag=tag, index=position)
+            record = await ctx.save(replace(record, pending=pending))
+            await self.post(ref, text, tag)
+        return replace(record, pending=None, comments_synced=position)

@@ -1,0 +1,33 @@
+"""Failures a worker raises, so the runner can choose between ack, nak-with-delay and term.
+
+    WorkerError
+    ├── RetryableError      5xx, timeouts, connection errors, a lease held too long: nak with backoff
+    │   └── RateLimited     429 with Retry-After: nak after `retry_after` seconds
+    └── PermanentError      other 4xx, an event that can't be decoded or applied: term
+"""
+
+from __future__ import annotations
+
+
+class WorkerError(Exception):
+    """Base of every failure a worker reports on purpose."""
+
+
+class RetryableError(WorkerError):
+    """Try again later; `delay` (seconds) overrides the runner's backoff when set."""
+
+    def __init__(self, message: str, *, delay: float | None = None) -> None:
+        super().__init__(message)
+        self.delay = delay
+
+
+class RateLimited(RetryableError):
+    """The outside system asked us to wait `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message, delay=retry_after)
+        self.retry_after = retry_after
+
+
+class PermanentError(WorkerError):
+    """Retrying can't help: the event goes to the dead letters."""

@@ -1,0 +1,127 @@
+"""The one seam through which workers call outside systems: error mapping, and dry runs that only log."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import structlog
+
+from services.workers.errors import PermanentError, RateLimited, RetryableError
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_RETRY_AFTER = 10.0
+MAX_RETRY_AFTER = 3600.0
+
+
+@dataclass(frozen=True)
+class Request:
+    """One outside call, as built by a vendor module; `path` is relative to the vendor's base URL."""
+
+    method: str
+    path: str
+    json: Any = None
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+DryResponder = Callable[[Request], Any]
+Classifier = Callable[[httpx.Response], Exception | None]
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return DEFAULT_RETRY_AFTER
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return DEFAULT_RETRY_AFTER
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def raise_for_status(vendor: str, response: httpx.Response) -> None:
+    """429 → RateLimited, 5xx → RetryableError, other 4xx → PermanentError."""
+    status = response.status_code
+    if status < 400:
+        return
+    what = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {response.text[:500]}"
+    if status == 429:
+        raise RateLimited(what, parse_retry_after(response.headers.get("Retry-After")))
+    if status >= 500:
+        raise RetryableError(what)
+    raise PermanentError(what)
+
+
+class VendorHttp:
+    """Sends `Request`s to one vendor with its auth, or, in a dry run, logs them and fakes the answer."""
+
+    def __init__(
+        self,
+        vendor: str,
+        client: httpx.AsyncClient,
+        base_url: str,
+        *,
+        auth: httpx.Auth | None = None,
+        headers: Mapping[str, str] | None = None,
+        dry_run: DryResponder | None = None,
+        classify: Classifier | None = None,
+    ) -> None:
+        self.vendor = vendor
+        self.client = client
+        self.base_url = base_url.rstrip("/")
+        self._auth = auth
+        self._headers = dict(headers or {})
+        self._dry_run = dry_run
+        self._classify = classify
+
+    @property
+    def dry_run(self) -> bool:
+        return self._dry_run is not None
+
+    def url(self, request: Request) -> httpx.URL:
+        return httpx.URL(self.base_url + request.path, params=dict(request.params) or None)
+
+    async def send(self, request: Request) -> httpx.Response:
+        """The response for a 2xx; raises the mapped WorkerError otherwise."""
+        if self._dry_run is not None:
+            log.info(
+                "dry run: request not sent",
+                vendor=self.vendor, method=request.method, url=str(self.url(request)), json=request.json,
+            )
+            return httpx.Response(200, json=self._dry_run(request))
+        try:
+            response = await self.client.request(
+                request.method,
+                self.url(request),
+                json=request.json,
+                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
+                headers=self._headers,
+            )
+        except httpx.TimeoutException as exc:
+            raise RetryableError(f"{self.vendor} {request.method} {request.path}: timeout ({exc!r})") from exc
+        except httpx.TransportError as exc:
+            raise RetryableError(f"{self.vendor} {request.method} {request.path}: {exc!r}") from exc
+        if self._classify is not None and (error := self._classify(response)) is not None:
+            raise error
+        raise_for_status(self.vendor, response)
+        return response
+
+    async def json(self, request: Request) -> Any:
+        """Send and decode the JSON body (None for an empty one)."""
+        response = await self.send(request)
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            # A 2xx that isn't JSON comes from a proxy or a maintenance page, not the API.
+            raise RetryableError(f"{self.vendor} {request.path}: non-JSON 2xx response") from exc

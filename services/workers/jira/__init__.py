@@ -1,0 +1,1 @@
+"""Jira Cloud worker: one issue per incident, labelled `incident-<id>`."""

@@ -1,0 +1,110 @@
+"""Per-incident exclusivity across replicas: a lease inside the record, taken and kept by CAS writes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import structlog
+
+from services.workers.errors import RetryableError
+from services.workers.records import (
+    IncidentRecord,
+    applied,
+    is_stale,
+    lease_blocks,
+    with_lease,
+    without_lease,
+)
+from services.workers.store import Conflict, RecordStore
+
+log = structlog.get_logger(__name__)
+
+LEASE_POLL_SECONDS = 0.2
+
+
+class LeaseBusy(RetryableError):
+    """Another live replica kept the incident's lease longer than we were willing to wait."""
+
+
+class LeaseKeeper:
+    """Holds one incident's lease for one event; the SyncContext a worker saves progress through."""
+
+    def __init__(
+        self,
+        store: RecordStore,
+        owner: str,
+        ttl: float,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll: float = LEASE_POLL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.owner = owner
+        self.ttl = ttl
+        self.clock = clock
+        self.poll = poll
+        self.record: IncidentRecord | None = None
+        self.revision = 0
+        self._lock = asyncio.Lock()
+
+    @property
+    def held(self) -> bool:
+        return self.record is not None and self.record.lease is not None
+
+    async def acquire(self, incident_id: int, incidentversion: int, wait: float) -> IncidentRecord | None:
+        """The record with our lease on it, or None when the event is already applied (stale)."""
+        deadline = time.monotonic() + wait
+        while True:
+            record, revision = await self.store.load(incident_id)
+            record = record or IncidentRecord(incident_id=incident_id)
+            if is_stale(record, incidentversion):
+                return None
+            if lease_blocks(record, self.owner, self.clock()):
+                if time.monotonic() >= deadline:
+                    raise LeaseBusy(f"incident {incident_id} is leased to {record.lease and record.lease.owner}")
+                # Waiting costs nothing; a nak would count towards MaxDeliver.
+                await asyncio.sleep(self.poll)
+                continue
+            leased = with_lease(record, self.owner, self.clock(), self.ttl)
+            try:
+                self.revision = await self.store.save(leased, revision)
+            except Conflict:
+                continue
+            self.record = leased
+            return leased
+
+    async def save(self, record: IncidentRecord) -> IncidentRecord:
+        """Persist progress under our lease, renewing it; RetryableError if the lease was lost."""
+        async with self._lock:
+            return await self._write(with_lease(record, self.owner, self.clock(), self.ttl))
+
+    async def renew(self) -> None:
+        async with self._lock:
+            if self.record is not None and self.record.lease is not None:
+                await self._write(with_lease(self.record, self.owner, self.clock(), self.ttl))
+
+    async def finish(self, record: IncidentRecord, incidentversion: int) -> None:
+        """The final write: the version is applied, nothing pending, lease released."""
+        async with self._lock:
+            await self._write(applied(record, incidentversion))
+
+    async def release(self) -> None:
+        """Give the lease back after a failure, keeping whatever progress was saved."""
+        async with self._lock:
+            if self.record is None or self.record.lease is None:
+                return
+            try:
+                await self._write(without_lease(self.record))
+            except RetryableError:
+                log.warning("lease already lost")
+
+    async def _write(self, record: IncidentRecord) -> IncidentRecord:
+        try:
+            self.revision = await self.store.save(record, self.revision)
+        except Conflict:
+            self.record = None
+            raise RetryableError(f"lost the lease on incident {record.incident_id}") from None
+        self.record = record
+        return record

@@ -1,0 +1,145 @@
+"""One message from fetch to settlement: lease, sync, record, then ack, nak with a delay, or term."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable
+
+import nats.errors
+import structlog
+from nats.aio.msg import Msg
+
+from services.workers.base import Worker
+from services.workers.errors import PermanentError, RetryableError
+from services.workers.lease import LeaseKeeper
+from services.workers.metrics import Outcome, WorkerMetrics
+from services.workers.settings import RunnerSettings
+from services.workers.store import RecordStore, error_record
+from shared.events import CloudEvent
+
+log = structlog.get_logger(__name__)
+
+# NATS trouble while settling or writing errors: the message is redelivered after AckWait anyway.
+_NATS_TROUBLE = (nats.errors.Error, TimeoutError)
+
+
+def backoff(deliveries: int, base: float, cap: float) -> float:
+    return float(min(cap, base * 2 ** max(deliveries - 1, 0)))
+
+
+class Processor:
+    def __init__(
+        self,
+        worker: Worker,
+        store: RecordStore,
+        settings: RunnerSettings,
+        metrics: WorkerMetrics,
+        owner: str,
+        max_deliver: int,
+    ) -> None:
+        self.worker = worker
+        self.store = store
+        self.settings = settings
+        self.metrics = metrics
+        self.owner = owner
+        self.max_deliver = max_deliver
+        self.active: set[LeaseKeeper] = set()
+
+    async def skip(self, msg: Msg, reason: str) -> Outcome:
+        log.info("event skipped", reason=reason)
+        await self._settle(msg.ack(), "ack")
+        self.metrics.observe(Outcome.SKIPPED, 0.0)
+        return Outcome.SKIPPED
+
+    async def reject(self, msg: Msg, error: str) -> Outcome:
+        """An event that can't be decoded: record why and terminate it."""
+        outcome = await self._fail(msg, error)
+        self.metrics.observe(outcome, 0.0)
+        return outcome
+
+    async def handle(self, msg: Msg, event: CloudEvent) -> Outcome:
+        started = time.monotonic()
+        with structlog.contextvars.bound_contextvars(
+            incident_id=event.incident_id, event_id=event.id, worker=self.worker.name,
+            incidentversion=event.incidentversion,
+        ):
+            keeper = LeaseKeeper(self.store, self.owner, self.settings.lease_ttl)
+            self.active.add(keeper)
+            try:
+                outcome = await self._apply(msg, event, keeper)
+            except asyncio.CancelledError:
+                await self._settle(msg.nak(), "nak")
+                raise
+            finally:
+                self.active.discard(keeper)
+            elapsed = time.monotonic() - started
+            self.metrics.observe(outcome, elapsed)
+            log.debug("event settled", outcome=outcome.value, seconds=round(elapsed, 4))
+            return outcome
+
+    async def _apply(self, msg: Msg, event: CloudEvent, keeper: LeaseKeeper) -> Outcome:
+        try:
+            record = await keeper.acquire(event.incident_id, event.incidentversion, self.settings.lease_wait)
+            if record is None:
+                log.info("stale event skipped")
+                await self._settle(msg.ack(), "ack")
+                return Outcome.SKIPPED
+            try:
+                record = await self.worker.sync(event, record, keeper)
+                await keeper.finish(record, event.incidentversion)
+            except BaseException:
+                with contextlib.suppress(*_NATS_TROUBLE):
+                    await keeper.release()
+                raise
+        except RetryableError as exc:
+            return await self._retry(msg, exc)
+        except PermanentError as exc:
+            return await self._fail(msg, str(exc))
+        except _NATS_TROUBLE as exc:
+            return await self._retry(msg, RetryableError(f"NATS: {exc!r}"))
+        except Exception as exc:
+            # A bug or an unexpected answer: redeliver with backoff so it ends in the dead letters.
+            log.exception("unexpected error while syncing")
+            return await self._retry(msg, RetryableError(f"unexpected {type(exc).__name__}: {exc}"))
+        await self._settle(msg.ack(), "ack")
+        log.info("event applied")
+        if msg.metadata.num_delivered > 1:
+            with contextlib.suppress(*_NATS_TROUBLE):
+                await self.store.clear_error(msg.metadata.sequence.stream)
+        return Outcome.PROCESSED
+
+    async def _retry(self, msg: Msg, exc: RetryableError) -> Outcome:
+        deliveries = msg.metadata.num_delivered
+        final = deliveries >= self.max_deliver
+        await self._write_error(msg, str(exc))
+        if final:
+            delay = 0.0
+        elif exc.delay is not None:
+            delay = exc.delay
+        else:
+            delay = backoff(deliveries, self.settings.retry_base, self.settings.retry_max)
+        log.warning("event will be redelivered", error=str(exc), deliveries=deliveries, delay=delay, final=final)
+        await self._settle(msg.nak(delay=delay), "nak")
+        return Outcome.DEAD_LETTERED if final else Outcome.RETRIED
+
+    async def _fail(self, msg: Msg, error: str) -> Outcome:
+        await self._write_error(msg, error)
+        log.error("event failed permanently", error=error, deliveries=msg.metadata.num_delivered)
+        await self._settle(msg.term(), "term")
+        return Outcome.FAILED
+
+    async def _write_error(self, msg: Msg, error: str) -> None:
+        meta = msg.metadata
+        record = error_record(error, self.worker.name, meta.num_delivered)
+        try:
+            await self.store.put_error(meta.sequence.stream, record)
+        except _NATS_TROUBLE as exc:
+            log.warning("could not record the error", error=repr(exc))
+
+    async def _settle(self, settlement: Awaitable[None], what: str) -> None:
+        try:
+            await settlement
+        except _NATS_TROUBLE as exc:
+            log.warning("could not settle message; it will be redelivered", settlement=what, error=repr(exc))

@@ -1,0 +1,74 @@
+"""Settings every worker process shares: NATS, health port, and the runner's knobs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from shared.config import ConfigError, env_float, env_int, env_str
+from shared.natsconn import NatsSettings
+
+# Probes come from the kubelet, not from loopback.
+DEFAULT_HEALTH_HOST = "0.0.0.0"  # noqa: S104
+
+
+class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
+    concurrency: int = 16
+    """WORKER_CONCURRENCY: incidents synced at the same time."""
+    fetch_batch: int = 100
+    """WORKER_FETCH_BATCH: messages asked for per pull request."""
+    fetch_timeout: float = 2.0
+    """WORKER_FETCH_TIMEOUT_SECONDS: how long one pull request waits for messages."""
+    lease_ttl: float = 30.0
+    """WORKER_LEASE_SECONDS: an incident's lease lasts this long unless renewed."""
+    lease_wait: float = 45.0
+    """WORKER_LEASE_WAIT_SECONDS: how long to wait for another replica's lease before a nak."""
+    retry_base: float = 2.0
+    """WORKER_RETRY_BASE_SECONDS: first redelivery delay; doubles with each delivery."""
+    retry_max: float = 300.0
+    """WORKER_RETRY_MAX_SECONDS: cap of the redelivery delay."""
+    shutdown_grace: float = 20.0
+    """WORKER_SHUTDOWN_GRACE_SECONDS: time to finish in-flight events on SIGTERM."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RunnerSettings:
+        d = cls()
+        return cls(
+            concurrency=env_int(env, "WORKER_CONCURRENCY", d.concurrency, minimum=1, maximum=1024),
+            fetch_batch=env_int(env, "WORKER_FETCH_BATCH", d.fetch_batch, minimum=1, maximum=1000),
+            fetch_timeout=env_float(env, "WORKER_FETCH_TIMEOUT_SECONDS", d.fetch_timeout, minimum=0.1),
+            lease_ttl=env_float(env, "WORKER_LEASE_SECONDS", d.lease_ttl, minimum=0.5),
+            lease_wait=env_float(env, "WORKER_LEASE_WAIT_SECONDS", d.lease_wait, minimum=0.0),
+            retry_base=env_float(env, "WORKER_RETRY_BASE_SECONDS", d.retry_base, minimum=0.0),
+            retry_max=env_float(env, "WORKER_RETRY_MAX_SECONDS", d.retry_max, minimum=0.0),
+            shutdown_grace=env_float(env, "WORKER_SHUTDOWN_GRACE_SECONDS", d.shutdown_grace, minimum=0.0),
+        )
+
+
+class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
+    nats: NatsSettings
+    runner: RunnerSettings
+    health_host: str = DEFAULT_HEALTH_HOST
+    """HEALTH_HOST"""
+    health_port: int | None = None
+    """HEALTH_PORT: unset means no health server."""
+    http_timeout: float = 10.0
+    """WORKER_HTTP_TIMEOUT_SECONDS: per request to an outside system."""
+    log_level: str = "INFO"
+    """LOG_LEVEL"""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
+        port = env_str(env, "HEALTH_PORT")
+        level = (env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        return cls(
+            nats=NatsSettings.from_env(env),
+            runner=RunnerSettings.from_env(env),
+            health_host=env_str(env, "HEALTH_HOST", DEFAULT_HEALTH_HOST) or DEFAULT_HEALTH_HOST,
+            health_port=None if port is None else env_int(env, "HEALTH_PORT", 0, maximum=65535),
+            http_timeout=env_float(env, "WORKER_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
+            log_level=level,
+        )

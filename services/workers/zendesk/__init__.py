@@ -1,0 +1,1 @@
+"""Zendesk worker: one ticket per incident, with external_id `incident-<id>`."""
