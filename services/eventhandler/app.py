@@ -52,15 +52,11 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         await ensure_consumers(nc, js, initial)
         deadletters = DeadLetters(js, metrics)
         await deadletters.subscribe(nc)
-        endpoints = Endpoints(
-            BatchPublisher(JetStreamPublisher(js), metrics), Subscriptions(nc, js), deadletters
-        )
+        endpoints = Endpoints(BatchPublisher(JetStreamPublisher(js), metrics), Subscriptions(nc, js), deadletters)
         service = await start_service(nc, endpoints, metrics)
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:
-            health = HealthServer(
-                settings.health_host, settings.health_port, readiness(nc, js), metrics.render
-            )
+            health = HealthServer(settings.health_host, settings.health_port, readiness(nc, js), metrics.render)
             await health.start()
             stack.push_async_callback(health.stop)
         await nc.flush()

@@ -45,8 +45,9 @@ class JetStreamPublisher:
         return bool(ack.duplicate)
 
 
-class _IdOnly(msgspec.Struct):
+class _Head(msgspec.Struct):
     id: str = ""
+    type: str = ""
 
 
 def event_headers(event: CloudEvent) -> dict[str, str]:
@@ -73,9 +74,11 @@ class BatchPublisher:
         for index, raw in enumerate(raws):
             try:
                 event = decode_event(raw)
-            except ValueError as exc:  # msgspec.DecodeError/ValidationError and unknown types
-                rejected.append(EventError(id=_event_id(raw), error=f"event #{index}: {exc}"))
-                log.warning("event rejected", event_id=_event_id(raw), error=str(exc))
+            except ValueError as exc:  # msgspec.DecodeError/ValidationError, or an unknown event type
+                head = _head(raw)
+                error = str(exc) if isinstance(exc, msgspec.DecodeError) else f"unknown event type: {head.type}"
+                rejected.append(EventError(id=head.id, error=f"event #{index}: {error}"))
+                log.warning("event rejected", event_id=head.id, error=error)
                 continue
             order.append(event.id)
             chains.setdefault(event.subject, []).append(event)
@@ -87,9 +90,7 @@ class BatchPublisher:
         for chain_stored, chain_failed in outcomes:
             stored.update(chain_stored)
             failed += chain_failed
-        return PublishReply(
-            stored=[i for i in dict.fromkeys(order) if i in stored], failed=failed, rejected=rejected
-        )
+        return PublishReply(stored=[i for i in dict.fromkeys(order) if i in stored], failed=failed, rejected=rejected)
 
     async def _chain(self, events: list[CloudEvent], deadline: float) -> tuple[list[str], list[EventError]]:
         """One incident's events, each acknowledged before the next: a failure never reorders them."""
@@ -97,9 +98,7 @@ class BatchPublisher:
         for position, event in enumerate(events):
             try:
                 async with asyncio.timeout_at(deadline):
-                    duplicate = await self._publisher.publish(
-                        event.type, encode_event(event), event_headers(event)
-                    )
+                    duplicate = await self._publisher.publish(event.type, encode_event(event), event_headers(event))
             except PUBLISH_ERRORS as exc:
                 return stored, self._failed(events, position, exc)
             stored.append(event.id)
@@ -127,8 +126,9 @@ class BatchPublisher:
         return failed
 
 
-def _event_id(raw: bytes | msgspec.Raw) -> str:
+def _head(raw: bytes | msgspec.Raw) -> _Head:
+    """The id and type of an event that failed validation, as far as they can be read."""
     try:
-        return msgspec.json.decode(raw, type=_IdOnly).id
+        return msgspec.json.decode(raw, type=_Head)
     except msgspec.DecodeError:
-        return ""
+        return _Head()

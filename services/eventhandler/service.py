@@ -62,9 +62,7 @@ def decode(data: bytes, type_: type[T]) -> T:
 class Endpoints:
     """The work behind each endpoint; bytes in, bytes out."""
 
-    def __init__(
-        self, publisher: BatchPublisher, subscriptions: Subscriptions, deadletters: DeadLetters
-    ) -> None:
+    def __init__(self, publisher: BatchPublisher, subscriptions: Subscriptions, deadletters: DeadLetters) -> None:
         self._publisher = publisher
         self._subscriptions = subscriptions
         self._deadletters = deadletters

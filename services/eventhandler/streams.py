@@ -67,14 +67,10 @@ def consumer_config(
     deliver: DeliverPolicy = DeliverPolicy.NEW,
     start: datetime | None = None,
 ) -> ConsumerConfig:
-    return dataclasses.replace(
-        worker_consumer_config(worker, subjects), deliver_policy=deliver, opt_start_time=start
-    )
+    return dataclasses.replace(worker_consumer_config(worker, subjects), deliver_policy=deliver, opt_start_time=start)
 
 
-async def create_consumer_if_missing(
-    nc: Client, js: JetStreamContext, worker: str, subjects: list[str]
-) -> bool:
+async def create_consumer_if_missing(nc: Client, js: JetStreamContext, worker: str, subjects: list[str]) -> bool:
     """Create the worker's consumer delivering new events only; False when it already existed."""
     try:
         await js.consumer_info(STREAM, worker)

@@ -37,9 +37,7 @@ def event_subject(name: str) -> str:
 
 def check_worker(name: str) -> str:
     if not WORKER_NAME.match(name):
-        raise RequestError(
-            f"bad worker name: {name!r} (a lower-case letter, then up to 31 of a-z, 0-9, '-' and '_')"
-        )
+        raise RequestError(f"bad worker name: {name!r} (a lower-case letter, then up to 31 of a-z, 0-9, '-' and '_')")
     return name
 
 
@@ -124,9 +122,7 @@ class Subscriptions:
             await put_consumer(self._nc, updated, "update")
             return
 
-    async def _recreate(
-        self, worker: str, subjects: list[str], deliver: DeliverPolicy, start: datetime | None
-    ) -> None:
+    async def _recreate(self, worker: str, subjects: list[str], deliver: DeliverPolicy, start: datetime | None) -> None:
         try:
             await self._js.delete_consumer(STREAM, worker)
         except NotFoundError:
