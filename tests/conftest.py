@@ -1,7 +1,8 @@
-"""Fixtures shared by every tier: a real nats-server per test, temp dirs, the database backends."""
+"""Fixtures shared by every tier: a real nats-server per test, and the two database backends."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from tests.support.database import migrate, new_mysql_database, sqlite_url
+from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
 
 
@@ -28,3 +31,47 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
         yield client
     finally:
         await client.drain()
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
+    """One MariaDB server for the session (never skipped: a missing server fails the run)."""
+    server = MariaDB(tmp_path_factory.mktemp("mariadb")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A freshly migrated database, once on SQLite and once on MariaDB."""
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path)
+    else:
+        server: MariaDB = request.getfixturevalue("mariadb")
+        url = new_mysql_database(server.admin_url, server.sql)
+    migrate(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_database_url(tmp_path: Path) -> str:
+    url = sqlite_url(tmp_path)
+    migrate(url)
+    return url
+
+
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI a skipped test is a failure: it proves nothing."""
+    if os.environ.get("CI") and _skipped:
+        print(f"\nCI: {len(_skipped)} tests were skipped, which counts as a failure: {_skipped[:10]}")
+        session.exitstatus = 1

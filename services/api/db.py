@@ -10,19 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from asyncmy.errors import IntegrityError as MySQLIntegrityError
+from asyncmy.errors import InterfaceError as MySQLInterfaceError
+from asyncmy.errors import OperationalError as MySQLOperationalError
 from databases import Database
-
-try:  # asyncmy is optional at import time so SQLite-only installs still work.
-    from asyncmy.errors import IntegrityError as MySQLIntegrityError  # type: ignore[import-untyped]
-    from asyncmy.errors import OperationalError as MySQLOperationalError
-except ImportError:  # pragma: no cover
-    MySQLIntegrityError = sqlite3.IntegrityError
-    MySQLOperationalError = sqlite3.OperationalError
 
 DUPLICATE_KEY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, MySQLIntegrityError)
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.OperationalError,
     MySQLOperationalError,
+    MySQLInterfaceError,
     ConnectionError,
     OSError,
     asyncio.TimeoutError,

@@ -84,7 +84,9 @@ class NatsLink:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.drain(), 5)
 
-    async def request(self, subject: str, payload: bytes, timeout: float, headers: dict[str, str] | None = None) -> bytes:
+    async def request(
+        self, subject: str, payload: bytes, timeout: float, headers: dict[str, str] | None = None
+    ) -> bytes:
         if not self.connected or self.nc is None:
             raise EventHandlerUnavailable("NATS is not connected")
         try:

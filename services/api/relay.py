@@ -13,6 +13,8 @@ from services.api.outbox import OutboxStore
 
 log = structlog.get_logger(__name__)
 
+RETRY_LATER: tuple[type[BaseException], ...] = (EventHandlerUnavailable, EventHandlerError, *UNAVAILABLE_ERRORS)
+
 
 class OutboxRelay:
     def __init__(
@@ -43,7 +45,7 @@ class OutboxRelay:
             try:
                 more = await self.send_batch()
                 backoff = 0.0
-            except (EventHandlerUnavailable, EventHandlerError, *UNAVAILABLE_ERRORS) as exc:
+            except RETRY_LATER as exc:
                 backoff = min(max(0.1, backoff * 2), self.max_backoff)
                 log.warning("outbox relay will retry", error=str(exc) or type(exc).__name__, retry_in=backoff)
                 await _wait_any(stop, None, backoff)
@@ -53,7 +55,7 @@ class OutboxRelay:
 
     async def flush(self, timeout: float) -> None:
         """One last attempt at shutdown; what is left stays in the outbox for the next start."""
-        with contextlib.suppress(TimeoutError, EventHandlerUnavailable, EventHandlerError, *UNAVAILABLE_ERRORS):
+        with contextlib.suppress(TimeoutError, *RETRY_LATER):
             async with asyncio.timeout(timeout):
                 while await self.send_batch():
                     pass
@@ -68,7 +70,9 @@ class OutboxRelay:
             await claim.delivered({row.id for row in claim.rows if row.event_id in stored})
             self.delivered_total += len(stored)
         for rejected in reply.rejected:
-            log.error("event handler rejected an outbox event", event_id=rejected.get("id"), error=rejected.get("error"))
+            log.error(
+                "event handler rejected an outbox event", event_id=rejected.get("id"), error=rejected.get("error")
+            )
         if reply.failed or reply.rejected:
             raise EventHandlerUnavailable(f"{len(reply.failed) + len(reply.rejected)} events not stored yet")
         return len(claim.rows) >= self.batch_size

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -78,7 +78,7 @@ class IncidentRepository(Protocol):
         claim: IdempotencyClaim | None = None,
     ) -> Incident: ...
     async def get(self, incident_id: int) -> Incident | None: ...
-    async def list(self, query: ListFilter) -> list[Incident]: ...
+    async def list_incidents(self, query: ListFilter) -> list[Incident]: ...
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None: ...
 
 
@@ -157,7 +157,7 @@ class SqlIncidentRepository:
         async with self.db.session():
             return await self._load(incident_id)
 
-    async def list(self, query: ListFilter) -> list[Incident]:
+    async def list_incidents(self, query: ListFilter) -> list[Incident]:
         stmt = sa.select(incidents).where(incidents.c.deleted_at.is_(None))
         if query.status is not None:
             stmt = stmt.where(incidents.c.status == query.status.value)
@@ -172,9 +172,7 @@ class SqlIncidentRepository:
         return [_incident(row, comments.get(int(row["id"]), [])) for row in rows]
 
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None:
-        row = await self.db.database.fetch_one(
-            sa.select(idempotency_keys).where(idempotency_keys.c.key == key)
-        )
+        row = await self.db.database.fetch_one(sa.select(idempotency_keys).where(idempotency_keys.c.key == key))
         if row is None:
             return None
         if row["fingerprint"] != fingerprint:
@@ -233,7 +231,9 @@ class SqlIncidentRepository:
         for position, body in enumerate(incident.comments[first_comment:], start=first_comment):
             await database.execute(
                 incident_comments.insert().values(
-                    incident_id=incident.id, position=position, body=body,
+                    incident_id=incident.id,
+                    position=position,
+                    body=body,
                     created_at=to_micros(incident.updated_at or incident.created_at),
                 )
             )
@@ -242,9 +242,15 @@ class SqlIncidentRepository:
             at = to_micros(change.at)
             event_row_id = await database.execute(
                 incident_events.insert().values(
-                    event_id=event.id, incident_id=incident.id, version=change.version,
-                    type=change.type.value, actor=origin.actor[:128], request_id=origin.request_id,
-                    comment=change.comment, payload=encode_event(event).decode(), created_at=at,
+                    event_id=event.id,
+                    incident_id=incident.id,
+                    version=change.version,
+                    type=change.type.value,
+                    actor=origin.actor[:128],
+                    request_id=origin.request_id,
+                    comment=change.comment,
+                    payload=encode_event(event).decode(),
+                    created_at=at,
                 )
             )
             await database.execute(
@@ -257,8 +263,11 @@ class SqlIncidentRepository:
         response = claim.render(incident)
         await self.db.database.execute(
             idempotency_keys.insert().values(
-                key=claim.key, fingerprint=claim.fingerprint, status_code=response.status_code,
-                response=response.body.decode(), created_at=to_micros(incident.updated_at or utcnow()),
+                key=claim.key,
+                fingerprint=claim.fingerprint,
+                status_code=response.status_code,
+                response=response.body.decode(),
+                created_at=to_micros(incident.updated_at or utcnow()),
             )
         )
 
@@ -267,10 +276,7 @@ class _Stale(Exception):
     """The version check of an UPDATE matched no row: reload and try again."""
 
 
-
-
-
-def _incident(row: Mapping[str, Any], comments: list[str]) -> Incident:
+def _incident(row: Any, comments: list[str]) -> Incident:
     return Incident(
         id=int(row["id"]),
         message=str(row["message"]),

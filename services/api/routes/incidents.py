@@ -11,6 +11,14 @@ from litestar.params import Parameter
 
 from services.api.domain import Acknowledged, Incident, Status
 from services.api.errors import BadRequest, error_response
+from services.api.repository import (
+    IdempotencyClaim,
+    IncidentRepository,
+    ListFilter,
+    Replayed,
+    StoredResponse,
+    fingerprint,
+)
 from services.api.routes import params
 from services.api.schemas import (
     AddComment,
@@ -20,15 +28,6 @@ from services.api.schemas import (
     IncidentView,
     StatusResponse,
     UpdateIncident,
-)
-from services.api.repository import (
-    IdempotencyClaim,
-    IncidentRepository,
-    ListFilter,
-    NotFound,
-    Replayed,
-    StoredResponse,
-    fingerprint,
 )
 from shared.events import utcnow
 
@@ -40,7 +39,9 @@ def _json(status: int, body: Any) -> StoredResponse:
 
 
 def _replay(stored: StoredResponse) -> Response[bytes]:
-    return Response(stored.body, status_code=stored.status_code, media_type=JSON, headers={"Idempotent-Replayed": "true"})
+    return Response(
+        stored.body, status_code=stored.status_code, media_type=JSON, headers={"Idempotent-Replayed": "true"}
+    )
 
 
 async def _idempotent(
@@ -66,8 +67,9 @@ async def _idempotent(
         assert stored is not None
         return _replay(stored)
     result = render(incident)
-    return Response(result.body, status_code=result.status_code, media_type=JSON,
-                    headers={"ETag": f'"{incident.version}"'})
+    return Response(
+        result.body, status_code=result.status_code, media_type=JSON, headers={"ETag": f'"{incident.version}"'}
+    )
 
 
 class IncidentController(Controller):
@@ -75,7 +77,9 @@ class IncidentController(Controller):
     tags = ["incidents"]
 
     @post("/", status_code=200, summary="Create an incident")
-    async def create(self, request: Request[Any, Any, Any], data: CreateIncident, repo: IncidentRepository) -> Response[Any]:
+    async def create(
+        self, request: Request[Any, Any, Any], data: CreateIncident, repo: IncidentRepository
+    ) -> Response[Any]:
         incident = Incident.open(data.message, utcnow())
         origin = params.origin(request)
 
@@ -99,7 +103,7 @@ class IncidentController(Controller):
         except ValueError:
             raise BadRequest("status must be unresolved or resolved; acknowledged must be yes or no") from None
         before = params.decode_cursor(cursor) if cursor else None
-        found = await repo.list(ListFilter(status_filter, ack_filter, before, limit + 1))
+        found = await repo.list_incidents(ListFilter(status_filter, ack_filter, before, limit + 1))
         page = found[:limit]
         next_cursor = params.encode_cursor(page[-1].id) if len(found) > limit and page[-1].id else None
         return IncidentPage(items=[IncidentView.of(i) for i in page], next_cursor=next_cursor)
@@ -120,32 +124,46 @@ class IncidentController(Controller):
         return await self._change(request, repo, incident_id, "INCIDENT UPDATED", lambda i, now: i.apply(update, now))
 
     @delete("/{incident_id:str}", status_code=200, summary="Delete an incident")
-    async def remove(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+    async def remove(
+        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
+    ) -> Response[Any]:
         return await self._change(request, repo, incident_id, "INCIDENT DELETED", lambda i, now: i.delete(now))
 
     @post("/{incident_id:str}/acknowledge", status_code=200, summary="Acknowledge")
-    async def acknowledge(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
-        return await self._change(request, repo, incident_id, "INCIDENT ACKNOWLEDGED", lambda i, now: i.acknowledge(now))
+    async def acknowledge(
+        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
+    ) -> Response[Any]:
+        return await self._change(
+            request, repo, incident_id, "INCIDENT ACKNOWLEDGED", lambda i, now: i.acknowledge(now)
+        )
 
     @post("/{incident_id:str}/unacknowledge", status_code=200, summary="Take the acknowledgement back")
-    async def unacknowledge(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+    async def unacknowledge(
+        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
+    ) -> Response[Any]:
         return await self._change(
             request, repo, incident_id, "INCIDENT UNACKNOWLEDGED", lambda i, now: i.unacknowledge(now)
         )
 
     @post("/{incident_id:str}/resolve", status_code=200, summary="Resolve")
-    async def resolve(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+    async def resolve(
+        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
+    ) -> Response[Any]:
         return await self._change(request, repo, incident_id, "INCIDENT RESOLVED", lambda i, now: i.resolve(now))
 
     @post("/{incident_id:str}/reopen", status_code=200, summary="Reopen a resolved incident")
-    async def reopen(self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository) -> Response[Any]:
+    async def reopen(
+        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
+    ) -> Response[Any]:
         return await self._change(request, repo, incident_id, "INCIDENT REOPENED", lambda i, now: i.reopen(now))
 
     @post("/{incident_id:str}/comments", status_code=200, summary="Add a comment")
     async def add_comment(
         self, request: Request[Any, Any, Any], incident_id: str, data: AddComment, repo: IncidentRepository
     ) -> Response[Any]:
-        return await self._change(request, repo, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now))
+        return await self._change(
+            request, repo, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now)
+        )
 
     async def _change(
         self,
@@ -172,5 +190,3 @@ class IncidentController(Controller):
             result = render(incident)
             return Response(result.body, status_code=200, media_type=JSON, headers={"ETag": f'"{incident.version}"'})
         return await _idempotent(request, repo, render, write)
-
-
