@@ -6,10 +6,10 @@ import asyncio
 import os
 from logging.config import fileConfig
 
-from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from alembic import context
 from services.api.tables import metadata
 
 DEFAULT_URL = "sqlite+aiosqlite:///./var/incidents.db"

@@ -1,0 +1,162 @@
+"""`just dev`: the whole system in one terminal on embedded defaults; Ctrl-C stops all of it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[1]
+VAR = ROOT / "var"
+WORKERS = ("jira", "slack", "zendesk")
+COLOURS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m")
+RESET = "\033[0m"
+STOP_GRACE_SECONDS = 25
+
+
+def nats_address(url: str) -> tuple[str, int]:
+    first = urlparse(url.split(",")[0].strip())
+    return first.hostname or "127.0.0.1", first.port or 4222
+
+
+def answers(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.3):
+        return True
+    return False
+
+
+def nats_server_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    return str(candidate) if candidate.exists() else "nats-server"
+
+
+class Child:
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], colour: str) -> None:
+        self.name, self.argv, self.env, self.colour = name, argv, env, colour
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pump: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            env=self.env,
+            cwd=ROOT,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches only us; we stop the children in order
+        )
+        self.pump = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        prefix = f"{self.colour}{self.name:>13} |{RESET} " if sys.stdout.isatty() else f"{self.name:>13} | "
+        async for line in self.proc.stdout:
+            sys.stdout.write(prefix + line.decode(errors="replace"))
+            sys.stdout.flush()
+
+    async def stop(self) -> None:
+        if self.proc is None or self.proc.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.proc.wait(), STOP_GRACE_SECONDS)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.kill()
+            await self.proc.wait()
+        if self.pump is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.pump, 2)
+
+
+async def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("NATS_URL", "nats://127.0.0.1:4222")
+    env.setdefault("DATABASE_URL", "sqlite+aiosqlite:///./var/incidents.db")
+    env.setdefault("LOG_FORMAT", "console")
+    env["PYTHONUNBUFFERED"] = "1"
+    VAR.mkdir(exist_ok=True)
+    python = sys.executable
+    children: list[Child] = []
+    host, port = nats_address(env["NATS_URL"])
+    if answers(host, port):
+        print(f"dev: using the NATS server already answering on {host}:{port}")
+    else:
+        nats = Child(
+            "nats-server",
+            [
+                nats_server_binary(),
+                "-js",
+                "-a",
+                host,
+                "-p",
+                str(port),
+                "-sd",
+                str(VAR / "nats"),
+                "-m",
+                str(port + 4000),
+            ],
+            env,
+            COLOURS[0],
+        )
+        await nats.start()
+        children.append(nats)
+        for _ in range(100):
+            if answers(host, port):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            print("dev: nats-server did not start", file=sys.stderr)
+            await nats.stop()
+            return 1
+    migrate = await asyncio.create_subprocess_exec(python, "-m", "alembic", "upgrade", "head", env=env, cwd=ROOT)
+    if await migrate.wait() != 0:
+        for child in reversed(children):
+            await child.stop()
+        return 1
+    services = [
+        Child("api", [python, "-m", "services.api"], env, COLOURS[1]),
+        Child("eventhandler", [python, "-m", "services.eventhandler"], env | {"HEALTH_PORT": "8081"}, COLOURS[2]),
+    ]
+    for n, worker in enumerate(WORKERS):
+        worker_env = env | {"HEALTH_PORT": str(8082 + n)}
+        services.append(
+            Child(f"worker-{worker}", [python, "-m", "services.workers", worker], worker_env, COLOURS[3 + n])
+        )
+    for child in services:
+        await child.start()
+    children += services
+    print(
+        f"dev: API on http://{env.get('API_HOST', '127.0.0.1')}:{env.get('API_PORT', '8000')} — Ctrl-C stops everything"
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    exited = [asyncio.create_task(c.proc.wait()) for c in children if c.proc]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *exited], return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if stopper not in done:
+        crashed = [c.name for c in children if c.proc and c.proc.returncode is not None]
+        print(f"dev: {', '.join(crashed)} exited; stopping the rest", file=sys.stderr)
+        status = 1
+    print("dev: stopping…")
+    # Services first, in parallel, so they can drain; NATS last.
+    await asyncio.gather(*(c.stop() for c in children if c.name != "nats-server"))
+    for child in children:
+        if child.name == "nats-server":
+            await child.stop()
+    print("dev: stopped")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
