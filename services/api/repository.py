@@ -65,6 +65,17 @@ class ListFilter:
     limit: int = 50
 
 
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    time: int
+    type: str
+    version: int
+    actor: str
+    event_id: str
+    request_id: str | None
+    comment: str | None
+
+
 @runtime_checkable
 class IncidentRepository(Protocol):
     async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident: ...
@@ -80,6 +91,7 @@ class IncidentRepository(Protocol):
     async def get(self, incident_id: int) -> Incident | None: ...
     async def list_incidents(self, query: ListFilter) -> list[Incident]: ...
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None: ...
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
 
 
 def fingerprint(*parts: bytes | str) -> str:
@@ -178,6 +190,23 @@ class SqlIncidentRepository:
         if row["fingerprint"] != fingerprint:
             raise IdempotencyMismatch("Idempotency-Key was already used for a different request")
         return StoredResponse(int(row["status_code"]), str(row["response"]).encode())
+
+    async def timeline(self, incident_id: int) -> list[TimelineEntry]:
+        """The audit log: every change, kept after the outbox is pruned and after deletion."""
+        rows = await self.db.database.fetch_all(
+            sa.select(
+                incident_events.c.created_at,
+                incident_events.c.type,
+                incident_events.c.version,
+                incident_events.c.actor,
+                incident_events.c.event_id,
+                incident_events.c.request_id,
+                incident_events.c.comment,
+            )
+            .where(incident_events.c.incident_id == incident_id)
+            .order_by(incident_events.c.version)
+        )
+        return [TimelineEntry(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in rows]
 
     async def prune_idempotency_keys(self, older_than_micros: int) -> None:
         async with self.db.write():

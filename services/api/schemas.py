@@ -101,3 +101,18 @@ class IncidentView(msgspec.Struct, omit_defaults=True):
 class IncidentPage(msgspec.Struct):
     items: list[IncidentView]
     next_cursor: str | None
+
+
+class TimelineItem(msgspec.Struct, omit_defaults=True):
+    time: datetime
+    type: str
+    version: int
+    actor: str
+    event_id: str
+    request_id: str | None = None
+    comment: str | None = None
+
+
+class Timeline(msgspec.Struct):
+    incident_id: int
+    items: list[TimelineItem]

@@ -9,6 +9,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import Parameter
 
+from services.api.db import from_micros
 from services.api.domain import Acknowledged, Incident, Status
 from services.api.errors import BadRequest, error_response
 from services.api.repository import (
@@ -27,6 +28,8 @@ from services.api.schemas import (
     IncidentPage,
     IncidentView,
     StatusResponse,
+    Timeline,
+    TimelineItem,
     UpdateIncident,
 )
 from shared.events import utcnow
@@ -114,6 +117,26 @@ class IncidentController(Controller):
         if incident is None:
             return error_response(404, "incident not found")
         return Response(IncidentView.of(incident), headers={"ETag": f'"{incident.version}"'})
+
+    @get("/{incident_id:str}/timeline", summary="Every change of the incident, oldest first (kept after delete)")
+    async def timeline(self, incident_id: str, repo: IncidentRepository) -> Response[Any]:
+        wanted = params.incident_id(incident_id)
+        entries = await repo.timeline(wanted)
+        if not entries:
+            return error_response(404, "incident not found")
+        items = [
+            TimelineItem(
+                time=from_micros(e.time),
+                type=f"incident.{e.type}",
+                version=e.version,
+                actor=e.actor,
+                event_id=e.event_id,
+                request_id=e.request_id,
+                comment=e.comment,
+            )
+            for e in entries
+        ]
+        return Response(Timeline(incident_id=wanted, items=items))
 
     @put("/{incident_id:str}", summary="Update message, acknowledgement, status and add comments")
     async def update(

@@ -195,3 +195,23 @@ async def test_health_and_openapi(client: Any) -> None:
     schema = (await client.get("/schema/openapi.json")).json()
     assert "/incident/{incident_id}" in schema["paths"]
     assert "/incident/{incident_id}/comments" in schema["paths"]
+
+
+async def test_timeline_lists_every_change_with_actor_and_survives_delete(client: Any) -> None:
+    incident_id = await create(client)
+    await client.post(f"/incident/{incident_id}/acknowledge", headers={"X-Request-Id": "req-ack-1"})
+    await client.post(f"/incident/{incident_id}/comments", json={"comment": "on it"})
+    await client.delete(f"/incident/{incident_id}")
+    timeline = (await client.get(f"/incident/{incident_id}/timeline")).json()
+    assert timeline["incident_id"] == incident_id
+    items = timeline["items"]
+    assert [(i["type"], i["version"]) for i in items] == [
+        ("incident.created", 1),
+        ("incident.acknowledged", 2),
+        ("incident.commented", 3),
+        ("incident.deleted", 4),
+    ]
+    assert {i["actor"] for i in items} == {"anonymous"}
+    assert items[1]["request_id"] == "req-ack-1"
+    assert items[2]["comment"] == "on it"
+    assert (await client.get("/incident/999/timeline")).status_code == 404
