@@ -1,0 +1,1 @@
+"""Fake outside systems (Jira, Slack, Zendesk) as real local HTTP servers, and an incident event feed."""

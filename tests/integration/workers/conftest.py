@@ -1,0 +1,164 @@
+"""Fixtures: the INCIDENTS stream with the workers' consumers, fake vendors, and in-process runners."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from services.workers.base import WorkerFactory
+from services.workers.records import IncidentRecord, decode_record
+from services.workers.runner import Runner
+from services.workers.settings import RunnerSettings
+from services.workers.store import KvRecordStore, open_bucket
+from shared.events import ALL_SUBJECTS, STREAM
+from shared.jetstream import incidents_stream_config, ref_key, refs_bucket, worker_consumer_config
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.fakes.zendesk import FakeZendesk
+from tests.support.polling import eventually
+from tests.support.processes import NatsServer
+
+# Short, so that deliveries held by a killed worker come back within a test's patience.
+ACK_WAIT = 2.0
+WORKERS = ("jira", "slack", "zendesk")
+
+FAST = RunnerSettings(
+    concurrency=8,
+    fetch_batch=20,
+    fetch_timeout=0.5,
+    lease_ttl=3.0,
+    lease_wait=10.0,
+    retry_base=0.05,
+    retry_max=0.5,
+    shutdown_grace=3.0,
+)
+
+
+@pytest.fixture
+async def js(nc: Client) -> JetStreamContext:
+    context = nc.jetstream()
+    await context.add_stream(incidents_stream_config())
+    for worker in WORKERS:
+        await context.add_consumer(STREAM, worker_consumer_config(worker, list(ALL_SUBJECTS), ack_wait=ACK_WAIT))
+    return context
+
+
+@pytest.fixture
+def fake_jira() -> Iterator[FakeJira]:
+    fake = FakeJira()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_zendesk() -> Iterator[FakeZendesk]:
+    fake = FakeZendesk()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def jira_env(fake: FakeJira, lag: float = 2.0) -> dict[str, str]:
+    return {
+        "JIRA_BASE_URL": fake.url, "JIRA_EMAIL": fake.email, "JIRA_API_TOKEN": fake.token,
+        "JIRA_PROJECT_KEY": fake.project, "JIRA_SEARCH_LAG_SECONDS": str(lag),
+    }
+
+
+def slack_env(fake: FakeSlack) -> dict[str, str]:
+    return {"SLACK_API_URL": fake.url, "SLACK_BOT_TOKEN": fake.token, "SLACK_CHANNEL": fake.channel}
+
+
+def zendesk_env(fake: FakeZendesk) -> dict[str, str]:
+    return {"ZENDESK_BASE_URL": fake.url, "ZENDESK_EMAIL": fake.email, "ZENDESK_API_TOKEN": fake.token}
+
+
+@dataclass
+class RunningWorker:
+    runner: Runner
+    task: asyncio.Task[None]
+    stop_event: asyncio.Event
+    nc: Client
+    client: httpx.AsyncClient
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(self.task, timeout=15)
+        await self.client.aclose()
+        await self.nc.drain()
+
+
+StartWorker = Callable[..., Awaitable[RunningWorker]]
+
+
+@pytest.fixture
+async def start_worker(nats_server: NatsServer, js: JetStreamContext) -> AsyncIterator[StartWorker]:
+    """Start a runner in this event loop, with its own NATS connection, as a replica would have."""
+    started: list[RunningWorker] = []
+
+    async def start(
+        factory: WorkerFactory,
+        env: Mapping[str, str],
+        settings: RunnerSettings = FAST,
+        *,
+        owner: str | None = None,
+        http_timeout: float = 5.0,
+    ) -> RunningWorker:
+        nc = await nats.connect(nats_server.url)
+        client = httpx.AsyncClient(timeout=http_timeout)
+        worker = factory.from_env(env, client)
+        context = nc.jetstream()
+        store = KvRecordStore(await open_bucket(context, worker.name))
+        runner = Runner(worker, context, store, settings, owner=owner)
+        stop = asyncio.Event()
+        running = RunningWorker(runner, asyncio.create_task(runner.run(stop)), stop, nc, client)
+        started.append(running)
+
+        async def bound() -> bool:
+            assert not running.task.done(), "runner ended early"
+            return runner.bound
+
+        await eventually(bound, what="runner bound to its consumer")
+        return running
+
+    yield start
+    for running in started:
+        await running.stop()
+
+
+async def settled(js: JetStreamContext, worker: str, timeout: float = 20.0) -> None:
+    """Wait until every message of the worker's consumer is delivered and acked or terminated."""
+
+    async def probe() -> bool:
+        info = await js.consumer_info(STREAM, worker)
+        assert info.num_pending == 0 and info.num_ack_pending == 0, (info.num_pending, info.num_ack_pending)
+        return True
+
+    await eventually(probe, timeout=timeout, what=f"{worker} consumer to settle")
+
+
+async def load_record(js: JetStreamContext, worker: str, incident_id: int) -> IncidentRecord | None:
+    kv = await js.key_value(refs_bucket(worker))
+    try:
+        entry = await kv.get(ref_key(incident_id))
+    except nats.js.errors.KeyNotFoundError:
+        return None
+    return decode_record(entry.value or b"")
