@@ -13,7 +13,8 @@ from nats.js import JetStreamContext
 
 from services.eventhandler.deadletters import DeadLetters
 from services.eventhandler.metrics import Metrics
-from services.eventhandler.publishing import BatchPublisher, JetStreamPublisher
+from services.eventhandler.pipeline import JetStreamPublisher
+from services.eventhandler.publishing import BatchPublisher
 from services.eventhandler.service import Endpoints, start_service
 from services.eventhandler.settings import Settings
 from services.eventhandler.streams import ensure_consumers, ensure_streams
@@ -52,7 +53,10 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         await ensure_consumers(nc, js, initial)
         deadletters = DeadLetters(js, metrics)
         await deadletters.subscribe(nc)
-        endpoints = Endpoints(BatchPublisher(JetStreamPublisher(js), metrics), Subscriptions(nc, js), deadletters)
+        publisher = JetStreamPublisher(nc)
+        await publisher.start()
+        stack.push_async_callback(publisher.stop)
+        endpoints = Endpoints(BatchPublisher(publisher, metrics), Subscriptions(nc, js), deadletters)
         service = await start_service(nc, endpoints, metrics)
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:

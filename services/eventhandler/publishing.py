@@ -9,14 +9,12 @@ from typing import Protocol
 import msgspec
 import nats.errors
 import structlog
-from nats.js import JetStreamContext
 
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.schemas import EventError, PublishReply
 from shared.events import (
     MSG_ID_HEADER,
     REQUEST_ID_HEADER,
-    STREAM,
     TRACEPARENT_HEADER,
     CloudEvent,
     decode_event,
@@ -31,18 +29,12 @@ PUBLISH_ERRORS = (nats.errors.Error, TimeoutError)
 
 class Publisher(Protocol):
     async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
-        """Store one message and return True if JetStream already had its Nats-Msg-Id."""
+        """Store one message and return True if JetStream already had its Nats-Msg-Id.
+
+        Raises a nats.errors.Error when JetStream refuses or can't be reached; may wait for ever,
+        so the caller bounds the wait.
+        """
         ...
-
-
-class JetStreamPublisher:
-    def __init__(self, js: JetStreamContext) -> None:
-        self._js = js
-
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> bool:
-        # publish_async pipelines on one reply subscription; the caller's deadline bounds the wait.
-        ack = await (await self._js.publish_async(subject, payload, headers=headers, stream=STREAM))
-        return bool(ack.duplicate)
 
 
 class _Head(msgspec.Struct):
@@ -95,16 +87,16 @@ class BatchPublisher:
     async def _chain(self, events: list[CloudEvent], deadline: float) -> tuple[list[str], list[EventError]]:
         """One incident's events, each acknowledged before the next: a failure never reorders them."""
         stored: list[str] = []
-        for position, event in enumerate(events):
-            try:
-                async with asyncio.timeout_at(deadline):
+        try:
+            async with asyncio.timeout_at(deadline):
+                for event in events:
                     duplicate = await self._publisher.publish(event.type, encode_event(event), event_headers(event))
-            except PUBLISH_ERRORS as exc:
-                return stored, self._failed(events, position, exc)
-            stored.append(event.id)
-            self._metrics.inc("eventhandler_events_published_total", type=event.type)
-            if duplicate:
-                self._metrics.inc("eventhandler_events_duplicate_total", type=event.type)
+                    stored.append(event.id)
+                    self._metrics.inc("eventhandler_events_published_total", type=event.type)
+                    if duplicate:
+                        self._metrics.inc("eventhandler_events_duplicate_total", type=event.type)
+        except PUBLISH_ERRORS as exc:
+            return stored, self._failed(events, len(stored), exc)
         return stored, []
 
     def _failed(self, events: list[CloudEvent], position: int, exc: BaseException) -> list[EventError]:
