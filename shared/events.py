@@ -69,15 +69,16 @@ class EventData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class CloudEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A CloudEvents 1.0 JSON envelope with the `incidentversion` extension attribute."""
 
+    # Factories, not plain defaults, so that omit_defaults still writes these required attributes.
+    specversion: str = msgspec.field(default_factory=lambda: "1.0")
     id: str
+    source: str = msgspec.field(default_factory=lambda: SOURCE)
     type: str
     subject: str
     time: datetime
+    datacontenttype: str = msgspec.field(default_factory=lambda: "application/json")
     incidentversion: int
     data: EventData
-    source: str = SOURCE
-    specversion: str = "1.0"
-    datacontenttype: str = "application/json"
     # Extension attributes for correlation; absent when unknown.
     requestid: str | None = None
     traceparent: str | None = None
