@@ -41,13 +41,24 @@ def readiness(nc: Client, js: JetStreamContext) -> Callable[[], Awaitable[bool]]
     return ready
 
 
+async def close(nc: Client) -> None:
+    """Drain, so in-flight requests get their replies; a connection that is reconnecting can only close."""
+    try:
+        await nc.drain()
+    except (nats.errors.ConnectionReconnectingError, nats.errors.ConnectionClosedError):
+        try:
+            await nc.close()
+        except ConnectionError as exc:  # nats-py flushes into a socket a failed reconnect left dead
+            log.info("nats connection already lost at close", error=repr(exc))
+
+
 async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set; `started` is set once every endpoint answers."""
     initial = load_subscriptions(settings.subscriptions_file)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
         nc = await connect(settings.nats, "eventhandler")
-        stack.push_async_callback(nc.drain)
+        stack.push_async_callback(close, nc)
         js = nc.jetstream()
         await ensure_streams(js, settings.stream_replicas)
         await ensure_consumers(nc, js, initial)
