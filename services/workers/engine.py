@@ -10,7 +10,7 @@ import msgspec
 import structlog
 
 from services.workers.base import SyncContext
-from services.workers.errors import RetryableError
+from services.workers.errors import PermanentError, RetryableError
 from services.workers.records import (
     ExternalRef,
     IncidentRecord,
@@ -45,6 +45,8 @@ class ReconcilingWorker(ABC):
     """Changes that also get a comment or thread reply (keys of NOTE_TEXT)."""
     search_lag: float = 0.0
     """Seconds a just-created object may stay invisible to `find`."""
+    create_grace: float = 30.0
+    """Seconds a create whose outcome is unknown may still land outside after we gave up on it."""
 
     @abstractmethod
     async def find(self, incident: IncidentSnapshot) -> ExternalRef | None:
@@ -135,18 +137,24 @@ class ReconcilingWorker(ABC):
         ref = await self.find(incident)
         pending = record.pending
         if ref is None and pending is not None and pending.op == "create":
+            # An earlier create may have landed (a crash, a timeout, a 5xx) and not be findable yet.
+            window = max(self.search_lag, self.create_grace)
             waited = time.time() - pending.since
-            if waited < self.search_lag:
-                # We may have created it just before a crash, and search doesn't show it yet.
-                delay = min(self.search_lag - waited, max(1.0, self.search_lag / 4))
-                raise RetryableError("an earlier create may not be searchable yet", delay=delay)
+            if waited < window:
+                delay = min(window - waited, max(1.0, window / 4))
+                raise RetryableError("an earlier create may not be visible yet; waiting", delay=delay)
         if ref is None and deleting:
             log.info("incident deleted before anything was created outside")
             return replace(record, pending=None, deleted=True), False
         found = ref is not None
         if ref is None:
             record = await ctx.save(replace(record, pending=Pending(op="create", since=time.time())))
-            ref = await self.create(incident)
+            try:
+                ref = await self.create(incident)
+            except (PermanentError, RetryableError) as exc:
+                if isinstance(exc, PermanentError) or not exc.maybe_applied:
+                    await ctx.save(replace(record, pending=None))  # surely nothing was created
+                raise
             log.info("created outside", ref=msgspec.to_builtins(ref))
         else:
             log.info("found existing outside object", ref=msgspec.to_builtins(ref))

@@ -14,18 +14,23 @@ class WorkerError(Exception):
 
 
 class RetryableError(WorkerError):
-    """Try again later; `delay` (seconds) overrides the runner's backoff when set."""
+    """Try again later; `delay` (seconds) overrides the runner's backoff when set.
 
-    def __init__(self, message: str, *, delay: float | None = None) -> None:
+    `maybe_applied` is False only when the outside system surely did nothing (refused connection,
+    rate limit): a timeout or a 5xx may come after the change was made.
+    """
+
+    def __init__(self, message: str, *, delay: float | None = None, maybe_applied: bool = True) -> None:
         super().__init__(message)
         self.delay = delay
+        self.maybe_applied = maybe_applied
 
 
 class RateLimited(RetryableError):
-    """The outside system asked us to wait `retry_after` seconds."""
+    """The outside system asked us to wait `retry_after` seconds, and did nothing."""
 
     def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message, delay=retry_after)
+        super().__init__(message, delay=retry_after, maybe_applied=False)
         self.retry_after = retry_after
 
 

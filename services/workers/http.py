@@ -106,6 +106,9 @@ class VendorHttp:
                 auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
                 headers=self._headers,
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            what = f"{self.vendor} {request.method} {request.path}: cannot connect ({exc!r})"
+            raise RetryableError(what, maybe_applied=False) from exc
         except httpx.TimeoutException as exc:
             raise RetryableError(f"{self.vendor} {request.method} {request.path}: timeout ({exc!r})") from exc
         except httpx.TransportError as exc:

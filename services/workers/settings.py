@@ -13,6 +13,15 @@ from shared.natsconn import NatsSettings
 DEFAULT_HEALTH_HOST = "0.0.0.0"  # noqa: S104
 
 
+DEFAULT_CREATE_GRACE = 30.0
+
+
+def env_create_grace(env: Mapping[str, str]) -> float:
+    """WORKER_CREATE_GRACE_SECONDS: how long a create whose outcome is unknown (timeout, 5xx, crash)
+    may still land outside; a worker waits that long before creating again."""
+    return env_float(env, "WORKER_CREATE_GRACE_SECONDS", DEFAULT_CREATE_GRACE)
+
+
 class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: int = 16
     """WORKER_CONCURRENCY: incidents synced at the same time."""

@@ -101,5 +101,6 @@ class IncidentFeed:
 
 async def publish(js: JetStreamContext, event: CloudEvent, headers: Mapping[str, str] | None = None) -> int:
     """Publish like the event handler does; returns the stream sequence."""
-    ack = await js.publish(event.nats_subject, encode_event(event), headers={MSG_ID_HEADER: event.id, **(headers or {})})
+    all_headers = {MSG_ID_HEADER: event.id, **(headers or {})}
+    ack = await js.publish(event.nats_subject, encode_event(event), headers=all_headers)
     return int(ack.seq)

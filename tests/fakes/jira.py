@@ -49,7 +49,8 @@ def _bad(field_name: str, message: str) -> Reply:
 
 
 def _missing() -> Reply:
-    return Reply(404, {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}})
+    message = "Issue does not exist or you do not have permission to see it."
+    return Reply(404, {"errorMessages": [message], "errors": {}})
 
 
 class FakeJira(FakeServer):
@@ -97,7 +98,8 @@ class FakeJira(FakeServer):
             return _bad("issuetype", "Specify a valid issue type")
         self._next_id += 1
         key = f"{self.project}-{self._next_id - 10000}"
-        issue = Issue(str(self._next_id), key, summary, fields["description"], list(fields.get("labels") or []), issuetype)
+        labels = list(fields.get("labels") or [])
+        issue = Issue(str(self._next_id), key, summary, fields["description"], labels, issuetype)
         self.issues[key] = issue
         if self.on_create is not None:
             self.on_create(issue)

@@ -96,7 +96,8 @@ class FakeSlack(FakeServer):
         thread_ts = body.get("thread_ts")
         if thread_ts is not None and self._find(thread_ts) is None:
             return Reply(200, {"ok": False, "error": "thread_not_found"})
-        message = Message(self._next_ts(), body.get("text", ""), body.get("blocks") or [], body.get("metadata"), thread_ts)
+        blocks, metadata = body.get("blocks") or [], body.get("metadata")
+        message = Message(self._next_ts(), body.get("text", ""), blocks, metadata, thread_ts)
         self.messages.append(message)
         if thread_ts is None and self.on_create is not None:
             self.on_create(message)
@@ -119,7 +120,9 @@ class FakeSlack(FakeServer):
             return Reply(200, {"ok": False, "error": "channel_not_found"})
         oldest = float(request.query.get("oldest") or 0)
         with_metadata = request.query.get("include_all_metadata") in ("true", "1")
-        roots = [m.public(with_metadata) for m in reversed(self.messages) if m.thread_ts is None and float(m.ts) > oldest]
+        roots = [
+            m.public(with_metadata) for m in reversed(self.messages) if m.thread_ts is None and float(m.ts) > oldest
+        ]
         return Reply(200, _page(roots, request))
 
     def replies_of(self, request: FakeRequest) -> Reply:

@@ -76,7 +76,8 @@ class FakeZendesk(FakeServer):
         if not comment.get("body"):
             return _invalid("description", "Description: cannot be blank")
         self._next_id += 1
-        created = Ticket(self._next_id, ticket.get("subject") or "", ticket.get("external_id"), ticket.get("tags") or [])
+        subject, tags = ticket.get("subject") or "", ticket.get("tags") or []
+        created = Ticket(self._next_id, subject, ticket.get("external_id"), tags)
         created.comments.append({"id": 1, "body": comment["body"], "public": comment.get("public", True)})
         self.tickets[created.id] = created
         if self.on_create is not None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from services.workers.settings import DEFAULT_CREATE_GRACE, env_create_grace
 from shared.config import ConfigError, Secret, env_float, env_secret, env_str
 
 # Shown in dry-run logs when no site is configured.
@@ -29,6 +30,9 @@ class JiraSettings(msgspec.Struct, frozen=True, kw_only=True):
     """JIRA_REOPEN_TRANSITION: the transition taken on reopen."""
     search_lag: float = 60.0
     """JIRA_SEARCH_LAG_SECONDS: how long a new issue may be missing from search results."""
+
+    create_grace: float = DEFAULT_CREATE_GRACE
+    """WORKER_CREATE_GRACE_SECONDS: wait before creating again after a create of unknown outcome."""
 
     @property
     def dry_run(self) -> bool:
@@ -54,4 +58,5 @@ class JiraSettings(msgspec.Struct, frozen=True, kw_only=True):
             done_transition=env_str(env, "JIRA_DONE_TRANSITION", d.done_transition) or d.done_transition,
             reopen_transition=env_str(env, "JIRA_REOPEN_TRANSITION", d.reopen_transition) or d.reopen_transition,
             search_lag=env_float(env, "JIRA_SEARCH_LAG_SECONDS", d.search_lag),
+            create_grace=env_create_grace(env),
         )

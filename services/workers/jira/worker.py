@@ -27,6 +27,7 @@ class JiraWorker(ReconcilingWorker):
 
     def __init__(self, settings: JiraSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
+        self.create_grace = settings.create_grace
         self.search_lag = settings.search_lag
         auth = None
         if settings.email and settings.api_token:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from services.workers.settings import DEFAULT_CREATE_GRACE, env_create_grace
 from shared.config import ConfigError, Secret, env_secret, env_str
 
 DEFAULT_API_URL = "https://slack.com/api"
@@ -21,6 +22,9 @@ class SlackSettings(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = PLACEHOLDER_CHANNEL
     """SLACK_CHANNEL: the channel id (C...); conversations.history does not take names."""
 
+    create_grace: float = DEFAULT_CREATE_GRACE
+    """WORKER_CREATE_GRACE_SECONDS: wait before creating again after a create of unknown outcome."""
+
     @property
     def dry_run(self) -> bool:
         return self.bot_token is None
@@ -35,4 +39,9 @@ class SlackSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError(f"SLACK_CHANNEL must be a channel id like C0123456789, not a name ({channel!r})")
         if not api_url.startswith(("https://", "http://")):
             raise ConfigError(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
-        return cls(api_url=api_url, bot_token=token, channel=channel or PLACEHOLDER_CHANNEL)
+        return cls(
+            api_url=api_url,
+            bot_token=token,
+            channel=channel or PLACEHOLDER_CHANNEL,
+            create_grace=env_create_grace(env),
+        )

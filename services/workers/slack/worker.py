@@ -26,6 +26,7 @@ class SlackWorker(ReconcilingWorker):
 
     def __init__(self, settings: SlackSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
+        self.create_grace = settings.create_grace
         token = settings.bot_token.reveal() if settings.bot_token else ""
         self.http = VendorHttp(
             "slack",

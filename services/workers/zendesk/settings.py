@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from services.workers.settings import DEFAULT_CREATE_GRACE, env_create_grace
 from shared.config import ConfigError, Secret, env_secret, env_str
 
 # Shown in dry-run logs when no instance is configured.
@@ -19,6 +20,9 @@ class ZendeskSettings(msgspec.Struct, frozen=True, kw_only=True):
     """ZENDESK_EMAIL: the agent the API token acts as."""
     api_token: Secret | None = None
     """ZENDESK_API_TOKEN"""
+
+    create_grace: float = DEFAULT_CREATE_GRACE
+    """WORKER_CREATE_GRACE_SECONDS: wait before creating again after a create of unknown outcome."""
 
     @property
     def dry_run(self) -> bool:
@@ -34,4 +38,9 @@ class ZendeskSettings(msgspec.Struct, frozen=True, kw_only=True):
             raise ConfigError("ZENDESK_BASE_URL is required when Zendesk credentials are set")
         if base_url and not base_url.startswith(("https://", "http://")):
             raise ConfigError(f"ZENDESK_BASE_URL must be an http(s) URL, got {base_url!r}")
-        return cls(base_url=base_url or PLACEHOLDER_BASE_URL, email=email, api_token=token)
+        return cls(
+            base_url=base_url or PLACEHOLDER_BASE_URL,
+            email=email,
+            api_token=token,
+            create_grace=env_create_grace(env),
+        )

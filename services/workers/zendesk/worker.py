@@ -26,6 +26,7 @@ class ZendeskWorker(ReconcilingWorker):
 
     def __init__(self, settings: ZendeskSettings, client: httpx.AsyncClient) -> None:
         self.settings = settings
+        self.create_grace = settings.create_grace
         auth = None
         if settings.email and settings.api_token:
             auth = httpx.BasicAuth(f"{settings.email}/token", settings.api_token.reveal())

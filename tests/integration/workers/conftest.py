@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import nats
@@ -14,13 +15,17 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.workers.base import WorkerFactory
+from services.workers.jira.worker import JiraWorker
 from services.workers.records import IncidentRecord, decode_record
 from services.workers.runner import Runner
 from services.workers.settings import RunnerSettings
+from services.workers.slack.worker import SlackWorker
 from services.workers.store import KvRecordStore, open_bucket
+from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import ALL_SUBJECTS, STREAM
 from shared.jetstream import incidents_stream_config, ref_key, refs_bucket, worker_consumer_config
 from tests.fakes.jira import FakeJira
+from tests.fakes.server import FakeServer
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
 from tests.support.polling import eventually
@@ -162,3 +167,56 @@ async def load_record(js: JetStreamContext, worker: str, incident_id: int) -> In
     except nats.js.errors.KeyNotFoundError:
         return None
     return decode_record(entry.value or b"")
+
+
+@dataclass
+class Vendor:
+    """One outside system seen through the same questions, for tests that hold for all three."""
+
+    name: str
+    factory: WorkerFactory
+    fake: Any
+    env: dict[str, str]
+    create: dict[str, str]
+    """method= and path= of the create call, for fault injection."""
+
+    def objects(self, incident_id: int) -> int:
+        if self.name == "jira":
+            return len(self.fake.with_label(f"incident-{incident_id}"))
+        if self.name == "slack":
+            return len(self.fake.roots_for(incident_id))
+        return len(self.fake.for_incident(incident_id))
+
+    def posts(self, incident_id: int) -> list[str]:
+        """Texts of the comments (or thread replies) on the incident's one object."""
+        if self.name == "jira":
+            return list(self.fake.only(incident_id).comment_texts())
+        if self.name == "slack":
+            return self.fake.replies(self.fake.only(incident_id).ts)
+        return self.fake.only(incident_id).comment_bodies()[1:]
+
+    def creates(self) -> int:
+        """Create calls received (Slack: root messages, not thread replies)."""
+        if self.name == "slack":
+            with self.fake.lock:
+                posts = [r.json() for r in self.fake.requests if r.path == "/chat.postMessage"]
+            return sum(1 for p in posts if "thread_ts" not in p)
+        return int(self.fake.count(self.create["method"], self.create["path"]))
+
+
+def make_vendor(name: str, fake: FakeServer, **extra_env: str) -> Vendor:
+    if isinstance(fake, FakeJira):
+        env = jira_env(fake, lag=float(extra_env.pop("JIRA_SEARCH_LAG_SECONDS", "0.5")))
+        return Vendor(name, JiraWorker, fake, env | extra_env, {"method": "POST", "path": r"^/rest/api/3/issue$"})
+    if isinstance(fake, FakeSlack):
+        create = {"method": "POST", "path": r"^/chat\.postMessage$"}
+        return Vendor(name, SlackWorker, fake, slack_env(fake) | extra_env, create)
+    assert isinstance(fake, FakeZendesk)
+    create = {"method": "POST", "path": r"^/api/v2/tickets\.json$"}
+    return Vendor(name, ZendeskWorker, fake, zendesk_env(fake) | extra_env, create)
+
+
+@pytest.fixture(params=WORKERS)
+def vendor(request: pytest.FixtureRequest) -> Vendor:
+    fake = request.getfixturevalue(f"fake_{request.param}")
+    return make_vendor(request.param, fake, WORKER_CREATE_GRACE_SECONDS="0.5")

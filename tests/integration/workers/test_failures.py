@@ -1,0 +1,171 @@
+"""Retries, lost answers and permanent failures: one outside object per incident, errors in KV."""
+
+from __future__ import annotations
+
+import msgspec
+from nats.js import JetStreamContext
+from nats.js.errors import KeyNotFoundError
+
+from services.workers.jira.worker import JiraWorker
+from services.workers.slack.worker import SlackWorker
+from services.workers.store import ErrorRecord
+from shared.events import STREAM
+from shared.jetstream import MAX_DELIVER, error_key, refs_bucket
+from tests.fakes.incidents import IncidentFeed, publish
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.integration.workers.conftest import (
+    StartWorker,
+    Vendor,
+    jira_env,
+    load_record,
+    make_vendor,
+    settled,
+    slack_env,
+)
+from tests.support.polling import eventually
+
+
+async def read_error(js: JetStreamContext, worker: str, seq: int) -> ErrorRecord:
+    kv = await js.key_value(refs_bucket(worker))
+    entry = await kv.get(error_key(seq))
+    return msgspec.json.decode(entry.value or b"", type=ErrorRecord)
+
+
+def tagged(posts: list[str], tag: str) -> int:
+    return sum(tag in p for p in posts)
+
+
+async def test_bursts_of_5xx_and_429_leave_one_object_and_each_comment_once(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    running = await start_worker(vendor.factory, vendor.env)
+    vendor.fake.fail_next(2, 500, **vendor.create)
+    vendor.fake.rate_limit_next(3, retry_after=0.1)
+    vendor.fake.fail_next(2, 503)
+    feed = IncidentFeed()
+    for event in (feed.create("disk full"), feed.comment(1, "first"), feed.comment(1, "second")):
+        await publish(js, event)
+
+    await settled(js, vendor.name)
+    assert vendor.objects(1) == 1
+    posts = vendor.posts(1)
+    assert tagged(posts, "[incident-1 #1]") == 1 and tagged(posts, "[incident-1 #2]") == 1
+    assert running.runner.metrics.events["retried"] >= 7
+
+
+async def test_a_create_whose_answer_is_lost_is_not_repeated(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    """The vendor creates the object after our client gave up: the retry must find it, not make another."""
+    env = vendor.env | {"WORKER_CREATE_GRACE_SECONDS": "3"}
+    running = await start_worker(vendor.factory, env, http_timeout=0.5)
+    vendor.fake.slow_next(1, 1.2, **vendor.create)
+    if isinstance(vendor.fake, FakeJira):
+        vendor.fake.search_lag = 0.5
+    feed = IncidentFeed()
+    await publish(js, feed.create("payments degraded"))
+    await publish(js, feed.comment(1, "provider paged"))
+
+    await settled(js, vendor.name)
+    assert vendor.creates() == 1
+    assert vendor.objects(1) == 1
+    assert tagged(vendor.posts(1), "[incident-1 #1]") == 1
+    assert running.runner.metrics.events["retried"] >= 1
+
+
+async def test_a_4xx_terminates_the_event_and_records_why(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    running = await start_worker(JiraWorker, jira_env(fake_jira))
+    fake_jira.fail_next(1, 400, {"errorMessages": ["Field 'labels' cannot be set."]}, method="POST", path=r"/issue$")
+    seq = await publish(js, IncidentFeed().create("cannot be filed"))
+
+    await settled(js, "jira")
+    info = await js.consumer_info(STREAM, "jira")
+    assert info.num_redelivered == 0
+    error = await read_error(js, "jira", seq)
+    assert error.worker == "jira" and error.deliveries == 1
+    assert "400" in error.error and "cannot be set" in error.error
+    assert fake_jira.count("POST", r"/issue$") == 1 and fake_jira.with_label("incident-1") == []
+    assert running.runner.metrics.events["failed"] == 1
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.pending is None and record.lease is None
+
+
+async def test_retryable_errors_are_recorded_until_the_last_delivery(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    running = await start_worker(JiraWorker, jira_env(fake_jira))
+    fake_jira.fail_next(1000, 503, {"errorMessages": ["maintenance"]})
+    seq = await publish(js, IncidentFeed().create("during maintenance"))
+
+    async def last_delivery_recorded() -> bool:
+        try:
+            error = await read_error(js, "jira", seq)
+        except KeyNotFoundError:
+            return False
+        assert error.deliveries == MAX_DELIVER, error
+        return True
+
+    await eventually(last_delivery_recorded, timeout=20, what="error of the last delivery")
+    error = await read_error(js, "jira", seq)
+    assert "503" in error.error and error.worker == "jira"
+    await eventually(
+        lambda: _true(running.runner.metrics.events["dead_lettered"] == 1), what="dead-lettered count"
+    )
+    assert running.runner.metrics.events["retried"] == MAX_DELIVER - 1
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def test_an_undecodable_event_is_terminated_with_its_error(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    await start_worker(JiraWorker, jira_env(fake_jira))
+    ack = await js.publish("incident.created", b'{"specversion": "1.0", "id": 7')
+    await settled(js, "jira")
+    error = await read_error(js, "jira", ack.seq)
+    assert error.error.startswith("undecodable event") and error.deliveries == 1
+    assert fake_jira.requests == []
+
+
+async def test_slack_ok_false_is_retried_or_terminated_by_its_error_code(
+    js: JetStreamContext, fake_slack: FakeSlack, start_worker: StartWorker
+) -> None:
+    # internal_error may come after the message was posted: the worker waits out the grace first.
+    running = await start_worker(SlackWorker, slack_env(fake_slack) | {"WORKER_CREATE_GRACE_SECONDS": "0.3"})
+    fake_slack.error_next(2, "internal_error", path=r"postMessage")
+    feed = IncidentFeed()
+    await publish(js, feed.create("queue backlog"))
+    await settled(js, "slack")
+    assert len(fake_slack.roots_for(1)) == 1
+    assert running.runner.metrics.events["retried"] >= 2
+    assert running.runner.metrics.events["failed"] == 0
+
+    fake_slack.error_next(1, "channel_not_found", path=r"postMessage")
+    seq = await publish(js, feed.comment(1, "draining"))
+    await settled(js, "slack")
+    error = await read_error(js, "slack", seq)
+    assert "channel_not_found" in error.error
+    assert running.runner.metrics.events["failed"] == 1
+
+
+async def test_every_vendor_rejects_bad_credentials_permanently(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    secret = {"jira": "JIRA_API_TOKEN", "slack": "SLACK_BOT_TOKEN", "zendesk": "ZENDESK_API_TOKEN"}[vendor.name]
+    running = await start_worker(vendor.factory, vendor.env | {secret: "wrong"})
+    seq = await publish(js, IncidentFeed().create("auth check"))
+    await settled(js, vendor.name)
+    assert running.runner.metrics.events["failed"] == 1
+    error = await read_error(js, vendor.name, seq)
+    assert "401" in error.error or "invalid_auth" in error.error
+    assert vendor.objects(1) == 0
+
+
+def test_make_vendor_keeps_env_overrides(fake_jira: FakeJira) -> None:
+    vendor = make_vendor("jira", fake_jira, JIRA_SEARCH_LAG_SECONDS="7", WORKER_CREATE_GRACE_SECONDS="1")
+    assert vendor.env["JIRA_SEARCH_LAG_SECONDS"] == "7.0" and vendor.env["WORKER_CREATE_GRACE_SECONDS"] == "1"
