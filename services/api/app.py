@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from services.api.db import Db
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
 from services.api.relay import OutboxRelay
@@ -36,6 +37,7 @@ class Components:
     outbox: OutboxStore
     relay: OutboxRelay
     repo: SqlIncidentRepository
+    metrics: ApiMetrics
 
 
 def build_components(settings: ApiSettings) -> Components:
@@ -43,9 +45,10 @@ def build_components(settings: ApiSettings) -> Components:
     link = NatsLink(settings.nats)
     client = EventHandlerClient(link)
     outbox = OutboxStore(db)
-    relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size)
+    metrics = ApiMetrics()
+    relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
-    return Components(db, link, client, outbox, relay, repo)
+    return Components(db, link, client, outbox, relay, repo, metrics)
 
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
@@ -69,20 +72,21 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             await parts.db.disconnect()
 
     return Litestar(
-        route_handlers=[IncidentController, SubscriptionController, live, ready],
+        route_handlers=[IncidentController, SubscriptionController, live, ready, metrics_endpoint],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
             "link": Provide(lambda: parts.link, sync_to_thread=False),
             "outbox_store": Provide(lambda: parts.outbox, sync_to_thread=False),
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
+            "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens)],
+        middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient],
+        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics],
         debug=False,
     )
 

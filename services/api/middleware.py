@@ -13,11 +13,12 @@ import msgspec
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.api.metrics import ApiMetrics
 from services.api.settings import ApiToken
 
 log = structlog.get_logger("api.access")
 
-PUBLIC_PREFIXES = ("/health", "/schema")
+PUBLIC_PREFIXES = ("/health", "/schema", "/metrics")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -36,9 +37,10 @@ def new_traceparent() -> str:
 class RequestContextMiddleware:
     """Binds request_id to every log line, authenticates, and writes one access log line per request."""
 
-    def __init__(self, app: ASGIApp, tokens: tuple[ApiToken, ...]) -> None:
+    def __init__(self, app: ASGIApp, tokens: tuple[ApiToken, ...], metrics: ApiMetrics | None = None) -> None:
         self.app = app
         self.tokens = tokens
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,13 +75,17 @@ class RequestContextMiddleware:
                 state["actor"] = actor
             await self.app(scope, receive, send_with_id)
         finally:
-            if not path.startswith("/health"):
+            elapsed = time.perf_counter() - started
+            if self.metrics is not None:
+                route = scope.get("path_template") or "unmatched"
+                self.metrics.observe_request(str(scope.get("method", "")), route, status_holder["status"], elapsed)
+            if not path.startswith(("/health", "/metrics")):
                 log.info(
                     "request",
                     method=scope.get("method"),
                     path=path,
                     status=status_holder["status"],
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(elapsed * 1000, 2),
                 )
             structlog.contextvars.unbind_contextvars("request_id")
 

@@ -9,6 +9,7 @@ import structlog
 
 from services.api.db import UNAVAILABLE_ERRORS
 from services.api.eventhandler_client import EventHandlerClient, EventHandlerError, EventHandlerUnavailable
+from services.api.metrics import ApiMetrics
 from services.api.outbox import OutboxStore
 
 log = structlog.get_logger(__name__)
@@ -25,7 +26,9 @@ class OutboxRelay:
         batch_size: int = 500,
         idle_poll: float = 1.0,
         max_backoff: float = 5.0,
+        metrics: ApiMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.client = client
         self.batch_size = batch_size
@@ -47,6 +50,8 @@ class OutboxRelay:
                 backoff = 0.0
             except RETRY_LATER as exc:
                 backoff = min(max(0.1, backoff * 2), self.max_backoff)
+                if self.metrics is not None:
+                    self.metrics.relay_failures.inc()
                 log.warning("outbox relay will retry", error=str(exc) or type(exc).__name__, retry_in=backoff)
                 await _wait_any(stop, None, backoff)
                 continue
@@ -69,6 +74,8 @@ class OutboxRelay:
             stored = set(reply.stored)
             await claim.delivered({row.id for row in claim.rows if row.event_id in stored})
             self.delivered_total += len(stored)
+            if self.metrics is not None:
+                self.metrics.relayed.inc(len(stored))
         for rejected in reply.rejected:
             log.error(
                 "event handler rejected an outbox event", event_id=rejected.get("id"), error=rejected.get("error")

@@ -215,3 +215,15 @@ async def test_timeline_lists_every_change_with_actor_and_survives_delete(client
     assert items[1]["request_id"] == "req-ack-1"
     assert items[2]["comment"] == "on it"
     assert (await client.get("/incident/999/timeline")).status_code == 404
+
+
+async def test_metrics_count_requests_per_route_and_show_the_backlog(client: Any) -> None:
+    incident_id = await create(client)
+    for _ in range(3):
+        await client.get(f"/incident/{incident_id}")
+    text = (await client.get("/metrics")).text
+    assert 'incidents_api_requests_total{method="GET",route="/incident/{incident_id}",status="200"} 3' in text
+    assert 'incidents_api_requests_total{method="POST",route="/incident",status="200"} 1' in text
+    assert "incidents_api_request_duration_seconds_bucket" in text
+    # NATS is down in this test, so the created event is still waiting in the outbox.
+    assert "incidents_api_outbox_backlog 1" in text
