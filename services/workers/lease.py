@@ -47,6 +47,8 @@ class LeaseKeeper:
         self.poll = poll
         self.record: IncidentRecord | None = None
         self.revision = 0
+        self.waits = 0
+        """How many times this keeper found the lease held by another replica."""
         self._lock = asyncio.Lock()
 
     @property
@@ -62,8 +64,12 @@ class LeaseKeeper:
             if is_stale(record, incidentversion):
                 return None
             if lease_blocks(record, self.owner, self.clock()):
+                holder = record.lease.owner if record.lease else None
                 if time.monotonic() >= deadline:
-                    raise LeaseBusy(f"incident {incident_id} is leased to {record.lease and record.lease.owner}")
+                    raise LeaseBusy(f"incident {incident_id} is leased to {holder}")
+                if self.waits == 0:
+                    log.info("waiting for another replica's lease", holder=holder)
+                self.waits += 1
                 # Waiting costs nothing; a nak would count towards MaxDeliver.
                 await asyncio.sleep(self.poll)
                 continue
