@@ -16,6 +16,7 @@ from litestar.openapi import OpenAPIConfig
 from services.api.db import Db
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.links import LinkReader
 from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
@@ -38,6 +39,7 @@ class Components:
     relay: OutboxRelay
     repo: SqlIncidentRepository
     metrics: ApiMetrics
+    links: LinkReader
 
 
 def build_components(settings: ApiSettings) -> Components:
@@ -48,7 +50,8 @@ def build_components(settings: ApiSettings) -> Components:
     metrics = ApiMetrics()
     relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
-    return Components(db, link, client, outbox, relay, repo, metrics)
+    links = LinkReader(link, settings.link_workers)
+    return Components(db, link, client, outbox, relay, repo, metrics, links)
 
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
@@ -80,13 +83,14 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "outbox_store": Provide(lambda: parts.outbox, sync_to_thread=False),
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
             "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
+            "links": Provide(lambda: parts.links, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics],
+        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
         debug=False,
     )
 

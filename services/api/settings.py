@@ -35,6 +35,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """DB_POOL_SIZE: MySQL connections per API process."""
     relay_batch_size: int = 500
     """OUTBOX_BATCH_SIZE: events per request to the event handler."""
+    link_workers: tuple[str, ...] = ("jira", "slack", "zendesk")
+    """LINK_WORKERS: whose KV buckets `GET /incident/{id}` reads for `links`."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
 
@@ -55,6 +57,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=env_int(env, "API_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
+            link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
             log_format=log_format,
         )
 

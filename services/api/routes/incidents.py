@@ -12,6 +12,7 @@ from litestar.params import Parameter
 from services.api.db import from_micros
 from services.api.domain import Acknowledged, Incident, Status
 from services.api.errors import BadRequest, error_response
+from services.api.links import LinkReader
 from services.api.repository import (
     IdempotencyClaim,
     IncidentRepository,
@@ -112,11 +113,12 @@ class IncidentController(Controller):
         return IncidentPage(items=[IncidentView.of(i) for i in page], next_cursor=next_cursor)
 
     @get("/{incident_id:str}", summary="Get one incident")
-    async def read(self, incident_id: str, repo: IncidentRepository) -> Response[Any]:
+    async def read(self, incident_id: str, repo: IncidentRepository, links: LinkReader) -> Response[Any]:
         incident = await repo.get(params.incident_id(incident_id))
-        if incident is None:
+        if incident is None or incident.id is None:
             return error_response(404, "incident not found")
-        return Response(IncidentView.of(incident), headers={"ETag": f'"{incident.version}"'})
+        view = IncidentView.of(incident, await links.links(incident.id))
+        return Response(view, headers={"ETag": f'"{incident.version}"'})
 
     @get("/{incident_id:str}/timeline", summary="Every change of the incident, oldest first (kept after delete)")
     async def timeline(self, incident_id: str, repo: IncidentRepository) -> Response[Any]:
