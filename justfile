@@ -40,3 +40,27 @@ lint:
 # The end-to-end benchmark (`just bench --quick` is the CI smoke run).
 bench *ARGS:
     python -m scripts.bench {{ARGS}}
+
+# Admin: print events as they are stored (`just tail --all` from the beginning).
+tail *ARGS:
+    python -m services.admin tail {{ARGS}}
+
+# Admin: each worker's subscribed event types.
+subscriptions:
+    python -m services.admin subscriptions
+
+# Admin: list dead letters (`just deadletters --worker jira`).
+deadletters *ARGS:
+    python -m services.admin deadletters {{ARGS}}
+
+# Admin: re-drive dead letters (`just redrive --seq 3` or `just redrive --worker jira`).
+redrive *ARGS:
+    python -m services.admin redrive {{ARGS}}
+
+# Admin: replay one incident's history to one worker (`--reset` if its outside object was lost).
+replay INCIDENT WORKER *ARGS:
+    python -m services.admin replay {{INCIDENT}} {{WORKER}} {{ARGS}}
+
+# Admin: per-worker consumer lag.
+lag:
+    python -m services.admin lag

@@ -1,0 +1,1 @@
+"""Operator commands: tail events, subscriptions, dead letters, replay, lag."""
