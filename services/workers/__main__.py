@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownWorkerError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configure_logging(f"worker-{args.name}", level=settings.log_level)
+    configure_logging(f"worker-{args.name}", json=settings.log_json, level=settings.log_level)
     try:
         asyncio.run(serve(factory, os.environ, settings))
     except ConfigError as exc:

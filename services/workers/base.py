@@ -42,11 +42,10 @@ class Worker(Protocol):
 
 
 class WorkerFactory(Protocol):
-    """The class an `incidents.workers` entry point names."""
+    """The class an `incidents.workers` entry point names (its `from_env` is a classmethod)."""
 
-    name: ClassVar[str]
+    name: str
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], client: httpx.AsyncClient) -> Worker:
+    def from_env(self, env: Mapping[str, str], client: httpx.AsyncClient) -> Worker:
         """Read this worker's settings (the contract's env names) and build it; ConfigError if bad."""
         ...

@@ -66,6 +66,12 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
     """WORKER_HTTP_TIMEOUT_SECONDS: per request to an outside system."""
     log_level: str = "INFO"
     """LOG_LEVEL"""
+    log_format: str = "auto"
+    """LOG_FORMAT: json, console or auto (JSON unless stderr is a terminal)."""
+
+    @property
+    def log_json(self) -> bool | None:
+        return None if self.log_format == "auto" else self.log_format == "json"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ServiceSettings:
@@ -73,6 +79,9 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
         level = (env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper()
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+        log_format = (env_str(env, "LOG_FORMAT", "auto") or "auto").lower()
+        if log_format not in ("json", "console", "auto"):
+            raise ConfigError(f"LOG_FORMAT must be json, console or auto, got {log_format!r}")
         return cls(
             nats=NatsSettings.from_env(env),
             runner=RunnerSettings.from_env(env),
@@ -80,4 +89,5 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
             health_port=None if port is None else env_int(env, "HEALTH_PORT", 0, maximum=65535),
             http_timeout=env_float(env, "WORKER_HTTP_TIMEOUT_SECONDS", 10.0, minimum=0.1),
             log_level=level,
+            log_format=log_format,
         )

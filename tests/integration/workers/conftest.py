@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,7 +32,7 @@ from tests.fakes.server import FakeServer
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
 from tests.support.polling import eventually
-from tests.support.processes import NatsServer
+from tests.support.processes import NatsServer, Process, free_port
 
 # Short, so that deliveries held by a killed worker come back within a test's patience.
 ACK_WAIT = 2.0
@@ -220,3 +223,51 @@ def make_vendor(name: str, fake: FakeServer, **extra_env: str) -> Vendor:
 def vendor(request: pytest.FixtureRequest) -> Vendor:
     fake = request.getfixturevalue(f"fake_{request.param}")
     return make_vendor(request.param, fake, WORKER_CREATE_GRACE_SECONDS="0.5")
+
+
+def process_env(nats_url: str, vendor_env: Mapping[str, str], **overrides: str) -> dict[str, str]:
+    """The environment of `python -m services.workers NAME`: fast test timings, JSON logs."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "SLACK_", "ZENDESK_", "WORKER_"))}
+    return inherited | {
+        "NATS_URL": nats_url,
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "DEBUG",
+        "PYTHONUNBUFFERED": "1",
+        "WORKER_FETCH_TIMEOUT_SECONDS": "0.5",
+        "WORKER_RETRY_BASE_SECONDS": "0.1",
+        "WORKER_RETRY_MAX_SECONDS": "1",
+        "WORKER_LEASE_SECONDS": "1",
+        "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
+        "HEALTH_HOST": "127.0.0.1",
+        "HEALTH_PORT": str(free_port()),
+    } | dict(vendor_env) | overrides
+
+
+StartProcess = Callable[[str, Mapping[str, str]], Awaitable[Process]]
+
+
+@pytest.fixture
+async def start_process(tmp_path: Path) -> AsyncIterator[StartProcess]:
+    """Run a worker as its own process and wait until it reports ready on its health port."""
+    started: list[Process] = []
+
+    async def start(name: str, env: Mapping[str, str]) -> Process:
+        log = tmp_path / f"worker-{name}-{len(started)}.log"
+        process = Process(name, [sys.executable, "-m", "services.workers", name], env, log).start()
+        started.append(process)
+        url = f"http://127.0.0.1:{env['HEALTH_PORT']}/health/ready"
+
+        async def ready() -> bool:
+            assert process.alive(), process.output()[-3000:]
+            async with httpx.AsyncClient() as client:
+                try:
+                    return (await client.get(url, timeout=1)).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+        await eventually(ready, timeout=30, what=f"worker {name} to be ready")
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

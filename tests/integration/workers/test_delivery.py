@@ -10,6 +10,7 @@ from nats.js import JetStreamContext
 
 from services.workers.jira.worker import JiraWorker
 from services.workers.lease import LeaseKeeper
+from services.workers.metrics import Outcome
 from services.workers.store import KvRecordStore, open_bucket
 from shared.events import REDRIVE_HEADER, encode_event
 from tests.fakes.incidents import IncidentFeed, publish
@@ -44,7 +45,7 @@ async def test_each_incident_keeps_its_comment_order_under_concurrency_and_failu
     await settled(js, "jira", timeout=40)
     for i in range(1, incidents + 1):
         assert user_comments(fake_jira, i) == [f"step {n} of {i}" for n in range(1, comments + 1)]
-    assert running.runner.metrics.events["retried"] >= 6
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 6
 
 
 async def test_an_old_event_after_a_newer_one_changes_nothing(
@@ -62,7 +63,7 @@ async def test_an_old_event_after_a_newer_one_changes_nothing(
     await settled(js, "jira")
     assert len(fake_jira.requests) == before
     assert user_comments(fake_jira, 1) == ["a", "b"]
-    assert running.runner.metrics.events["skipped"] == 1
+    assert running.runner.metrics.events[Outcome.SKIPPED] == 1
 
 
 async def test_a_late_subscriber_builds_the_object_from_the_snapshot(
@@ -89,7 +90,7 @@ async def test_a_redrive_for_another_worker_is_acked_and_skipped(
     await js.publish(event.nats_subject, encode_event(event), headers={REDRIVE_HEADER: "slack"})
     await settled(js, "jira")
     assert fake_jira.requests == []
-    assert running.runner.metrics.events["skipped"] == 1
+    assert running.runner.metrics.events[Outcome.SKIPPED] == 1
 
     await js.publish(event.nats_subject, encode_event(event), headers={REDRIVE_HEADER: "jira", "Nats-Msg-Id": "r2"})
     await settled(js, "jira")
@@ -110,11 +111,11 @@ async def test_a_leased_incident_is_waited_for_not_nakked(
         return processor is not None and any(keeper.waits >= 5 for keeper in processor.active)
 
     await eventually(waited_a_while, what="the runner to find the lease taken several times")
-    assert fake_jira.requests == [] and running.runner.metrics.events["retried"] == 0
+    assert fake_jira.requests == [] and running.runner.metrics.events[Outcome.RETRIED] == 0
     await other.release()
     await settled(js, "jira")
     assert len(fake_jira.with_label("incident-1")) == 1
-    assert running.runner.metrics.events["retried"] == 0
+    assert running.runner.metrics.events[Outcome.RETRIED] == 0
 
 
 async def test_an_expired_lease_of_a_dead_replica_is_taken_over(
@@ -155,6 +156,7 @@ async def test_two_replicas_share_the_consumer_without_duplicates(
         assert user_comments(fake_jira, i) == ["note 1", "note 2", "note 3"]
         assert fake_jira.only(i).status == "Done"
     assert fake_jira.count("POST", r"^/rest/api/3/issue$") == incidents
-    done = [r.runner.metrics.events["processed"] for r in (first, second)]
+    done = [r.runner.metrics.events[Outcome.PROCESSED] for r in (first, second)]
     assert all(n > 0 for n in done), done
-    assert sum(done) + first.runner.metrics.events["skipped"] + second.runner.metrics.events["skipped"] >= len(events)
+    skipped = sum(r.runner.metrics.events[Outcome.SKIPPED] for r in (first, second))
+    assert sum(done) + skipped >= len(events)

@@ -7,6 +7,7 @@ from nats.js import JetStreamContext
 from nats.js.errors import KeyNotFoundError
 
 from services.workers.jira.worker import JiraWorker
+from services.workers.metrics import Outcome
 from services.workers.slack.worker import SlackWorker
 from services.workers.store import ErrorRecord
 from shared.events import STREAM
@@ -51,7 +52,7 @@ async def test_bursts_of_5xx_and_429_leave_one_object_and_each_comment_once(
     assert vendor.objects(1) == 1
     posts = vendor.posts(1)
     assert tagged(posts, "[incident-1 #1]") == 1 and tagged(posts, "[incident-1 #2]") == 1
-    assert running.runner.metrics.events["retried"] >= 7
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 7
 
 
 async def test_a_create_whose_answer_is_lost_is_not_repeated(
@@ -71,7 +72,7 @@ async def test_a_create_whose_answer_is_lost_is_not_repeated(
     assert vendor.creates() == 1
     assert vendor.objects(1) == 1
     assert tagged(vendor.posts(1), "[incident-1 #1]") == 1
-    assert running.runner.metrics.events["retried"] >= 1
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 1
 
 
 async def test_a_4xx_terminates_the_event_and_records_why(
@@ -88,7 +89,7 @@ async def test_a_4xx_terminates_the_event_and_records_why(
     assert error.worker == "jira" and error.deliveries == 1
     assert "400" in error.error and "cannot be set" in error.error
     assert fake_jira.count("POST", r"/issue$") == 1 and fake_jira.with_label("incident-1") == []
-    assert running.runner.metrics.events["failed"] == 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 1
     record = await load_record(js, "jira", 1)
     assert record is not None and record.pending is None and record.lease is None
 
@@ -112,9 +113,9 @@ async def test_retryable_errors_are_recorded_until_the_last_delivery(
     error = await read_error(js, "jira", seq)
     assert "503" in error.error and error.worker == "jira"
     await eventually(
-        lambda: _true(running.runner.metrics.events["dead_lettered"] == 1), what="dead-lettered count"
+        lambda: _true(running.runner.metrics.events[Outcome.DEAD_LETTERED] == 1), what="dead-lettered count"
     )
-    assert running.runner.metrics.events["retried"] == MAX_DELIVER - 1
+    assert running.runner.metrics.events[Outcome.RETRIED] == MAX_DELIVER - 1
 
 
 async def _true(value: bool) -> bool:
@@ -142,15 +143,15 @@ async def test_slack_ok_false_is_retried_or_terminated_by_its_error_code(
     await publish(js, feed.create("queue backlog"))
     await settled(js, "slack")
     assert len(fake_slack.roots_for(1)) == 1
-    assert running.runner.metrics.events["retried"] >= 2
-    assert running.runner.metrics.events["failed"] == 0
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 2
+    assert running.runner.metrics.events[Outcome.FAILED] == 0
 
     fake_slack.error_next(1, "channel_not_found", path=r"postMessage")
     seq = await publish(js, feed.comment(1, "draining"))
     await settled(js, "slack")
     error = await read_error(js, "slack", seq)
     assert "channel_not_found" in error.error
-    assert running.runner.metrics.events["failed"] == 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 1
 
 
 async def test_every_vendor_rejects_bad_credentials_permanently(
@@ -160,7 +161,7 @@ async def test_every_vendor_rejects_bad_credentials_permanently(
     running = await start_worker(vendor.factory, vendor.env | {secret: "wrong"})
     seq = await publish(js, IncidentFeed().create("auth check"))
     await settled(js, vendor.name)
-    assert running.runner.metrics.events["failed"] == 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 1
     error = await read_error(js, vendor.name, seq)
     assert "401" in error.error or "invalid_auth" in error.error
     assert vendor.objects(1) == 0

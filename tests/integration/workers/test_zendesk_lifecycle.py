@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nats.js import JetStreamContext
 
+from services.workers.metrics import Outcome
 from services.workers.zendesk.worker import ZendeskWorker
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.zendesk import FakeZendesk
@@ -74,4 +75,4 @@ async def test_a_ticket_closed_by_zendesk_is_left_alone(
     assert ticket.status == "closed"
     assert "root cause found" not in "\n".join(ticket.comment_bodies())
     assert fake_zendesk.count("PUT", r"/api/v2/tickets/\d+\.json") == 2  # the solve, then the refused comment
-    assert running.runner.metrics.events["failed"] == 0
+    assert running.runner.metrics.events[Outcome.FAILED] == 0

@@ -1,0 +1,153 @@
+"""The worker as a process: SIGKILL at the worst moments, SIGTERM mid-request, dry run with health and metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import httpx
+import pytest
+from nats.js import JetStreamContext
+from nats.js.errors import BucketNotFoundError
+
+from shared.jetstream import refs_bucket
+from tests.fakes.incidents import IncidentFeed, publish
+from tests.fakes.jira import FakeJira, Issue
+from tests.integration.workers.conftest import StartProcess, jira_env, load_record, process_env, settled
+from tests.support.polling import eventually
+from tests.support.processes import NatsServer, Process
+
+
+def log_events(process: Process) -> list[dict[str, object]]:
+    events = []
+    for line in process.output().splitlines():
+        if line.startswith("{"):
+            events.append(json.loads(line))
+    return events
+
+
+def killer(process_holder: list[Process]) -> object:
+    """A fake hook that SIGKILLs the worker once, after the fake stored the change and before it answers."""
+
+    def kill(*_: object) -> None:
+        if process_holder:
+            os.kill(process_holder.pop().pid, signal.SIGKILL)
+
+    return kill
+
+
+async def dead(process: Process) -> bool:
+    return not process.alive()
+
+
+async def test_killed_after_jira_created_the_issue_and_before_recording_it(
+    js: JetStreamContext, nats_server: NatsServer, fake_jira: FakeJira, start_process: StartProcess
+) -> None:
+    fake_jira.search_lag = 3.0  # the new issue stays out of search results for a while
+    env = process_env(nats_server.url, jira_env(fake_jira, lag=6), WORKER_CREATE_GRACE_SECONDS="1")
+    first = await start_process("jira", env)
+    victims = [first]
+    fake_jira.on_create = killer(victims)  # type: ignore[assignment]
+    feed = IncidentFeed()
+    await publish(js, feed.create("kernel panic on db-3"))
+    await publish(js, feed.comment(1, "rebooting"))
+
+    await eventually(lambda: dead(first), what="the worker to be killed")
+    fake_jira.on_create = None
+    assert len(fake_jira.with_label("incident-1")) == 1
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.ref is None
+    assert record.pending is not None and record.pending.op == "create"
+
+    second = await start_process("jira", env)
+    await settled(js, "jira", timeout=30)
+    issue = fake_jira.only(1)
+    assert sum("[incident-1 #1]" in t for t in issue.comment_texts()) == 1
+    assert fake_jira.count("POST", r"^/rest/api/3/issue$") == 1
+    logged = log_events(second)
+    assert any(e.get("error") == "an earlier create may not be visible yet; waiting" for e in logged)
+    assert "found existing outside object" in [e.get("event") for e in logged]
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.ref is not None and record.ref.key == issue.key
+    assert record.pending is None and record.version == 2
+
+
+async def test_killed_after_a_comment_was_posted_and_before_recording_it(
+    js: JetStreamContext, nats_server: NatsServer, fake_jira: FakeJira, start_process: StartProcess
+) -> None:
+    env = process_env(nats_server.url, jira_env(fake_jira))
+    first = await start_process("jira", env)
+    feed = IncidentFeed()
+    await publish(js, feed.create("cert expired"))
+    await settled(js, "jira")
+    victims = [first]
+
+    def on_comment(issue: Issue, text: str) -> None:
+        killer(victims)()  # type: ignore[operator]
+
+    fake_jira.on_comment = on_comment
+    await publish(js, feed.comment(1, "renewing"))
+    await eventually(lambda: dead(first), what="the worker to be killed")
+    fake_jira.on_comment = None
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.pending is not None and record.pending.tag == "[incident-1 #1]"
+
+    second = await start_process("jira", env)
+    await publish(js, feed.comment(1, "renewed"))
+    await settled(js, "jira", timeout=30)
+    texts = fake_jira.only(1).comment_texts()
+    assert [t.splitlines()[0] for t in texts] == ["renewing", "renewed"]
+    assert "pending post found outside" in [e.get("event") for e in log_events(second)]
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.comments_synced == 2 and record.pending is None
+
+
+async def test_sigterm_finishes_the_request_in_flight_then_exits(
+    js: JetStreamContext, nats_server: NatsServer, fake_jira: FakeJira, start_process: StartProcess
+) -> None:
+    process = await start_process("jira", process_env(nats_server.url, jira_env(fake_jira)))
+    fake_jira.slow_next(1, 1.5, method="POST", path=r"^/rest/api/3/issue$")
+    await publish(js, IncidentFeed().create("slow vendor"))
+
+    async def create_in_flight() -> bool:
+        return fake_jira.count("POST", r"^/rest/api/3/issue$") == 1
+
+    await eventually(create_in_flight, what="the create request to reach Jira")
+    assert process.stop() == 0
+    # Acked before exiting: nothing is left for a redelivery.
+    await settled(js, "jira", timeout=1.5)
+    assert len(fake_jira.with_label("incident-1")) == 1
+    events = [e.get("event") for e in log_events(process)]
+    assert events.index("finishing in-flight events") < events.index("event applied") < events.index("worker stopped")
+
+
+async def test_dry_run_logs_requests_serves_health_and_metrics(
+    js: JetStreamContext, nats_server: NatsServer, start_process: StartProcess
+) -> None:
+    env = process_env(nats_server.url, {"JIRA_PROJECT_KEY": "OPS"})
+    process = await start_process("jira", env)
+    base = f"http://127.0.0.1:{env['HEALTH_PORT']}"
+    feed = IncidentFeed()
+    await publish(js, feed.create("dry run please"))
+    await publish(js, feed.comment(1, "still dry"))
+
+    async def processed_two() -> bool:
+        async with httpx.AsyncClient() as client:
+            text = (await client.get(f"{base}/metrics")).text
+        return 'incidents_worker_events_total{worker="jira",outcome="processed"} 2' in text
+
+    await eventually(processed_two, what="two events processed")
+    async with httpx.AsyncClient() as client:
+        assert (await client.get(f"{base}/health/live")).status_code == 200
+        assert (await client.get(f"{base}/health/ready")).status_code == 200
+        metrics = (await client.get(f"{base}/metrics")).text
+    assert "incidents_worker_processing_seconds_count" in metrics
+    dry = [e for e in log_events(process) if e.get("event") == "dry run: request not sent"]
+    create = next(e for e in dry if e["method"] == "POST" and str(e["url"]).endswith("/rest/api/3/issue"))
+    assert create["url"] == "https://your-site.atlassian.net/rest/api/3/issue"
+    assert create["json"]["fields"]["labels"] == ["incident-1"]  # type: ignore[index]
+    assert any(str(e["url"]).endswith("/rest/api/3/issue/OPS-0/comment") for e in dry)
+    assert "authorization" not in process.output().lower()
+    with pytest.raises(BucketNotFoundError):
+        await js.key_value(refs_bucket("jira"))
