@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
+import structlog
 
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, Incident, Status
@@ -16,6 +17,7 @@ from services.api.tables import idempotency_keys, incident_comments, incident_ev
 from shared.events import encode_event, utcnow
 
 MAX_CAS_ATTEMPTS = 8
+log = structlog.get_logger(__name__)
 
 
 class NotFound(LookupError):
@@ -266,8 +268,10 @@ class SqlIncidentRepository:
                     created_at=to_micros(incident.updated_at or incident.created_at),
                 )
             )
+        event_ids = []
         for change in incident.changes:
             event = cloud_event(incident.id, incident.created_at, change, origin)
+            event_ids.append(event.id)
             at = to_micros(change.at)
             event_row_id = await database.execute(
                 incident_events.insert().values(
@@ -285,6 +289,7 @@ class SqlIncidentRepository:
             await database.execute(
                 outbox.insert().values(event_row_id=event_row_id, incident_id=incident.id, created_at=at)
             )
+        log.info("events recorded", incident_id=incident.id, event_ids=event_ids, version=incident.version)
 
     async def _store_response(self, incident: Incident, claim: IdempotencyClaim | None) -> None:
         if claim is None:
