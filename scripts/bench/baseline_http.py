@@ -1,0 +1,75 @@
+"""Bare-Litestar baseline: `scripts.bench.bare_app` under uvicorn (1 worker), loaded by wrk like the API."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from scripts.bench.children import Children
+from scripts.bench.options import Options
+from scripts.bench.procstats import CpuWindow, peak_rss_mb
+from scripts.bench.system import wait_http_ok
+from scripts.bench.wrk import WrkResult, run_wrk
+from tests.support.processes import Process, free_port
+from tests.support.services import service_env
+
+BODY = '{"message": "bench bare"}'
+
+
+@dataclass
+class BareResult:
+    wrk: WrkResult
+    server: str
+    cpu_s: float
+    peak_rss_mb: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"server": self.server, **self.wrk.as_dict(), "cpu_s": self.cpu_s, "peak_rss_mb": self.peak_rss_mb}
+
+
+async def run_bare_litestar(options: Options, workdir: Path, children: Children) -> BareResult:
+    port = free_port()
+    process = children.add(
+        Process(
+            "bare-litestar",
+            [sys.executable, "-m", "scripts.bench.bare_app", str(port)],
+            service_env(),
+            workdir / "logs" / "bare-litestar.log",
+        )
+    ).start()
+    try:
+        url = f"http://127.0.0.1:{port}/incident/"
+        await _wait_post(url, process)
+        if options.warmup:
+            await _wrk(url, options, workdir, children, options.warmup, "bare-warmup")
+        window = CpuWindow({"bare": process.pid}).start()
+        result = await _wrk(url, options, workdir, children, options.duration, "bare")
+        cpu = window.stop().get("bare", 0.0)
+        rss = peak_rss_mb(process.pid)
+    finally:
+        children.stop(process)
+    return BareResult(result, "uvicorn (1 worker), same options as python -m services.api", cpu, rss)
+
+
+async def _wrk(url: str, options: Options, workdir: Path, children: Children, seconds: float, label: str) -> WrkResult:
+    return await run_wrk(
+        url,
+        body=BODY,
+        duration=seconds,
+        connections=options.concurrency,
+        threads=options.threads,
+        workdir=workdir,
+        children=children,
+        label=label,
+    )
+
+
+async def _wait_post(url: str, process: Process) -> None:
+    await wait_http_ok(url.replace("/incident/", "/schema/openapi.json"), process, timeout=30)
+    async with httpx.AsyncClient(timeout=5) as http:
+        response = await http.post(url, json={"message": "hello"})
+    if response.json() != {"status": "INCIDENT CREATED", "ID": "1"}:
+        raise RuntimeError(f"bare Litestar answered {response.status_code} {response.text}")

@@ -1,0 +1,143 @@
+"""End-to-end delivery latency: from each event's CloudEvent `time` (set by the API when it commits the
+incident) to the moment each worker acked it, read from the worker's JSON log line `event applied`
+(logged right after `msg.ack()`, with `event_id` and a microsecond ISO `timestamp`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import msgspec
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+from scripts.bench.stats import percentiles_ms
+from shared.events import STREAM
+
+# Log events that mean "this worker acked the event"; a future `event acked` line (with delay_ms) is preferred.
+ACK_LINES = ("event acked", "event applied")
+
+
+class _Incident(msgspec.Struct):
+    message: str = ""
+
+
+class _Data(msgspec.Struct):
+    incident: _Incident
+
+
+class _Event(msgspec.Struct):
+    id: str
+    time: datetime
+    data: _Data
+
+
+class _LogLine(msgspec.Struct):
+    event: str = ""
+    event_id: str | None = None
+    timestamp: str | None = None
+    delay_ms: float | None = None
+
+
+@dataclass
+class StoredEvent:
+    time: float
+    """CloudEvent time as a Unix timestamp."""
+    message: str
+
+
+@dataclass
+class Delivery:
+    worker: str
+    phase: str
+    events: int
+    acked: int
+    """Events of the phase that the worker's log shows acked."""
+    p50_ms: float | None
+    p90_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+async def read_stream(js: JetStreamContext) -> dict[str, StoredEvent]:
+    """Every event on INCIDENTS, through an ephemeral pull consumer (the stream keeps acked events)."""
+    info = await js.stream_info(STREAM)
+    total = int(info.state.messages)
+    sub = await js.pull_subscribe(
+        "incident.>",
+        stream=STREAM,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=60.0),
+    )
+    decoder = msgspec.json.Decoder(_Event)
+    found: dict[str, StoredEvent] = {}
+    seen = 0
+    try:
+        while seen < total:
+            try:
+                msgs = await sub.fetch(1000, timeout=2.0)
+            except (TimeoutError, NatsTimeoutError):
+                break
+            for msg in msgs:
+                seen += 1
+                event = decoder.decode(msg.data)
+                found[event.id] = StoredEvent(event.time.timestamp(), event.data.incident.message)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    return found
+
+
+def acks_from_log(path: Path) -> dict[str, tuple[float, float | None]]:
+    """event_id → (ack timestamp, delay_ms if the worker logged one) from a JSON log."""
+    decoder = msgspec.json.Decoder(_LogLine)
+    acks: dict[str, tuple[float, float | None]] = {}
+    with path.open("rb") as f:
+        for raw in f:
+            if b'"event_id"' not in raw or not any(name.encode() in raw for name in ACK_LINES):
+                continue
+            try:
+                line = decoder.decode(raw)
+            except msgspec.DecodeError:
+                continue
+            if line.event not in ACK_LINES or not line.event_id or not line.timestamp:
+                continue
+            at = datetime.fromisoformat(line.timestamp).timestamp()
+            acks.setdefault(line.event_id, (at, line.delay_ms))
+    return acks
+
+
+def delivery_stats(
+    worker: str, phase: str, events: Iterable[tuple[str, StoredEvent]], acks: dict[str, tuple[float, float | None]]
+) -> Delivery:
+    delays: list[float] = []
+    count = 0
+    for event_id, stored in events:
+        count += 1
+        ack = acks.get(event_id)
+        if ack is None:
+            continue
+        at, delay_ms = ack
+        delays.append(delay_ms / 1000 if delay_ms is not None else at - stored.time)
+    p = percentiles_ms(delays, (50, 90, 99, 100))
+    return Delivery(worker, phase, count, len(delays), p[50], p[90], p[99], p[100])
+
+
+async def measure(
+    js: JetStreamContext, logs: dict[str, Path], phases: dict[str, str]
+) -> dict[str, dict[str, Delivery]]:
+    """phases: label → the incident message its requests carried. Returns phase → worker → Delivery."""
+    stored = await read_stream(js)
+    acks = {worker: await asyncio.to_thread(acks_from_log, path) for worker, path in logs.items()}
+    result: dict[str, dict[str, Delivery]] = {}
+    for label, message in phases.items():
+        mine = [(event_id, ev) for event_id, ev in stored.items() if ev.message == message]
+        result[label] = {worker: delivery_stats(worker, label, mine, acks[worker]) for worker in logs}
+    return result

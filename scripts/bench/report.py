@@ -1,0 +1,169 @@
+"""Ratios, targets, the printed table and the JSON files under var/bench/."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from scripts.bench.system import WORKERS
+
+SERVICES = ("api", "eventhandler", *(f"worker-{w}" for w in WORKERS))
+INFRA = ("mariadbd", "nats-server")
+RATIO_TARGET = 0.5
+CATCH_UP_TARGET_S = 1.0
+E2E_P99_TARGET_MS = 50.0
+RSS_TARGET_MB = 200.0
+
+
+def _div(a: float | None, b: float | None) -> float | None:
+    return None if not a or not b else round(a / b, 3)
+
+
+def add_ratios_and_targets(results: dict[str, Any]) -> None:
+    base = results["baselines"]
+    api = results["api"]
+    e2e = results["end_to_end"]
+    results["ratios"] = {
+        "api_vs_bare_litestar": _div(api["rps"], base["bare_litestar"]["rps"]),
+        "api_vs_raw_db": _div(api["rps"], base["raw_db"]["tps"]),
+        "api_vs_raw_jetstream": _div(api["rps"], base["raw_jetstream"]["msgs_per_s"]),
+    }
+    half = e2e["half_rate"]["delivery"]
+    p99s = [d["p99_ms"] for d in half.values()]
+    complete = all(d["acked"] == d["events"] and d["events"] > 0 for d in half.values())
+    worst_p99 = None if None in p99s or not p99s else max(p99s)
+    catch_up = e2e["max_rate"]["catch_up"]["seconds"]
+    rss = {name: results["resources"]["processes"].get(name, {}).get("peak_rss_mb") for name in SERVICES}
+    worst_rss = max((v for v in rss.values() if v is not None), default=None)
+    ratio = results["ratios"]["api_vs_bare_litestar"]
+    results["targets"] = [
+        {
+            "name": "pipeline create rate ≥ 0.5x bare Litestar",
+            "value": ratio,
+            "met": ratio is not None and ratio >= RATIO_TARGET,
+        },
+        {
+            "name": "workers caught up ≤ 1 s after the load's end",
+            "value": catch_up,
+            "met": catch_up is not None and catch_up <= CATCH_UP_TARGET_S,
+        },
+        {
+            "name": "end-to-end p99 < 50 ms at half the maximum rate (every worker)",
+            "value": worst_p99,
+            "met": complete and worst_p99 is not None and worst_p99 < E2E_P99_TARGET_MS,
+        },
+        {
+            "name": "no service over 200 MB RSS",
+            "value": worst_rss,
+            "met": worst_rss is not None and worst_rss <= RSS_TARGET_MB and None not in rss.values(),
+        },
+    ]
+
+
+def write_json(results: dict[str, Any], out_dir: Path) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
+    path = out_dir / f"bench-{stamp}.json"
+    path.write_text(text)
+    (out_dir / "latest.json").write_text(text)
+    return path
+
+
+def _n(value: float | None, unit: str = "", digits: int = 0) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.{digits}f}{unit}"
+
+
+def _lat(d: dict[str, Any], keys: tuple[str, ...] = ("p50_ms", "p90_ms", "p99_ms")) -> str:
+    return " / ".join(_n(d.get(k), digits=1) for k in keys) + " ms"
+
+
+def _met(flag: bool) -> str:
+    return "met" if flag else "NOT MET"
+
+
+def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    base, api, e2e, res = results["baselines"], results["api"], results["end_to_end"], results["resources"]
+    targets = {t["name"]: t for t in results["targets"]}
+    t_ratio, t_catch, t_p99, t_rss = (targets[name] for name in list(targets))
+    bare, db, js = base["bare_litestar"], base["raw_db"], base["raw_jetstream"]
+    c = results["meta"]["concurrency"]
+    rows: list[tuple[str, str, str, str]] = [
+        (f"bare Litestar, uvicorn 1 worker (wrk -c{c})", f"{_n(bare['rps'])} req/s", "", ""),
+        ("  latency p50 / p90 / p99", _lat(bare), "", ""),
+        (f"raw MariaDB, 2-row transactions ({c} asyncmy conns)", f"{_n(db['tps'])} tx/s", "", ""),
+        ("  latency p50 / p99", _lat(db, ("p50_ms", "p99_ms")), "", ""),
+        ("raw JetStream publish_async (event-sized)", f"{_n(js['msgs_per_s'])} msg/s", "", ""),
+        (f"API POST /incident/ (wrk -c{c}, uvicorn)", f"{_n(api['rps'])} req/s", "", ""),
+        ("  latency p50 / p90 / p99", _lat(api), "", ""),
+        (
+            "  non-2xx / socket errors",
+            f"{api['non_2xx']} / {api['socket_errors']}",
+            "0 / 0",
+            _met(api["non_2xx"] == 0 and api["socket_errors"] == 0),
+        ),
+        ("API ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "≥ 0.5x", _met(t_ratio["met"])),
+        ("API ÷ raw MariaDB", _n(results["ratios"]["api_vs_raw_db"], "x", 2), "", ""),
+    ]
+    backlog = e2e["max_rate"]["catch_up"]["at_load_end"]
+    pending = max((v["num_pending"] + v["num_ack_pending"] for v in backlog["consumers"].values()), default=0)
+    rows.append(("backlog at load end: outbox / worst consumer", f"{backlog['outbox']:,} / {pending:,}", "", ""))
+    rows.append(("catch-up after the load (max rate)", _n(t_catch["value"], " s", 2), "≤ 1 s", _met(t_catch["met"])))
+    for worker, d in e2e["max_rate"]["delivery"].items():
+        rows.append((f"  e2e {worker} at max rate p50 / p99", _lat(d, ("p50_ms", "p99_ms")), "", ""))
+    load = e2e["half_rate"]["load"]
+    rows.append(
+        (
+            "half rate: target / achieved (open loop)",
+            f"{_n(load['target_rate'])} / {_n(load['achieved_rate'])} req/s",
+            "",
+            "",
+        )
+    )
+    rows.append(("  HTTP latency p50 / p90 / p99", _lat(load), "", ""))
+    for worker, d in e2e["half_rate"]["delivery"].items():
+        acked = "" if d["acked"] == d["events"] else f" ({d['acked']}/{d['events']} acked)"
+        rows.append((f"  e2e {worker} p50 / p99{acked}", _lat(d, ("p50_ms", "p99_ms")), "p99 < 50 ms", ""))
+    rows.append(("  worst e2e p99 at half rate", _n(t_p99["value"], " ms", 1), "< 50 ms", _met(t_p99["met"])))
+    rows.append(("  catch-up after the load (half rate)", _n(load["catch_up"]["seconds"], " s", 2), "", ""))
+    for name, used in res["processes"].items():
+        max_cpu = res["cpu_s_max_rate_phase"].get(name)
+        half_cpu = res["cpu_s_half_rate_phase"].get(name)
+        value = f"{_n(max_cpu, ' s', 1)} / {_n(half_cpu, ' s', 1)} CPU, {_n(used['peak_rss_mb'], ' MB', 0)}"
+        is_service = name in SERVICES
+        flag = "" if not is_service else _met((used["peak_rss_mb"] or 0) <= RSS_TARGET_MB)
+        rows.append((f"{name}: CPU max / half phase, peak RSS", value, "≤ 200 MB" if is_service else "", flag))
+    rows.append(
+        (
+            "bare Litestar: CPU, peak RSS",
+            f"{_n(res['bare_litestar']['cpu_s_phase'], ' s', 1)} CPU, "
+            f"{_n(res['bare_litestar']['peak_rss_mb'], ' MB', 0)}",
+            "",
+            "",
+        )
+    )
+    rows.append(("wrk CPU during the API phase", _n(res["wrk_cpu_s"], " s", 1), "", ""))
+    rows.append(("no service over 200 MB RSS", _n(t_rss["value"], " MB", 0), "≤ 200 MB", _met(t_rss["met"])))
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    m = results["meta"]
+    machine = m["machine"]
+    head = (
+        f"incidents benchmark — {machine['cores']} cores ({machine['cpu']}), {m['duration_s']:g} s per phase, "
+        f"{m['concurrency']} connections{' [QUICK: not a measurement]' if m['quick'] else ''}\n"
+        f"load generator: {m['load_generator']}\n"
+    )
+    rows = [("measure", "result", "target", "status"), *_rows(results)]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return head + "\n".join(lines) + "\n"

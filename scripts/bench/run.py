@@ -1,0 +1,162 @@
+"""The benchmark's order of work: servers, baselines, services, API phase, half-rate phase, report."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from scripts.bench import meta, report
+from scripts.bench.baseline_db import run_raw_db
+from scripts.bench.baseline_http import run_bare_litestar
+from scripts.bench.baseline_nats import run_raw_jetstream
+from scripts.bench.catchup import Probe
+from scripts.bench.children import Children
+from scripts.bench.delivery import measure
+from scripts.bench.options import Options, parse_args
+from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, warm_up
+from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
+from scripts.bench.procstats import cpu_seconds, peak_rss_mb
+from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
+from scripts.bench.wrk import WrkMissing, wrk_binary, wrk_version
+
+
+def say(text: str) -> None:
+    print(f"bench: {text}", file=sys.stderr, flush=True)
+
+
+def resources(pids: dict[str, int]) -> dict[str, dict[str, float | None]]:
+    """Total CPU seconds since start and peak RSS (VmHWM) of each process, read before it stops."""
+    found: dict[str, dict[str, float | None]] = {}
+    for name, pid in pids.items():
+        cpu = cpu_seconds(pid)
+        rss = peak_rss_mb(pid)
+        found[name] = {"cpu_s_total": None if cpu is None else round(cpu, 2), "peak_rss_mb": _round(rss)}
+    return found
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+async def bench(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "meta": {
+            "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": meta.machine(),
+            "versions": meta.versions(),
+            "quick": options.quick,
+            "duration_s": options.duration,
+            "concurrency": options.concurrency,
+            "load_generator": f"{wrk_version()} -t{options.threads} -c{options.concurrency} "
+            f"-d{round(options.duration)}s (Lua script POSTs the body; done() hook prints JSON percentiles)",
+            "command": "python -m scripts.bench " + " ".join(sys.argv[1:]),
+        }
+    }
+    say(f"starting MariaDB and nats-server in {workdir}")
+    infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
+
+    say("baseline: bare Litestar under uvicorn, wrk")
+    bare = await run_bare_litestar(options, workdir, children)
+    say(f"  {bare.wrk.rps:.0f} req/s")
+    say("baseline: raw MariaDB two-row transactions (asyncmy)")
+    raw_db = await run_raw_db(
+        infra.mariadb, duration=options.duration, concurrency=options.concurrency, warmup=min(options.warmup, 1.0)
+    )
+    say(f"  {raw_db.tps:.0f} tx/s")
+    say("baseline: raw JetStream publish_async")
+    raw_js = await run_raw_jetstream(infra.nats.url, duration=options.duration, warmup=min(options.warmup, 1.0))
+    say(f"  {raw_js.msgs_per_s:.0f} msg/s")
+    results["baselines"] = {
+        "bare_litestar": bare.as_dict(),
+        "raw_db": raw_db.as_dict(),
+        "raw_jetstream": raw_js.as_dict(),
+    }
+
+    say("starting the API, the event handler and the jira, slack and zendesk workers (dry run)")
+    services = await start_services(infra, workdir, children)
+    pids = {**services.pids, **infra.pids}
+    probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
+    try:
+        await warm_up(services.api_url, options, workdir, children, probe)
+        say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
+        api = await run_api_phase(services.api_url, options, workdir, children, probe, pids)
+        say(f"  {api.wrk.rps:.0f} req/s, caught up {api.catch_up.seconds}s after the load")
+        half = api.wrk.rps / 2
+        say(f"half rate: {half:.0f} req/s open loop for {options.duration:g}s")
+        rate = await run_rate_phase(services.api_url, half, options, probe, pids)
+        say(f"  p99 {rate.load.p99_ms} ms, caught up {rate.catch_up.seconds}s after the load")
+        await asyncio.sleep(0.2)  # let the last log lines reach the files
+        delivery = await measure(probe.js, services.log_paths, {"max_rate": MAX_MESSAGE, "half_rate": HALF_MESSAGE})
+    finally:
+        await probe.close()
+    used = resources(pids)
+    results["api"] = api.as_dict()
+    results["end_to_end"] = {
+        "method": "CloudEvent `time` (set in the API as it commits) to the worker's JSON log line `event applied` "
+        "(written right after msg.ack(), with event_id and a microsecond timestamp); same clock, same machine",
+        "max_rate": {
+            "catch_up": api.catch_up.as_dict(),
+            "delivery": {w: d.as_dict() for w, d in delivery["max_rate"].items()},
+        },
+        "half_rate": {
+            "load": rate.as_dict(),
+            "delivery": {w: d.as_dict() for w, d in delivery["half_rate"].items()},
+        },
+    }
+    say("stopping the services")
+    codes = await asyncio.to_thread(stop_services, services, children)
+    results["resources"] = {
+        "processes": used,
+        "bare_litestar": {"cpu_s_phase": bare.cpu_s, "peak_rss_mb": _round(bare.peak_rss_mb)},
+        "cpu_s_max_rate_phase": api.cpu_s,
+        "cpu_s_half_rate_phase": rate.cpu_s,
+        "wrk_cpu_s": api.wrk.wrk_cpu_s,
+        "exit_codes": codes,
+        "method": "/proc/<pid>/stat utime+stime and /proc/<pid>/status VmHWM",
+    }
+    report.add_ratios_and_targets(results)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    try:
+        wrk_binary()
+    except WrkMissing as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-"))
+    # SIGTERM behaves like Ctrl-C: unwind, and stop every child in the finally below.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.monotonic()
+    try:
+        results = asyncio.run(bench(options, workdir, children))
+    except KeyboardInterrupt:
+        say("interrupted; stopping everything")
+        return 130
+    except Exception:
+        kept = options.out_dir / "last-failure-logs"
+        shutil.rmtree(kept, ignore_errors=True)
+        if (workdir / "logs").exists():
+            shutil.copytree(workdir / "logs", kept, ignore=shutil.ignore_patterns("*.sock"))
+            say(f"failed; the services' logs are in {kept}")
+        raise
+    finally:
+        children.stop_all()
+        if options.keep_workdir:
+            say(f"logs and data kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    path = report.write_json(results, options.out_dir)
+    print(report.table(results))
+    say(f"results written to {path} and {path.parent / 'latest.json'}")
+    return 0
