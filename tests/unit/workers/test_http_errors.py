@@ -1,0 +1,90 @@
+"""Outside answers mapped to the error tree: 429 and 5xx retry later, other 4xx are permanent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import httpx
+import pytest
+
+from services.workers.errors import PermanentError, RateLimited, RetryableError, WorkerError
+from services.workers.http import Request, VendorHttp, parse_retry_after
+
+
+def vendor(handler: httpx.MockTransport) -> VendorHttp:
+    return VendorHttp("test", httpx.AsyncClient(transport=handler), "https://vendor.example/api/")
+
+
+def answering(status: int, **kwargs: object) -> VendorHttp:
+    return vendor(httpx.MockTransport(lambda request: httpx.Response(status, **kwargs)))  # type: ignore[arg-type]
+
+
+def failing(exc: Exception) -> VendorHttp:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return vendor(httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+async def test_5xx_is_retryable_and_may_have_been_applied(status: int) -> None:
+    with pytest.raises(RetryableError) as caught:
+        await answering(status, json={"error": "boom"}).json(Request("POST", "/things"))
+    assert not isinstance(caught.value, RateLimited)
+    assert caught.value.maybe_applied and str(status) in str(caught.value)
+
+
+async def test_429_is_rate_limited_for_its_retry_after() -> None:
+    with pytest.raises(RateLimited) as caught:
+        await answering(429, headers={"Retry-After": "3"}).json(Request("GET", "/things"))
+    assert caught.value.retry_after == 3.0 and caught.value.delay == 3.0
+    assert not caught.value.maybe_applied
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_other_4xx_are_permanent(status: int) -> None:
+    with pytest.raises(PermanentError):
+        await answering(status, json={"errorMessages": ["no"]}).json(Request("POST", "/things"))
+
+
+async def test_a_refused_connection_surely_did_nothing() -> None:
+    with pytest.raises(RetryableError) as caught:
+        await failing(httpx.ConnectError("refused")).json(Request("POST", "/things"))
+    assert not caught.value.maybe_applied
+
+
+async def test_a_read_timeout_may_have_been_applied() -> None:
+    with pytest.raises(RetryableError) as caught:
+        await failing(httpx.ReadTimeout("slow")).json(Request("POST", "/things"))
+    assert caught.value.maybe_applied
+
+
+async def test_a_2xx_that_is_not_json_is_retried() -> None:
+    with pytest.raises(RetryableError):
+        await answering(200, text="<html>maintenance</html>").json(Request("GET", "/things"))
+
+
+async def test_an_empty_2xx_is_none_and_the_url_joins_base_and_path() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(204)
+
+    result = await vendor(httpx.MockTransport(handler)).json(Request("PUT", "/x/1", json={"a": 1}, params={"q": "z"}))
+    assert result is None
+    assert str(seen[0].url) == "https://vendor.example/api/x/1?q=z"
+
+
+def test_retry_after_accepts_seconds_and_http_dates_and_defaults_when_missing() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert parse_retry_after("2.5") == 2.5
+    assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now.timestamp()) == 30
+    assert parse_retry_after(None) == parse_retry_after("garbage") == 10.0
+    assert parse_retry_after("-5") == 0.0 and parse_retry_after("99999") == 3600.0
+
+
+def test_the_error_tree() -> None:
+    assert issubclass(RateLimited, RetryableError) and issubclass(RetryableError, WorkerError)
+    assert issubclass(PermanentError, WorkerError) and not issubclass(PermanentError, RetryableError)

@@ -1,0 +1,41 @@
+"""Workers are found by entry point name; the CLI lists them and refuses unknown ones."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.workers.__main__ import main
+from services.workers.jira.worker import JiraWorker
+from services.workers.registry import UnknownWorkerError, known_workers, load_worker
+from services.workers.slack.worker import SlackWorker
+from services.workers.zendesk.worker import ZendeskWorker
+
+
+def test_the_three_workers_are_registered() -> None:
+    assert {"jira", "slack", "zendesk"} <= set(known_workers())
+    assert load_worker("jira") is JiraWorker
+    assert load_worker("slack") is SlackWorker
+    assert load_worker("zendesk") is ZendeskWorker
+
+
+def test_an_unknown_name_lists_the_known_ones() -> None:
+    with pytest.raises(UnknownWorkerError, match=r"unknown worker 'pagerduty'; known workers: .*jira, slack, zendesk"):
+        load_worker("pagerduty")
+
+
+def test_cli_lists_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--list"]) == 0
+    assert capsys.readouterr().out.split() == known_workers()
+
+
+def test_cli_rejects_an_unknown_worker(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pagerduty"]) == 2
+    assert "known workers: " in capsys.readouterr().err
+
+
+def test_cli_rejects_a_bad_setting_before_connecting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_CONCURRENCY", "many")
+    assert main(["jira"]) == 2
+    assert "WORKER_CONCURRENCY must be an integer" in capsys.readouterr().err
