@@ -14,7 +14,14 @@ from nats.js.errors import BucketNotFoundError
 from shared.jetstream import refs_bucket
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira, Issue
-from tests.integration.workers.conftest import StartProcess, jira_env, load_record, process_env, settled
+from tests.integration.workers.conftest import (
+    StartProcess,
+    jira_env,
+    load_record,
+    make_vendor,
+    process_env,
+    settled,
+)
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process
 
@@ -71,6 +78,29 @@ async def test_killed_after_jira_created_the_issue_and_before_recording_it(
     record = await load_record(js, "jira", 1)
     assert record is not None and record.ref is not None and record.ref.key == issue.key
     assert record.pending is None and record.version == 2
+
+
+@pytest.mark.parametrize("name", ["slack", "zendesk"])
+async def test_killed_after_slack_or_zendesk_created_the_object_and_before_recording_it(
+    name: str, js: JetStreamContext, nats_server: NatsServer, request: pytest.FixtureRequest,
+    start_process: StartProcess,
+) -> None:
+    vendor = make_vendor(name, request.getfixturevalue(f"fake_{name}"))
+    env = process_env(nats_server.url, vendor.env, WORKER_CREATE_GRACE_SECONDS="1")
+    first = await start_process(name, env)
+    vendor.fake.on_create = killer([first])
+    feed = IncidentFeed()
+    await publish(js, feed.create("lost the answer"))
+    await publish(js, feed.comment(1, "still here"))
+
+    await eventually(lambda: dead(first), what="the worker to be killed")
+    vendor.fake.on_create = None
+    assert vendor.objects(1) == 1
+    second = await start_process(name, env)
+    await settled(js, name, timeout=30)
+    assert vendor.objects(1) == 1 and vendor.creates() == 1
+    assert sum("[incident-1 #1]" in p for p in vendor.posts(1)) == 1
+    assert "found existing outside object" in [e.get("event") for e in log_events(second)]
 
 
 async def test_killed_after_a_comment_was_posted_and_before_recording_it(
