@@ -24,6 +24,18 @@ class Options:
     keep_workdir: bool
     catchup_timeout: float
     """How long to wait for the workers to catch up before calling it not met."""
+    api_server: str = "uvicorn"
+    """uvicorn: `python -m services.api` as deployed; granian: the same app under granian (an experiment)."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment for the services (e.g. OUTBOX_BATCH_SIZE=100), for experiments."""
+    mariadb_sql: tuple[str, ...] = ()
+    """Statements run on MariaDB before the services start (e.g. SET GLOBAL ...), for experiments."""
+    profile: bool = False
+    """py-spy the API, the event handler and one worker during the API phase (slows them down)."""
+
+    @property
+    def is_default(self) -> bool:
+        return self.api_server == "uvicorn" and not self.env and not self.mariadb_sql and not self.profile
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -35,7 +47,27 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--warmup", type=float, default=None, help="unmeasured seconds before each HTTP phase")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON results")
     parser.add_argument("--keep-workdir", action="store_true", help="keep logs and data directories of the run")
+    parser.add_argument(
+        "--api-server", choices=("uvicorn", "granian"), default="uvicorn", help="experiment: serve the API with granian"
+    )
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="experiment: extra env for the services"
+    )
+    parser.add_argument(
+        "--mariadb-sql",
+        action="append",
+        default=[],
+        metavar="SQL",
+        help="experiment: run on MariaDB before the services",
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the services during the API phase")
     args = parser.parse_args(argv)
+    env: list[tuple[str, str]] = []
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--env wants KEY=VALUE, got {item!r}")
+        env.append((key, value))
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 15.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
     if duration <= 0 or args.concurrency < 1 or args.threads < 1 or warmup < 0:
@@ -49,4 +81,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         out_dir=args.out,
         keep_workdir=args.keep_workdir,
         catchup_timeout=60.0 if args.quick else 120.0,
+        api_server=args.api_server,
+        env=tuple(env),
+        mariadb_sql=tuple(args.mariadb_sql),
+        profile=args.profile,
     )

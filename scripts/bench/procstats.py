@@ -3,9 +3,43 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 _TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """The PIDs of a process's children, grandchildren, ... (granian serves from child processes)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                with open(f"/proc/{current}/task/{tid}/children") as f:
+                    kids = [int(k) for k in f.read().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a process and its live descendants."""
+    own = cpu_seconds(pid)
+    if own is None:
+        return None
+    return own + sum(cpu_seconds(kid) or 0.0 for kid in descendants(pid))
+
+
+def tree_peak_rss_mb(pid: int) -> float | None:
+    """The largest VmHWM among a process and its descendants (each process's own peak)."""
+    peaks = [p for p in (peak_rss_mb(x) for x in [pid, *descendants(pid)]) if p is not None]
+    return max(peaks) if peaks else None
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -43,14 +77,6 @@ def rss_mb(pid: int) -> float | None:
     return None if kib is None else kib / 1024
 
 
-@dataclass
-class Usage:
-    """One process's CPU seconds over a window and its peak RSS when the window closed."""
-
-    cpu_s: float
-    peak_rss_mb: float
-
-
 class CpuWindow:
     """CPU seconds each named process spends between `start()` and `stop()`."""
 
@@ -59,13 +85,13 @@ class CpuWindow:
         self._start: dict[str, float] = {}
 
     def start(self) -> CpuWindow:
-        self._start = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
+        self._start = {name: tree_cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
         return self
 
     def stop(self) -> dict[str, float]:
         used: dict[str, float] = {}
         for name, pid in self.pids.items():
-            now = cpu_seconds(pid)
+            now = tree_cpu_seconds(pid)
             if now is not None:
                 used[name] = round(now - self._start.get(name, 0.0), 3)
         return used

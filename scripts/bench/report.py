@@ -63,12 +63,15 @@ def add_ratios_and_targets(results: dict[str, Any]) -> None:
 
 
 def write_json(results: dict[str, Any], out_dir: Path) -> Path:
+    """bench-<time>.json and latest.json; an experiment writes experiment-<time>.json and leaves latest alone."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     text = json.dumps(results, indent=2, ensure_ascii=False) + "\n"
-    path = out_dir / f"bench-{stamp}.json"
+    experiment = bool(results["meta"].get("experiment"))
+    path = out_dir / f"{'experiment' if experiment else 'bench'}-{stamp}.json"
     path.write_text(text)
-    (out_dir / "latest.json").write_text(text)
+    if not experiment:
+        (out_dir / "latest.json").write_text(text)
     return path
 
 
@@ -156,8 +159,10 @@ def table(results: dict[str, Any]) -> str:
     machine = m["machine"]
     head = (
         f"incidents benchmark — {machine['cores']} cores ({machine['cpu']}), {m['duration_s']:g} s per phase, "
-        f"{m['concurrency']} connections{' [QUICK: not a measurement]' if m['quick'] else ''}\n"
-        f"load generator: {m['load_generator']}\n"
+        f"{m['concurrency']} connections, API under {m['api_server']}"
+        f"{' [QUICK: not a measurement]' if m['quick'] else ''}\n"
+        + (f"EXPERIMENT: {m['experiment']}\n" if m.get("experiment") else "")
+        + f"load generator: {m['load_generator']}\n"
     )
     rows = [("measure", "result", "target", "status"), *_rows(results)]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]

@@ -22,7 +22,8 @@ from scripts.bench.delivery import measure
 from scripts.bench.options import Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, warm_up
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
-from scripts.bench.procstats import cpu_seconds, peak_rss_mb
+from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
+from scripts.bench.profiling import Profiler
 from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
 from scripts.bench.wrk import WrkMissing, wrk_binary, wrk_version
 
@@ -35,8 +36,8 @@ def resources(pids: dict[str, int]) -> dict[str, dict[str, float | None]]:
     """Total CPU seconds since start and peak RSS (VmHWM) of each process, read before it stops."""
     found: dict[str, dict[str, float | None]] = {}
     for name, pid in pids.items():
-        cpu = cpu_seconds(pid)
-        rss = peak_rss_mb(pid)
+        cpu = tree_cpu_seconds(pid)
+        rss = tree_peak_rss_mb(pid)
         found[name] = {"cpu_s_total": None if cpu is None else round(cpu, 2), "peak_rss_mb": _round(rss)}
     return found
 
@@ -57,6 +58,15 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
             "load_generator": f"{wrk_version()} -t{options.threads} -c{options.concurrency} "
             f"-d{round(options.duration)}s (Lua script POSTs the body; done() hook prints JSON percentiles)",
             "command": "python -m scripts.bench " + " ".join(sys.argv[1:]),
+            "api_server": options.api_server,
+            "experiment": None
+            if options.is_default
+            else {
+                "api_server": options.api_server,
+                "env": dict(options.env),
+                "mariadb_sql": list(options.mariadb_sql),
+                "profile": options.profile,
+            },
         }
     }
     say(f"starting MariaDB and nats-server in {workdir}")
@@ -80,13 +90,25 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     }
 
     say("starting the API, the event handler and the jira, slack and zendesk workers (dry run)")
-    services = await start_services(infra, workdir, children)
+    for statement in options.mariadb_sql:
+        infra.mariadb.sql(statement)
+    services = await start_services(
+        infra, workdir, children, api_server=options.api_server, extra_env=dict(options.env)
+    )
     pids = {**services.pids, **infra.pids}
     probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
     try:
         await warm_up(services.api_url, options, workdir, children, probe)
         say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
+        profiler = None
+        if options.profile:
+            stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+            profiler = Profiler(options.out_dir / f"profile-{stamp}", children)
+            profiler.start({n: pids[n] for n in ("api", "eventhandler", "worker-jira")}, options.duration)
         api = await run_api_phase(services.api_url, options, workdir, children, probe, pids)
+        if profiler is not None:
+            results["profile"] = {"folder": str(profiler.out_dir), "summaries": await profiler.finish()}
+            say(f"  profiles in {profiler.out_dir}")
         say(f"  {api.wrk.rps:.0f} req/s, caught up {api.catch_up.seconds}s after the load")
         half = api.wrk.rps / 2
         say(f"half rate: {half:.0f} req/s open loop for {options.duration:g}s")
@@ -158,5 +180,5 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     path = report.write_json(results, options.out_dir)
     print(report.table(results))
-    say(f"results written to {path} and {path.parent / 'latest.json'}")
+    say(f"results written to {path}" + ("" if results["meta"]["experiment"] else f" and {path.parent / 'latest.json'}"))
     return 0

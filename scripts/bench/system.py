@@ -102,16 +102,36 @@ async def wait_http_ok(url: str, process: Process, *, timeout: float = 60.0) -> 
             await asyncio.sleep(0.1)
 
 
-async def start_services(infra: Infra, workdir: Path, children: Children) -> Services:
+def api_argv(server: str, port: int) -> list[str]:
+    """`python -m services.api` (uvicorn, as deployed), or the same app under granian for comparison."""
+    if server == "uvicorn":
+        return [sys.executable, "-m", "services.api"]
+    granian = str(Path(sys.executable).parent / "granian")
+    return [
+        granian, "--interface", "asgi", "--factory", "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1", "--no-access-log", "--log-level", "warning", "scripts.bench.asgi:create_app",
+    ]  # fmt: skip
+
+
+async def start_services(
+    infra: Infra,
+    workdir: Path,
+    children: Children,
+    *,
+    api_server: str = "uvicorn",
+    extra_env: dict[str, str] | None = None,
+) -> Services:
     infra.mariadb.sql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;")
     database_url = f"{infra.mariadb.admin_url}/{DATABASE}"
     await asyncio.to_thread(migrate, database_url)
     nats_url = infra.nats.url
     logs = workdir / "logs"
+    extra = dict(extra_env or {})
 
     eh_port = free_port()
+    subscriptions = str(write_subscriptions(workdir))
     eh_env = service_env(
-        NATS_URL=nats_url, SUBSCRIPTIONS_FILE=str(write_subscriptions(workdir)), HEALTH_PORT=str(eh_port)
+        **({"NATS_URL": nats_url, "SUBSCRIPTIONS_FILE": subscriptions, "HEALTH_PORT": str(eh_port)} | extra)
     )
     eventhandler = children.add(
         Process("eventhandler", [sys.executable, "-m", "services.eventhandler"], eh_env, logs / "eventhandler.log")
@@ -122,15 +142,20 @@ async def start_services(infra: Infra, workdir: Path, children: Children) -> Ser
     workers: dict[str, Process] = {}
     for name in WORKERS:
         port = free_port()
-        env = service_env(NATS_URL=nats_url, HEALTH_HOST="127.0.0.1", HEALTH_PORT=str(port))
+        env = service_env(**({"NATS_URL": nats_url, "HEALTH_HOST": "127.0.0.1", "HEALTH_PORT": str(port)} | extra))
         workers[name] = children.add(
             Process(f"worker-{name}", [sys.executable, "-m", "services.workers", name], env, logs / f"{name}.log")
         ).start()
         health[f"worker-{name}"] = f"http://127.0.0.1:{port}/health/ready"
 
     api_port = free_port()
-    api_env = service_env(DATABASE_URL=database_url, NATS_URL=nats_url, API_HOST="127.0.0.1", API_PORT=str(api_port))
-    api = children.add(Process("api", [sys.executable, "-m", "services.api"], api_env, logs / "api.log")).start()
+    api_env = service_env(
+        **(
+            {"DATABASE_URL": database_url, "NATS_URL": nats_url, "API_HOST": "127.0.0.1", "API_PORT": str(api_port)}
+            | extra
+        )
+    )
+    api = children.add(Process("api", api_argv(api_server, api_port), api_env, logs / "api.log")).start()
     api_url = f"http://127.0.0.1:{api_port}"
     health["api"] = f"{api_url}/health/ready"
     await wait_http_ok(health["api"], api)
