@@ -7,18 +7,35 @@ import os
 import signal
 import sys
 
+import structlog
+
 from services.eventhandler.app import run
 from services.eventhandler.settings import Settings
 from shared.config import ConfigError
 from shared.logging import configure_logging
 
+log = structlog.get_logger(__name__)
+
 
 async def main(settings: Settings) -> None:
-    stop = asyncio.Event()
+    stop, started = asyncio.Event(), asyncio.Event()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def on_signal() -> None:
+        stop.set()
+        if not started.is_set():
+            task.cancel()  # still waiting for NATS: there is nothing to drain yet
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run(settings, stop)
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await run(settings, stop, started)
+    except asyncio.CancelledError:
+        if started.is_set() or not stop.is_set():
+            raise
+        log.info("eventhandler stopped before it had started")
 
 
 def cli() -> None:

@@ -15,6 +15,7 @@ from services.eventhandler.deadletters import DeadLetters
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.pipeline import JetStreamPublisher
 from services.eventhandler.publishing import BatchPublisher
+from services.eventhandler.redrive import DeadLetterQueue
 from services.eventhandler.service import Endpoints, start_service
 from services.eventhandler.settings import Settings
 from services.eventhandler.streams import ensure_consumers, ensure_streams
@@ -62,12 +63,11 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         js = nc.jetstream()
         await ensure_streams(js, settings.stream_replicas)
         await ensure_consumers(nc, js, initial)
-        deadletters = DeadLetters(js, metrics)
-        await deadletters.subscribe(nc)
+        await DeadLetters(js, metrics).subscribe(nc)
         publisher = JetStreamPublisher(nc)
         await publisher.start()
         stack.push_async_callback(publisher.stop)
-        endpoints = Endpoints(BatchPublisher(publisher, metrics), Subscriptions(nc, js), deadletters)
+        endpoints = Endpoints(BatchPublisher(publisher, metrics), Subscriptions(nc, js), DeadLetterQueue(js, metrics))
         service = await start_service(nc, endpoints, metrics)
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:

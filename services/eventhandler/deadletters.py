@@ -1,4 +1,4 @@
-"""Dead letters: copy a message a worker gave up on to DEADLETTERS, list those copies, and redrive them.
+"""Dead letters: copy each message a worker gave up on to DEADLETTERS, with the worker's last error.
 
 JetStream announces a message that reached a consumer's max deliveries, or that a worker terminated,
 with an advisory. Advisories are core NATS messages, not persisted: one published while no event
@@ -10,8 +10,6 @@ DLQ copy's Nats-Msg-Id makes a repeated copy a no-op.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import msgspec
 import nats.errors
@@ -20,16 +18,12 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
-from nats.js.api import RawStreamMsg
 from nats.js.errors import NotFoundError
 
-from services.eventhandler.errors import NotFoundError as DeadLetterNotFound
 from services.eventhandler.metrics import Metrics
-from services.eventhandler.schemas import DeadLetter
-from shared.events import MSG_ID_HEADER, REDRIVE_HEADER, REQUEST_ID_HEADER, STREAM, TRACEPARENT_HEADER
+from shared.events import MSG_ID_HEADER, REQUEST_ID_HEADER, STREAM, TRACEPARENT_HEADER
 from shared.jetstream import (
     DEADLETTER_STREAM,
-    DEADLETTER_SUBJECT_PREFIX,
     WORKER_NAME,
     deadletter_subject,
     error_key,
@@ -64,10 +58,6 @@ class Advisory(msgspec.Struct):
 
 class ErrorRecord(msgspec.Struct):
     error: str = "unknown"
-
-
-class _IdOnly(msgspec.Struct):
-    id: str = ""
 
 
 def header_value(text: str) -> str:
@@ -144,68 +134,3 @@ class DeadLetters:
             return msgspec.json.decode(raw, type=ErrorRecord).error
         except msgspec.DecodeError:
             return raw.decode(errors="replace") or "unknown"
-
-    async def list_entries(self, worker: str | None, limit: int, after: int = 0) -> list[DeadLetter]:
-        items: list[DeadLetter] = []
-        async for message in self._iterate(worker, after):
-            items.append(to_dead_letter(message))
-            if len(items) >= limit:
-                break
-        return items
-
-    async def redrive_one(self, seq: int) -> int:
-        try:
-            message = await self._js.get_msg(DEADLETTER_STREAM, seq=seq)
-        except NotFoundError:
-            raise DeadLetterNotFound(f"dead letter not found: {seq}") from None
-        await self._redrive(message)
-        return 1
-
-    async def redrive_worker(self, worker: str) -> int:
-        count = 0
-        async for message in self._iterate(worker, 0):
-            await self._redrive(message)
-            count += 1
-        return count
-
-    async def _redrive(self, message: RawStreamMsg) -> None:
-        headers = message.headers or {}
-        worker = headers[WORKER_HEADER]
-        body = message.data or b""
-        event_id = msgspec.json.decode(body, type=_IdOnly).id
-        out = {name: value for name in CARRIED_HEADERS if (value := headers.get(name))}
-        out |= {MSG_ID_HEADER: f"{event_id}:redrive:{message.seq}", REDRIVE_HEADER: worker}
-        subject = headers.get(SUBJECT_HEADER) or msgspec.json.decode(body, type=dict)["type"]
-        await self._js.publish(subject, body, headers=out, stream=STREAM)
-        assert message.seq is not None
-        # After the publish: a crash in between redrives again, and the Nats-Msg-Id absorbs it.
-        await self._js.delete_msg(DEADLETTER_STREAM, message.seq)
-        self._metrics.inc("eventhandler_redriven_total", worker=worker)
-        log.info("dead letter redriven", worker=worker, event_id=event_id, dlq_seq=message.seq)
-
-    async def _iterate(self, worker: str | None, after: int) -> AsyncIterator[RawStreamMsg]:
-        subject = deadletter_subject(worker) if worker else DEADLETTER_SUBJECT_PREFIX + ">"
-        seq = after + 1
-        while True:
-            try:
-                message = await self._js.get_msg(DEADLETTER_STREAM, seq=seq, subject=subject, next=True)
-            except NotFoundError:
-                return
-            yield message
-            assert message.seq is not None
-            seq = message.seq + 1
-
-
-def to_dead_letter(message: RawStreamMsg) -> DeadLetter:
-    headers = message.headers or {}
-    assert message.seq is not None
-    return DeadLetter(
-        seq=message.seq,
-        worker=headers.get(WORKER_HEADER, ""),
-        stream_seq=int(headers.get(STREAM_SEQ_HEADER, 0)),
-        deliveries=int(headers.get(DELIVERIES_HEADER, 0)),
-        error=headers.get(ERROR_HEADER, "unknown"),
-        reason=headers.get(REASON_HEADER, ""),
-        time=message.time or datetime.now(UTC),
-        event=msgspec.Raw(message.data or b"{}"),
-    )

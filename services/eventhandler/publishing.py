@@ -92,6 +92,13 @@ class BatchPublisher:
                 for event in events:
                     duplicate = await self._publisher.publish(event.type, encode_event(event), event_headers(event))
                     stored.append(event.id)
+                    log.debug(
+                        "event stored",
+                        event_id=event.id,
+                        incident_id=event.subject,
+                        request_id=event.requestid,
+                        duplicate=duplicate,
+                    )
                     self._metrics.inc("eventhandler_events_published_total", type=event.type)
                     if duplicate:
                         self._metrics.inc("eventhandler_events_duplicate_total", type=event.type)

@@ -1,8 +1,4 @@
-"""The `eventhandler` NATS micro service: each endpoint decodes its request, does the work, encodes the reply.
-
-Error replies carry the micro headers Nats-Service-Error-Code ("400", "404", "500", "503") and
-Nats-Service-Error (the description); see errors.py for which failure gets which code.
-"""
+"""The `eventhandler` NATS micro service: each endpoint decodes a request, does the work, encodes the reply."""
 
 from __future__ import annotations
 
@@ -18,10 +14,10 @@ from nats.aio.client import Client
 from nats.micro.request import Handler, Request, ServiceError
 from nats.micro.service import Service
 
-from services.eventhandler.deadletters import DeadLetters
 from services.eventhandler.errors import NotFoundError, RequestError
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.publishing import BatchPublisher
+from services.eventhandler.redrive import DeadLetterQueue
 from services.eventhandler.schemas import (
     DeadLetterListReply,
     DeadLetterListRequest,
@@ -62,7 +58,7 @@ def decode(data: bytes, type_: type[T]) -> T:
 class Endpoints:
     """The work behind each endpoint; bytes in, bytes out."""
 
-    def __init__(self, publisher: BatchPublisher, subscriptions: Subscriptions, deadletters: DeadLetters) -> None:
+    def __init__(self, publisher: BatchPublisher, subscriptions: Subscriptions, deadletters: DeadLetterQueue) -> None:
         self._publisher = publisher
         self._subscriptions = subscriptions
         self._deadletters = deadletters
@@ -116,7 +112,11 @@ class Endpoints:
 
 
 def handler(name: str, work: Callable[[bytes], Awaitable[bytes]], metrics: Metrics) -> Handler:
-    """Run `work` and map its failures to micro error codes; the library replies with ServiceError."""
+    """Run `work` and map its failures to micro error codes (see errors.py).
+
+    The library turns a raised ServiceError into an error reply with the headers
+    Nats-Service-Error-Code and Nats-Service-Error, and counts it in the endpoint's stats.
+    """
 
     async def handle(request: Request) -> None:
         code = "500"

@@ -67,3 +67,11 @@ def test_bad_settings_stop_it_at_boot() -> None:
     )
     assert done.returncode == 1
     assert b"STREAM_REPLICAS must be an integer" in done.stderr
+
+
+def test_sigterm_while_waiting_for_nats_exits(tmp_path: Path) -> None:
+    env = service_env(NATS_URL=f"nats://127.0.0.1:{free_port()}")
+    process = module_process("eventhandler", ["services.eventhandler"], tmp_path, env).start()
+    eventually_sync(lambda: "nats error" in process.output(), timeout=20, what="a connect attempt")
+    assert process.stop(timeout=10) == 0, process.output()[-3000:]
+    assert "stopped before it had started" in process.output()
