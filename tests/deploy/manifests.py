@@ -233,8 +233,8 @@ def launch_spec(
     env.update({k: localize(v) for k, v in image.env.items()})
     fields = {"metadata.name": f"{workload_name}-0", "metadata.namespace": workload["metadata"].get("namespace", "")}
     env.update({k: localize(v) for k, v in container_env(container, config, secrets, fields).items()})
-    command = container.get("command") or image.entrypoint
-    args = container.get("args") if "args" in container else ([] if "command" in container else image.cmd)
+    command: list[str] = container.get("command") or image.entrypoint
+    args: list[str] = container["args"] if "args" in container else ([] if "command" in container else image.cmd)
     argv = [*command, *args]
     if argv and argv[0] in ("python", "python3"):
         argv[0] = sys.executable

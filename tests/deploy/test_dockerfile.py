@@ -115,7 +115,8 @@ def test_migration_and_subscriptions_files_land_where_the_services_look() -> Non
             continue
         for source in sources:
             # `COPY x ./` keeps the name; `COPY x ./y` renames (one source, as here).
-            installed.add(str(Path(dest) / Path(source).name) if len(sources) > 1 or dest in ("/app", "/app/") else dest)
+            keeps_name = len(sources) > 1 or dest in ("/app", "/app/")
+            installed.add(str(Path(dest) / Path(source).name) if keeps_name else dest)
     assert {"/app/alembic.ini", "/app/alembic", "/app/config"} <= installed, installed
     assert config.env["SUBSCRIPTIONS_FILE"] == "/app/config/subscriptions.toml"
     assert (ROOT / "config" / "subscriptions.toml").is_file()
