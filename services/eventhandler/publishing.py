@@ -54,7 +54,7 @@ def event_headers(event: CloudEvent) -> dict[str, str]:
 class BatchPublisher:
     """Validates a batch and stores it; replies only with what JetStream acknowledged."""
 
-    def __init__(self, publisher: Publisher, metrics: Metrics, *, timeout: float = 5.0) -> None:
+    def __init__(self, publisher: Publisher, metrics: Metrics, *, timeout: float = 4.0) -> None:
         self._publisher = publisher
         self._metrics = metrics
         self._timeout = timeout
