@@ -44,7 +44,10 @@ def cli() -> None:
     except ConfigError as exc:
         sys.exit(f"eventhandler: bad configuration: {exc}")
     configure_logging("eventhandler", json=settings.log_json, level=settings.log_level)
-    asyncio.run(main(settings))
+    try:
+        asyncio.run(main(settings))
+    except ConfigError as exc:  # the subscriptions file, read when the service starts
+        sys.exit(f"eventhandler: bad configuration: {exc}")
 
 
 if __name__ == "__main__":

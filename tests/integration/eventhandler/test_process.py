@@ -75,3 +75,14 @@ def test_sigterm_while_waiting_for_nats_exits(tmp_path: Path) -> None:
     eventually_sync(lambda: "nats error" in process.output(), timeout=20, what="a connect attempt")
     assert process.stop(timeout=10) == 0, process.output()[-3000:]
     assert "stopped before it had started" in process.output()
+
+
+def test_a_bad_subscriptions_file_stops_it_at_boot(tmp_path: Path) -> None:
+    subscriptions = tmp_path / "subscriptions.toml"
+    subscriptions.write_text("[workers.jira]\nevents = ['created', 'exploded']\n")
+    env = service_env(NATS_URL=f"nats://127.0.0.1:{free_port()}", SUBSCRIPTIONS_FILE=str(subscriptions))
+    done = subprocess.run(
+        [sys.executable, "-m", "services.eventhandler"], env=env, cwd=ROOT, capture_output=True, timeout=30
+    )
+    assert done.returncode == 1
+    assert b"unknown event type: exploded" in done.stderr
