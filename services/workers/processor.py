@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import nats.errors
 import structlog
@@ -23,6 +23,9 @@ log = structlog.get_logger(__name__)
 
 # NATS trouble while settling or writing errors: the message is redelivered after AckWait anyway.
 _NATS_TROUBLE = (nats.errors.Error, TimeoutError)
+
+
+Settlement = Callable[[], Awaitable[None]]
 
 
 def backoff(deliveries: int, base: float, cap: float) -> float:
@@ -49,14 +52,15 @@ class Processor:
 
     async def skip(self, msg: Msg, reason: str) -> Outcome:
         log.info("event skipped", reason=reason)
-        await self._settle(msg.ack(), "ack")
         self.metrics.observe(Outcome.SKIPPED, 0.0)
+        await self._settle(msg.ack(), "ack")
         return Outcome.SKIPPED
 
     async def reject(self, msg: Msg, error: str) -> Outcome:
         """An event that can't be decoded: record why and terminate it."""
-        outcome = await self._fail(msg, error)
+        outcome, settle = await self._fail(msg, error)
         self.metrics.observe(outcome, 0.0)
+        await settle()
         return outcome
 
     async def handle(self, msg: Msg, event: CloudEvent) -> Outcome:
@@ -68,24 +72,25 @@ class Processor:
             keeper = LeaseKeeper(self.store, self.owner, self.settings.lease_ttl)
             self.active.add(keeper)
             try:
-                outcome = await self._apply(msg, event, keeper)
+                outcome, settle = await self._apply(msg, event, keeper)
             except asyncio.CancelledError:
                 await self._settle(msg.nak(), "nak")
                 raise
             finally:
                 self.active.discard(keeper)
             elapsed = time.monotonic() - started
+            # Counted before settling: whoever sees the message settled also sees it counted.
             self.metrics.observe(outcome, elapsed)
+            await settle()
             log.debug("event settled", outcome=outcome.value, seconds=round(elapsed, 4))
             return outcome
 
-    async def _apply(self, msg: Msg, event: CloudEvent, keeper: LeaseKeeper) -> Outcome:
+    async def _apply(self, msg: Msg, event: CloudEvent, keeper: LeaseKeeper) -> tuple[Outcome, Settlement]:
         try:
             record = await keeper.acquire(event.incident_id, event.incidentversion, self.settings.lease_wait)
             if record is None:
                 log.info("stale event skipped")
-                await self._settle(msg.ack(), "ack")
-                return Outcome.SKIPPED
+                return Outcome.SKIPPED, lambda: self._settle(msg.ack(), "ack")
             try:
                 record = await self.worker.sync(event, record, keeper)
                 await keeper.finish(record, event.incidentversion)
@@ -103,14 +108,16 @@ class Processor:
             # A bug or an unexpected answer: redeliver with backoff so it ends in the dead letters.
             log.exception("unexpected error while syncing")
             return await self._retry(msg, RetryableError(f"unexpected {type(exc).__name__}: {exc}"))
-        await self._settle(msg.ack(), "ack")
         log.info("event applied")
+        return Outcome.PROCESSED, lambda: self._ack_applied(msg)
+
+    async def _ack_applied(self, msg: Msg) -> None:
+        await self._settle(msg.ack(), "ack")
         if msg.metadata.num_delivered > 1:
             with contextlib.suppress(*_NATS_TROUBLE):
                 await self.store.clear_error(msg.metadata.sequence.stream)
-        return Outcome.PROCESSED
 
-    async def _retry(self, msg: Msg, exc: RetryableError) -> Outcome:
+    async def _retry(self, msg: Msg, exc: RetryableError) -> tuple[Outcome, Settlement]:
         deliveries = msg.metadata.num_delivered
         final = deliveries >= self.max_deliver
         await self._write_error(msg, str(exc))
@@ -121,14 +128,13 @@ class Processor:
         else:
             delay = backoff(deliveries, self.settings.retry_base, self.settings.retry_max)
         log.warning("event will be redelivered", error=str(exc), deliveries=deliveries, delay=delay, final=final)
-        await self._settle(msg.nak(delay=delay), "nak")
-        return Outcome.DEAD_LETTERED if final else Outcome.RETRIED
+        outcome = Outcome.DEAD_LETTERED if final else Outcome.RETRIED
+        return outcome, lambda: self._settle(msg.nak(delay=delay), "nak")
 
-    async def _fail(self, msg: Msg, error: str) -> Outcome:
+    async def _fail(self, msg: Msg, error: str) -> tuple[Outcome, Settlement]:
         await self._write_error(msg, error)
         log.error("event failed permanently", error=error, deliveries=msg.metadata.num_delivered)
-        await self._settle(msg.term(), "term")
-        return Outcome.FAILED
+        return Outcome.FAILED, lambda: self._settle(msg.term(), "term")
 
     async def _write_error(self, msg: Msg, error: str) -> None:
         meta = msg.metadata

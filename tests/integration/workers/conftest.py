@@ -85,8 +85,11 @@ def fake_zendesk() -> Iterator[FakeZendesk]:
 
 def jira_env(fake: FakeJira, lag: float = 2.0) -> dict[str, str]:
     return {
-        "JIRA_BASE_URL": fake.url, "JIRA_EMAIL": fake.email, "JIRA_API_TOKEN": fake.token,
-        "JIRA_PROJECT_KEY": fake.project, "JIRA_SEARCH_LAG_SECONDS": str(lag),
+        "JIRA_BASE_URL": fake.url,
+        "JIRA_EMAIL": fake.email,
+        "JIRA_API_TOKEN": fake.token,
+        "JIRA_PROJECT_KEY": fake.project,
+        "JIRA_SEARCH_LAG_SECONDS": str(lag),
     }
 
 
@@ -228,19 +231,24 @@ def vendor(request: pytest.FixtureRequest) -> Vendor:
 def process_env(nats_url: str, vendor_env: Mapping[str, str], **overrides: str) -> dict[str, str]:
     """The environment of `python -m services.workers NAME`: fast test timings, JSON logs."""
     inherited = {k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "SLACK_", "ZENDESK_", "WORKER_"))}
-    return inherited | {
-        "NATS_URL": nats_url,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "DEBUG",
-        "PYTHONUNBUFFERED": "1",
-        "WORKER_FETCH_TIMEOUT_SECONDS": "0.5",
-        "WORKER_RETRY_BASE_SECONDS": "0.1",
-        "WORKER_RETRY_MAX_SECONDS": "1",
-        "WORKER_LEASE_SECONDS": "1",
-        "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
-        "HEALTH_HOST": "127.0.0.1",
-        "HEALTH_PORT": str(free_port()),
-    } | dict(vendor_env) | overrides
+    return (
+        inherited
+        | {
+            "NATS_URL": nats_url,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "DEBUG",
+            "PYTHONUNBUFFERED": "1",
+            "WORKER_FETCH_TIMEOUT_SECONDS": "0.5",
+            "WORKER_RETRY_BASE_SECONDS": "0.1",
+            "WORKER_RETRY_MAX_SECONDS": "1",
+            "WORKER_LEASE_SECONDS": "1",
+            "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
+            "HEALTH_HOST": "127.0.0.1",
+            "HEALTH_PORT": str(free_port()),
+        }
+        | dict(vendor_env)
+        | overrides
+    )
 
 
 StartProcess = Callable[[str, Mapping[str, str]], Awaitable[Process]]

@@ -160,3 +160,17 @@ async def test_two_replicas_share_the_consumer_without_duplicates(
     assert all(n > 0 for n in done), done
     skipped = sum(r.runner.metrics.events[Outcome.SKIPPED] for r in (first, second))
     assert sum(done) + skipped >= len(events)
+
+
+async def test_a_sync_slower_than_ack_wait_is_kept_in_progress_not_redelivered(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    running = await start_worker(JiraWorker, jira_env(fake_jira))
+    fake_jira.slow_next(1, 3.5, method="POST", path=r"^/rest/api/3/issue$")  # AckWait is 2 s here
+    await publish(js, IncidentFeed().create("slow create"))
+    await settled(js, "jira", timeout=20)
+    assert len(fake_jira.with_label("incident-1")) == 1
+    # A redelivery would have shown up as a second, skipped (stale) delivery.
+    assert running.runner.metrics.events[Outcome.PROCESSED] == 1
+    assert running.runner.metrics.events[Outcome.SKIPPED] == 0
+    assert running.runner.metrics.latency_count == 1

@@ -82,7 +82,10 @@ async def test_killed_after_jira_created_the_issue_and_before_recording_it(
 
 @pytest.mark.parametrize("name", ["slack", "zendesk"])
 async def test_killed_after_slack_or_zendesk_created_the_object_and_before_recording_it(
-    name: str, js: JetStreamContext, nats_server: NatsServer, request: pytest.FixtureRequest,
+    name: str,
+    js: JetStreamContext,
+    nats_server: NatsServer,
+    request: pytest.FixtureRequest,
     start_process: StartProcess,
 ) -> None:
     vendor = make_vendor(name, request.getfixturevalue(f"fake_{name}"))
