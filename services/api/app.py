@@ -12,8 +12,10 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Schema
 
-from services.api.db import Db
+from services.api.db import UNAVAILABLE_ERRORS, Db
+from services.api.domain import MAX_COMMENT_LENGTH, MAX_COMMENTS_PER_CHANGE, MAX_MESSAGE_LENGTH, NOT_BLANK
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
 from services.api.links import LinkReader
@@ -25,6 +27,7 @@ from services.api.repository import IncidentRepository, SqlIncidentRepository
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
+from services.api.schemas import STRICT_BODIES
 from services.api.settings import ApiSettings
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -74,7 +77,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             await parts.link.close()
             await parts.db.disconnect()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[IncidentController, SubscriptionController, live, ready, metrics_endpoint],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
@@ -93,11 +96,39 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
         debug=False,
     )
+    _document_strict_bodies(app)
+    return app
+
+
+def _document_strict_bodies(app: Litestar) -> None:
+    """Say in the schema what the bodies enforce; Litestar drops msgspec's flags and union constraints."""
+    schemas = app.openapi_schema.components.schemas or {}
+    for name, schema in schemas.items():
+        if not isinstance(schema, Schema) or name not in STRICT_BODIES:
+            continue
+        schema.additional_properties = False
+        if name != "UpdateIncident":
+            continue
+        schema.min_properties = 1  # an empty PUT is a 400
+        for field, limit in (
+            ("message", MAX_MESSAGE_LENGTH),
+            ("comments", MAX_COMMENT_LENGTH),
+            ("comment", MAX_COMMENT_LENGTH),
+        ):
+            prop = (schema.properties or {}).get(field)
+            for variant in (prop.one_of or []) if isinstance(prop, Schema) else []:
+                if not isinstance(variant, Schema):
+                    continue
+                if isinstance(variant.items, Schema):
+                    variant.min_items, variant.max_items = 1, MAX_COMMENTS_PER_CHANGE
+                    variant = variant.items
+                variant.pattern, variant.max_length = NOT_BLANK, limit
 
 
 async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> None:
+    """Forget idempotency keys after a day."""
     while not stop.is_set():
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*UNAVAILABLE_ERRORS):
             await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)

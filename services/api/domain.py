@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -11,6 +12,8 @@ from shared.events import EventType
 MAX_MESSAGE_LENGTH = 10_000
 MAX_COMMENT_LENGTH = 10_000
 MAX_COMMENTS_PER_CHANGE = 100
+# Text must hold something besides ASCII whitespace; written so Python and JSON Schema (ECMA) agree.
+NOT_BLANK = r"[^ \t\n\r\f\v]"
 
 
 class Status(enum.StrEnum):
@@ -50,7 +53,7 @@ class Change:
 
 
 def _clean(text: str, what: str, limit: int) -> str:
-    if not isinstance(text, str) or not text.strip():
+    if not isinstance(text, str) or not re.search(NOT_BLANK, text):
         raise InvalidInput(f"{what} must not be empty")
     if len(text) > limit:
         raise InvalidInput(f"{what} must be at most {limit} characters")

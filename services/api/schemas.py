@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
-from services.api.domain import Acknowledged, Incident, IncidentUpdate, Status
+from services.api.domain import (
+    MAX_COMMENT_LENGTH,
+    MAX_COMMENTS_PER_CHANGE,
+    MAX_MESSAGE_LENGTH,
+    NOT_BLANK,
+    Acknowledged,
+    Incident,
+    IncidentUpdate,
+    Status,
+)
+
+# Documented in the schema too, so that schema-valid input is always accepted.
+Message = Annotated[str, msgspec.Meta(pattern=NOT_BLANK, max_length=MAX_MESSAGE_LENGTH)]
+CommentText = Annotated[str, msgspec.Meta(pattern=NOT_BLANK, max_length=MAX_COMMENT_LENGTH)]
+Comments = CommentText | Annotated[list[CommentText], msgspec.Meta(min_length=1, max_length=MAX_COMMENTS_PER_CHANGE)]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -15,15 +29,15 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class CreateIncident(Body):
-    message: str
+    message: Message
 
 
 class UpdateIncident(Body, omit_defaults=True):
-    message: str | msgspec.UnsetType = msgspec.UNSET
+    message: Message | msgspec.UnsetType = msgspec.UNSET
     acknowledged: Literal["yes", "no"] | msgspec.UnsetType = msgspec.UNSET
     status: Literal["resolved", "unresolved"] | msgspec.UnsetType = msgspec.UNSET
-    comments: str | list[str] | msgspec.UnsetType = msgspec.UNSET
-    comment: str | list[str] | msgspec.UnsetType = msgspec.UNSET
+    comments: Comments | msgspec.UnsetType = msgspec.UNSET
+    comment: Comments | msgspec.UnsetType = msgspec.UNSET
     """A synonym of `comments`."""
 
     def to_domain(self) -> IncidentUpdate:
@@ -42,13 +56,27 @@ class UpdateIncident(Body, omit_defaults=True):
 
 
 class AddComment(Body):
-    comment: str
+    comment: CommentText
+
+
+EventSubject = Literal[
+    "incident.created",
+    "incident.updated",
+    "incident.acknowledged",
+    "incident.unacknowledged",
+    "incident.commented",
+    "incident.resolved",
+    "incident.reopened",
+    "incident.deleted",
+]
 
 
 class SetSubscriptions(Body):
-    events: list[str]
-    start: str | None = None
-    """Only for a new subscriber or to replay: `now` (default), `all`, or an RFC 3339 time."""
+    events: list[EventSubject]
+    start: Literal["now", "all"] | None = None
+    """(Re)create the consumer from `now` or from `all` history; omit to keep its position."""
+    since: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    """(Re)create the consumer to replay history from this RFC 3339 time; takes precedence over `start`."""
 
 
 class StatusResponse(msgspec.Struct):
@@ -116,3 +144,6 @@ class TimelineItem(msgspec.Struct, omit_defaults=True):
 class Timeline(msgspec.Struct):
     incident_id: int
     items: list[TimelineItem]
+
+
+STRICT_BODIES = frozenset({"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions"})

@@ -17,7 +17,12 @@ from tests.support.stack import Stack, wait_for_empty_outbox
 def admin(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     env = {"NATS_URL": stack.nats.url, "DATABASE_URL": stack.database_url, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "services.admin", *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "services.admin", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 

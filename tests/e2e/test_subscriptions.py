@@ -49,8 +49,9 @@ async def test_changing_a_subscription_changes_what_the_worker_receives(stack: S
 
         bad = await http.put("/subscriptions/jira", json={"events": ["incident.exploded"]})
         assert bad.status_code == 400
-        assert bad.json() == {"status": "Bad Request", "error": "unknown event type: incident.exploded"}
-        assert (await http.put("/subscriptions/Bad Name!", json={"events": []})).status_code in (400, 404)
+        assert bad.json()["status"] == "Bad Request"
+        assert "incident.exploded" in bad.json()["error"]
+        assert (await http.put("/subscriptions/Bad Name!", json={"events": []})).status_code == 400
 
         incident_id = (await http.post("/incident/", json={"message": "m"})).json()["ID"]
         await http.post(f"/incident/{incident_id}/acknowledge")
@@ -59,7 +60,10 @@ async def test_changing_a_subscription_changes_what_the_worker_receives(stack: S
     await wait_for_empty_outbox(stack.database_url)
     assert await fetch_types(js_client, "jira", 2) == ["incident.created", "incident.resolved"]
     assert await fetch_types(js_client, "slack", 4) == [
-        "incident.created", "incident.acknowledged", "incident.commented", "incident.resolved",
+        "incident.created",
+        "incident.acknowledged",
+        "incident.commented",
+        "incident.resolved",
     ]
 
 

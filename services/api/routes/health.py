@@ -9,6 +9,7 @@ from litestar import Response, get
 from services.api.db import UNAVAILABLE_ERRORS, Db
 from services.api.eventhandler_client import NatsLink
 from services.api.outbox import OutboxStore
+from services.api.routes.openapi import ERRORS
 
 
 @get("/health/live", tags=["health"], summary="The process is up")
@@ -16,8 +17,8 @@ async def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@get("/health/ready", tags=["health"], summary="The database and NATS answer")
-async def ready(db: Db, link: NatsLink, outbox_store: OutboxStore) -> Response[Any]:
+@get("/health/ready", tags=["health"], summary="The database and NATS answer", responses={503: ERRORS[503]})
+async def ready(db: Db, link: NatsLink, outbox_store: OutboxStore) -> Response[dict[str, Any]]:
     checks: dict[str, Any] = {"database": "ok", "nats": "ok" if link.connected else "disconnected"}
     try:
         await db.ping()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
@@ -11,7 +11,7 @@ from litestar.params import Parameter
 
 from services.api.db import from_micros
 from services.api.domain import Acknowledged, Incident, Status
-from services.api.errors import BadRequest, error_response
+from services.api.errors import error_response
 from services.api.links import LinkReader
 from services.api.repository import (
     IdempotencyClaim,
@@ -22,6 +22,7 @@ from services.api.repository import (
     fingerprint,
 )
 from services.api.routes import params
+from services.api.routes.openapi import ERRORS
 from services.api.schemas import (
     AddComment,
     Created,
@@ -36,6 +37,10 @@ from services.api.schemas import (
 from shared.events import utcnow
 
 JSON = "application/json"
+CURSOR_PATTERN = r"^[1-9][0-9]{0,17}$"
+IncidentId = Annotated[
+    str, Parameter(pattern=r"^[1-9][0-9]{0,17}$", description="The incident id, a positive integer", examples=None)
+]
 
 
 def _json(status: int, body: Any) -> StoredResponse:
@@ -80,10 +85,10 @@ class IncidentController(Controller):
     path = "/incident"
     tags = ["incidents"]
 
-    @post("/", status_code=200, summary="Create an incident")
+    @post("/", status_code=200, summary="Create an incident", responses=ERRORS)
     async def create(
         self, request: Request[Any, Any, Any], data: CreateIncident, repo: IncidentRepository
-    ) -> Response[Any]:
+    ) -> Response[Created]:
         incident = Incident.open(data.message, utcnow())
         origin = params.origin(request)
 
@@ -92,36 +97,44 @@ class IncidentController(Controller):
 
         return await _idempotent(request, repo, render, lambda claim: repo.add(incident, origin, claim))
 
-    @get("/", summary="List incidents, newest first")
+    @get("/", summary="List incidents, newest first", responses=ERRORS)
     async def list_incidents(
         self,
         repo: IncidentRepository,
-        status: str | None = Parameter(default=None, description="unresolved or resolved"),
-        acknowledged: str | None = Parameter(default=None, description="yes or no"),
+        status: Literal["unresolved", "resolved"] | None = None,
+        acknowledged: Literal["yes", "no"] | None = None,
         limit: int = Parameter(default=50, ge=1, le=200),
-        cursor: str | None = Parameter(default=None),
+        cursor: str | None = Parameter(
+            default=None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"
+        ),
     ) -> IncidentPage:
-        try:
-            status_filter = Status(status) if status is not None else None
-            ack_filter = Acknowledged(acknowledged) if acknowledged is not None else None
-        except ValueError:
-            raise BadRequest("status must be unresolved or resolved; acknowledged must be yes or no") from None
-        before = params.decode_cursor(cursor) if cursor else None
-        found = await repo.list_incidents(ListFilter(status_filter, ack_filter, before, limit + 1))
+        query = ListFilter(
+            status=Status(status) if status else None,
+            acknowledged=Acknowledged(acknowledged) if acknowledged else None,
+            before_id=params.decode_cursor(cursor) if cursor else None,
+            limit=limit + 1,
+        )
+        found = await repo.list_incidents(query)
         page = found[:limit]
         next_cursor = params.encode_cursor(page[-1].id) if len(found) > limit and page[-1].id else None
         return IncidentPage(items=[IncidentView.of(i) for i in page], next_cursor=next_cursor)
 
-    @get("/{incident_id:str}", summary="Get one incident")
-    async def read(self, incident_id: str, repo: IncidentRepository, links: LinkReader) -> Response[Any]:
+    @get("/{incident_id:str}", summary="Get one incident", responses=ERRORS)
+    async def read(
+        self, incident_id: IncidentId, repo: IncidentRepository, links: LinkReader
+    ) -> Response[IncidentView]:
         incident = await repo.get(params.incident_id(incident_id))
         if incident is None or incident.id is None:
             return error_response(404, "incident not found")
         view = IncidentView.of(incident, await links.links(incident.id))
         return Response(view, headers={"ETag": f'"{incident.version}"'})
 
-    @get("/{incident_id:str}/timeline", summary="Every change of the incident, oldest first (kept after delete)")
-    async def timeline(self, incident_id: str, repo: IncidentRepository) -> Response[Any]:
+    @get(
+        "/{incident_id:str}/timeline",
+        summary="Every change of the incident, oldest first (kept after delete)",
+        responses=ERRORS,
+    )
+    async def timeline(self, incident_id: IncidentId, repo: IncidentRepository) -> Response[Timeline]:
         wanted = params.incident_id(incident_id)
         entries = await repo.timeline(wanted)
         if not entries:
@@ -140,52 +153,54 @@ class IncidentController(Controller):
         ]
         return Response(Timeline(incident_id=wanted, items=items))
 
-    @put("/{incident_id:str}", summary="Update message, acknowledgement, status and add comments")
+    @put("/{incident_id:str}", summary="Update message, acknowledgement, status and add comments", responses=ERRORS)
     async def update(
-        self, request: Request[Any, Any, Any], incident_id: str, data: UpdateIncident, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, data: UpdateIncident, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         update = data.to_domain()
         update.validate()
         return await self._change(request, repo, incident_id, "INCIDENT UPDATED", lambda i, now: i.apply(update, now))
 
-    @delete("/{incident_id:str}", status_code=200, summary="Delete an incident")
+    @delete("/{incident_id:str}", status_code=200, summary="Delete an incident", responses=ERRORS)
     async def remove(
-        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         return await self._change(request, repo, incident_id, "INCIDENT DELETED", lambda i, now: i.delete(now))
 
-    @post("/{incident_id:str}/acknowledge", status_code=200, summary="Acknowledge")
+    @post("/{incident_id:str}/acknowledge", status_code=200, summary="Acknowledge", responses=ERRORS)
     async def acknowledge(
-        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         return await self._change(
             request, repo, incident_id, "INCIDENT ACKNOWLEDGED", lambda i, now: i.acknowledge(now)
         )
 
-    @post("/{incident_id:str}/unacknowledge", status_code=200, summary="Take the acknowledgement back")
+    @post(
+        "/{incident_id:str}/unacknowledge", status_code=200, summary="Take the acknowledgement back", responses=ERRORS
+    )
     async def unacknowledge(
-        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         return await self._change(
             request, repo, incident_id, "INCIDENT UNACKNOWLEDGED", lambda i, now: i.unacknowledge(now)
         )
 
-    @post("/{incident_id:str}/resolve", status_code=200, summary="Resolve")
+    @post("/{incident_id:str}/resolve", status_code=200, summary="Resolve", responses=ERRORS)
     async def resolve(
-        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         return await self._change(request, repo, incident_id, "INCIDENT RESOLVED", lambda i, now: i.resolve(now))
 
-    @post("/{incident_id:str}/reopen", status_code=200, summary="Reopen a resolved incident")
+    @post("/{incident_id:str}/reopen", status_code=200, summary="Reopen a resolved incident", responses=ERRORS)
     async def reopen(
-        self, request: Request[Any, Any, Any], incident_id: str, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         return await self._change(request, repo, incident_id, "INCIDENT REOPENED", lambda i, now: i.reopen(now))
 
-    @post("/{incident_id:str}/comments", status_code=200, summary="Add a comment")
+    @post("/{incident_id:str}/comments", status_code=200, summary="Add a comment", responses=ERRORS)
     async def add_comment(
-        self, request: Request[Any, Any, Any], incident_id: str, data: AddComment, repo: IncidentRepository
-    ) -> Response[Any]:
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, data: AddComment, repo: IncidentRepository
+    ) -> Response[StatusResponse]:
         return await self._change(
             request, repo, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now)
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from litestar import Request
@@ -52,15 +50,11 @@ def origin(request: Request[Any, Any, Any]) -> Origin:
 
 
 def encode_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+    """Keyset pagination: the cursor is the last id shown; the next page starts below it."""
+    return str(last_id)
 
 
 def decode_cursor(cursor: str) -> int:
-    try:
-        decoded = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest("cursor is not valid") from None
-    prefix, _, value = decoded.partition(":")
-    if prefix != "id" or not value.isdigit() or not 0 < int(value) <= MAX_ID:
+    if not cursor.isdigit() or not cursor.isascii() or not 0 < int(cursor) <= MAX_ID:
         raise BadRequest("cursor is not valid")
-    return int(value)
+    return int(cursor)

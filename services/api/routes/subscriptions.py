@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Controller, get, put
+from litestar.params import Parameter
 
-from services.api.errors import BadRequest
 from services.api.eventhandler_client import EventHandlerClient
+from services.api.routes.openapi import ERRORS
 from services.api.schemas import SetSubscriptions
 from shared import jetstream
 
@@ -16,20 +17,19 @@ class SubscriptionController(Controller):
     path = "/subscriptions"
     tags = ["subscriptions"]
 
-    @get("/", summary="Every worker's subscribed event types")
+    @get("/", summary="Every worker's subscribed event types", responses=ERRORS)
     async def list_subscriptions(self, eventhandler: EventHandlerClient) -> dict[str, list[str]]:
         result: dict[str, list[str]] = await eventhandler.call(jetstream.SUBSCRIPTIONS_GET_SUBJECT, {})
         return result
 
-    @put("/{worker:str}", summary="Set the event types a worker receives from now on")
+    @put("/{worker:str}", summary="Set the event types a worker receives from now on", responses=ERRORS)
     async def set_subscriptions(
-        self, worker: str, data: SetSubscriptions, eventhandler: EventHandlerClient
+        self,
+        worker: Annotated[str, Parameter(pattern=jetstream.WORKER_NAME.pattern, description="The worker's name")],
+        data: SetSubscriptions,
+        eventhandler: EventHandlerClient,
     ) -> dict[str, Any]:
-        if not jetstream.WORKER_NAME.match(worker):
-            raise BadRequest("worker name must be lowercase letters, digits, - or _, at most 32 characters")
-        unknown = sorted(set(data.events) - jetstream.valid_subjects())
-        if unknown:
-            raise BadRequest(f"unknown event type: {', '.join(unknown)}")
-        request = {"worker": worker, "events": sorted(set(data.events)), "start": data.start}
+        start = data.since.isoformat() if data.since is not None else data.start
+        request = {"worker": worker, "events": sorted(set(data.events)), "start": start}
         result: dict[str, Any] = await eventhandler.call(jetstream.SUBSCRIPTIONS_SET_SUBJECT, request)
         return result

@@ -80,7 +80,7 @@ async def test_bad_ids_are_400(client: Any, raw_id: str) -> None:
 
 async def test_unknown_id_is_404(client: Any) -> None:
     for method in ("GET", "PUT", "DELETE"):
-        response = await client.request(method, "/incident/9223372036854775807", json={"message": "x"})
+        response = await client.request(method, "/incident/999999999999999999", json={"message": "x"})
         assert response.json() == {"status": "Not Found", "error": "incident not found"}
         assert response.status_code == 404
     assert (await client.post("/incident/424242/resolve")).status_code == 404

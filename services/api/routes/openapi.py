@@ -1,0 +1,20 @@
+"""The error responses every route documents, all in the contract's error shape."""
+
+from __future__ import annotations
+
+from litestar.openapi.datastructures import ResponseSpec
+
+from services.api.schemas import ErrorResponse
+
+ERRORS: dict[int, ResponseSpec] = {
+    code: ResponseSpec(ErrorResponse, description=description, generate_examples=False)
+    for code, description in {
+        400: "Bad input: bad JSON, wrong types, unknown values or fields, bad id",
+        401: "Missing or invalid bearer token (when API_TOKENS is set)",
+        404: "Incident not found",
+        409: "Conflict: too many concurrent changes, or an Idempotency-Key reused for another request",
+        412: "If-Match names a version the incident no longer has",
+        413: "Request body too large",
+        503: "Database or event handler unavailable; retry later",
+    }.items()
+}
