@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass
 
 import asyncmy
 
+from scripts.bench.procstats import CpuWindow
 from scripts.bench.stats import percentiles_ms
 from tests.support.mariadb import PASSWORD, USER, MariaDB
 
@@ -44,6 +45,8 @@ class DbResult:
     tps: float
     p50_ms: float | None
     p99_ms: float | None
+    cpu_s: dict[str, float]
+    """CPU seconds of MariaDB, the benchmark process (the client) and everything else on the machine."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -59,7 +62,9 @@ async def _one(conn: asyncmy.Connection) -> None:
         await conn.commit()
 
 
-async def run_raw_db(mariadb: MariaDB, *, duration: float, concurrency: int, warmup: float) -> DbResult:
+async def run_raw_db(
+    mariadb: MariaDB, pids: dict[str, int], *, duration: float, concurrency: int, warmup: float
+) -> DbResult:
     mariadb.sql(_SCHEMA)
     conns = [
         await asyncmy.connect(host="127.0.0.1", port=mariadb.port, user=USER, password=PASSWORD, db=DATABASE)
@@ -83,9 +88,11 @@ async def run_raw_db(mariadb: MariaDB, *, duration: float, concurrency: int, war
             until = time.monotonic() + warmup
             await asyncio.gather(*(loop(c, until) for c in conns))
         measuring = True
+        window = CpuWindow(pids).start()
         started = time.monotonic()
         counts = await asyncio.gather(*(loop(c, started + duration) for c in conns))
         elapsed = time.monotonic() - started
+        cpu = window.stop()
     finally:
         for conn in conns:
             await conn.ensure_closed()
@@ -99,4 +106,5 @@ async def run_raw_db(mariadb: MariaDB, *, duration: float, concurrency: int, war
         tps=round(total / elapsed, 1),
         p50_ms=p[50],
         p99_ms=p[99],
+        cpu_s=cpu,
     )

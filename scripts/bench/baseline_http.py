@@ -23,7 +23,8 @@ BODY = '{"message": "bench bare"}'
 class BareResult:
     wrk: WrkResult
     server: str
-    cpu_s: float
+    cpu_s: dict[str, float]
+    """CPU seconds of the server ("bare"), the benchmark process and everything else on the machine."""
     peak_rss_mb: float | None
 
     def as_dict(self) -> dict[str, object]:
@@ -47,7 +48,7 @@ async def run_bare_litestar(options: Options, workdir: Path, children: Children)
             await _wrk(url, options, workdir, children, options.warmup, "bare-warmup")
         window = CpuWindow({"bare": process.pid}).start()
         result = await _wrk(url, options, workdir, children, options.duration, "bare")
-        cpu = window.stop().get("bare", 0.0)
+        cpu = window.stop(extra_s=result.wrk_cpu_s)
         rss = peak_rss_mb(process.pid)
     finally:
         children.stop(process)

@@ -12,6 +12,7 @@ from typing import Any
 import nats
 from nats.js.api import StorageType, StreamConfig
 
+from scripts.bench.procstats import CpuWindow
 from shared.events import MSG_ID_HEADER, CloudEvent, EventData, IncidentSnapshot, encode_event
 
 STREAM = "BENCH_RAW"
@@ -25,6 +26,8 @@ class NatsResult:
     messages: int
     payload_bytes: int
     failed: int
+    cpu_s: dict[str, float]
+    """CPU seconds of nats-server, the benchmark process (the client) and everything else on the machine."""
     duration_s: float
     msgs_per_s: float
 
@@ -58,7 +61,7 @@ def sample_payload() -> bytes:
     return encode_event(event)
 
 
-async def run_raw_jetstream(nats_url: str, *, duration: float, warmup: float) -> NatsResult:
+async def run_raw_jetstream(nats_url: str, pids: dict[str, int], *, duration: float, warmup: float) -> NatsResult:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream(publish_async_max_pending=MAX_PENDING)
@@ -86,7 +89,9 @@ async def run_raw_jetstream(nats_url: str, *, duration: float, warmup: float) ->
         if warmup:
             await burst(warmup)
         failed = 0
+        window = CpuWindow(pids).start()
         sent, elapsed = await burst(duration)
+        cpu = window.stop()
         await js.delete_stream(STREAM)
     finally:
         await nc.close()
@@ -95,6 +100,7 @@ async def run_raw_jetstream(nats_url: str, *, duration: float, warmup: float) ->
         messages=sent,
         payload_bytes=len(payload),
         failed=failed,
+        cpu_s=cpu,
         duration_s=round(elapsed, 3),
         msgs_per_s=round(sent / elapsed, 1),
     )

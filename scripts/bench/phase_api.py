@@ -72,4 +72,4 @@ async def run_api_phase(
         label="api",
     )
     catch_up = await probe.wait_drained(result.ended_at, options.catchup_timeout)
-    return ApiPhase(result, catch_up, window.stop(), round(time.monotonic() - started, 3))
+    return ApiPhase(result, catch_up, window.stop(extra_s=result.wrk_cpu_s), round(time.monotonic() - started, 3))

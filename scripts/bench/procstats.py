@@ -77,21 +77,42 @@ def rss_mb(pid: int) -> float | None:
     return None if kib is None else kib / 1024
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / _TICKS
+
+
 class CpuWindow:
-    """CPU seconds each named process spends between `start()` and `stop()`."""
+    """CPU seconds each named process spends between `start()` and `stop()`, and the whole machine's.
+
+    The benchmark process itself (load generator, probes) is counted as "bench"; what the machine spent
+    beyond our processes, wrk and the benchmark is `others_s`: other people's work on a shared machine.
+    """
 
     def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = dict(pids)
+        self.pids = {**pids, "bench": os.getpid()}
         self._start: dict[str, float] = {}
+        self._busy = 0.0
+        self.used: dict[str, float] = {}
+        self.machine_busy_s = 0.0
 
     def start(self) -> CpuWindow:
+        self._busy = machine_busy_seconds()
         self._start = {name: tree_cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
         return self
 
-    def stop(self) -> dict[str, float]:
+    def stop(self, extra_s: float = 0.0) -> dict[str, float]:
+        """CPU seconds per process; `extra_s` is CPU spent by our processes not listed (wrk)."""
         used: dict[str, float] = {}
         for name, pid in self.pids.items():
             now = tree_cpu_seconds(pid)
             if now is not None:
                 used[name] = round(now - self._start.get(name, 0.0), 3)
+        self.machine_busy_s = round(machine_busy_seconds() - self._busy, 2)
+        ours = sum(used.values()) + extra_s
+        used["others"] = round(max(0.0, self.machine_busy_s - ours), 2)
+        self.used = used
         return used

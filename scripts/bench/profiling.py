@@ -17,24 +17,27 @@ from pathlib import Path
 
 from scripts.bench.children import Children
 
-# Where the time goes, by the library a frame's file belongs to (a sample counts once per group).
-GROUPS = {
-    "asyncmy (MySQL driver)": ("/asyncmy/",),
-    "databases": ("/databases/",),
-    "sqlalchemy (query compile)": ("/sqlalchemy/",),
-    "structlog (logging)": ("/structlog/", "/logging/"),
-    "litestar": ("/litestar/",),
-    "uvicorn": ("/uvicorn/",),
-    "granian": ("/granian/",),
-    "httptools/h11": ("/httptools/", "/h11/"),
-    "nats-py": ("/nats/",),
-    "msgspec": ("/msgspec/",),
-    "asyncio": ("/asyncio/",),
-    "services.api": ("/services/api/",),
-    "services.eventhandler": ("/services/eventhandler/",),
-    "services.workers": ("/services/workers/",),
-    "shared": ("/shared/",),
-}
+# Which library a sample's time belongs to: walking from the innermost frame outwards, the first frame whose
+# file (py-spy writes `func (pkg/module.py:line)`) starts with one of these prefixes; else "other".
+GROUPS = (
+    ("asyncmy (MySQL driver)", ("asyncmy/",)),
+    ("databases", ("databases/",)),
+    ("sqlalchemy (statement compile)", ("sqlalchemy/",)),
+    ("logging (structlog + stdlib)", ("structlog/", "logging/", "shared/logging.py")),
+    ("h11 (uvicorn's HTTP parser)", ("h11/",)),
+    ("httptools", ("httptools/",)),
+    ("uvicorn", ("uvicorn/",)),
+    ("granian", ("granian/",)),
+    ("litestar", ("litestar/",)),
+    ("nats-py", ("nats/",)),
+    ("msgspec", ("msgspec/",)),
+    ("services/api relay + outbox", ("services/api/relay.py", "services/api/outbox.py")),
+    ("services/api", ("services/api/",)),
+    ("services/eventhandler", ("services/eventhandler/",)),
+    ("services/workers", ("services/workers/",)),
+    ("shared", ("shared/",)),
+    ("asyncio event loop + sockets", ("asyncio/", "selectors.py")),
+)
 
 
 def py_spy() -> str | None:
@@ -59,7 +62,7 @@ class Profiler:
             argv = [
                 binary, "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))), "--rate", "200",
                 "--format", "raw", "--output", str(self.out_dir / f"{name}.collapsed"), "--nonblocking",
-                "--subprocesses",
+                "--subprocesses", "--gil",
             ]  # fmt: skip
             with (self.out_dir / f"{name}.py-spy.log").open("wb") as log:
                 proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # noqa: S603
@@ -100,9 +103,7 @@ def summarize(path: Path, top: int = 25) -> dict[str, object]:
             own[_short(frames[-1])] += count
         for frame in {_short(f) for f in frames}:
             inclusive[frame] += count
-        for group, needles in GROUPS.items():
-            if any(needle in frame for frame in frames for needle in needles):
-                groups[group] += count
+        groups[_group(frames)] += count
 
     def share(counter: collections.Counter[str]) -> list[tuple[str, float]]:
         return [(k, round(100 * v / total, 1)) for k, v in counter.most_common(top)] if total else []
@@ -113,6 +114,15 @@ def summarize(path: Path, top: int = 25) -> dict[str, object]:
         "self_pct": share(own),
         "inclusive_pct": share(inclusive),
     }
+
+
+def _group(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        where = frame.partition(" (")[2]
+        for group, prefixes in GROUPS:
+            if where.startswith(prefixes):
+                return group
+    return "other"
 
 
 def _short(frame: str) -> str:
@@ -127,8 +137,15 @@ def _short(frame: str) -> str:
 
 
 def render(name: str, summary: dict[str, object]) -> str:
-    lines = [f"{name}: {summary['samples']} samples (py-spy, 200 Hz, idle excluded)"]
-    for title, key in (("by library", "groups_pct"), ("self", "self_pct"), ("inclusive", "inclusive_pct")):
+    lines = [
+        f"{name}: {summary['samples']} samples (py-spy --gil at 200 Hz: only while a thread holds the GIL, so "
+        "Python work; syscalls, run-queue waits and idle time are left out)"
+    ]
+    for title, key in (
+        ("by library (innermost known frame)", "groups_pct"),
+        ("self", "self_pct"),
+        ("inclusive", "inclusive_pct"),
+    ):
         lines.append(f"\n{title}:")
         entries = summary[key]
         assert isinstance(entries, list)

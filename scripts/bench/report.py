@@ -151,7 +151,23 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     )
     rows.append(("wrk CPU during the API phase", _n(res["wrk_cpu_s"], " s", 1), "", ""))
     rows.append(("no service over 200 MB RSS", _n(t_rss["value"], " MB", 0), "≤ 200 MB", _met(t_rss["met"])))
+    rows.append(("noise: others' CPU, bare/DB/JS/API/half", _noise(results), "≈ 0%", ""))
     return rows
+
+
+def _noise(results: dict[str, Any]) -> str:
+    """The share of the machine that processes outside the benchmark used in each phase."""
+    cores = results["meta"]["machine"]["cores"] or 1
+    base, api, half = results["baselines"], results["api"], results["end_to_end"]["half_rate"]["load"]
+    phases = [
+        (base["bare_litestar"]["cpu_s"], base["bare_litestar"]["duration_s"]),
+        (base["raw_db"]["cpu_s"], base["raw_db"]["duration_s"]),
+        (base["raw_jetstream"]["cpu_s"], base["raw_jetstream"]["duration_s"]),
+        (api["cpu_s"], api["wall_s"]),
+        (half["cpu_s"], half["wall_s"]),
+    ]
+    shares = [100 * cpu.get("others", 0.0) / (wall * cores) if wall else 0.0 for cpu, wall in phases]
+    return " / ".join(f"{share:.0f}%" for share in shares)
 
 
 def table(results: dict[str, Any]) -> str:
@@ -159,7 +175,7 @@ def table(results: dict[str, Any]) -> str:
     machine = m["machine"]
     head = (
         f"incidents benchmark — {machine['cores']} cores ({machine['cpu']}), {m['duration_s']:g} s per phase, "
-        f"{m['concurrency']} connections, API under {m['api_server']}"
+        f"{m['concurrency']} connections, API under {m['api_server']}, load average {m['loadavg_at_start']} at start"
         f"{' [QUICK: not a measurement]' if m['quick'] else ''}\n"
         + (f"EXPERIMENT: {m['experiment']}\n" if m.get("experiment") else "")
         + f"load generator: {m['load_generator']}\n"

@@ -50,6 +50,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     results: dict[str, Any] = {
         "meta": {
             "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "loadavg_at_start": meta.loadavg(),
             "machine": meta.machine(),
             "versions": meta.versions(),
             "quick": options.quick,
@@ -77,11 +78,20 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     say(f"  {bare.wrk.rps:.0f} req/s")
     say("baseline: raw MariaDB two-row transactions (asyncmy)")
     raw_db = await run_raw_db(
-        infra.mariadb, duration=options.duration, concurrency=options.concurrency, warmup=min(options.warmup, 1.0)
+        infra.mariadb,
+        {"mariadbd": infra.pids["mariadbd"]},
+        duration=options.duration,
+        concurrency=options.concurrency,
+        warmup=min(options.warmup, 1.0),
     )
     say(f"  {raw_db.tps:.0f} tx/s")
     say("baseline: raw JetStream publish_async")
-    raw_js = await run_raw_jetstream(infra.nats.url, duration=options.duration, warmup=min(options.warmup, 1.0))
+    raw_js = await run_raw_jetstream(
+        infra.nats.url,
+        {"nats-server": infra.pids["nats-server"]},
+        duration=options.duration,
+        warmup=min(options.warmup, 1.0),
+    )
     say(f"  {raw_js.msgs_per_s:.0f} msg/s")
     results["baselines"] = {
         "bare_litestar": bare.as_dict(),
@@ -136,7 +146,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     codes = await asyncio.to_thread(stop_services, services, children)
     results["resources"] = {
         "processes": used,
-        "bare_litestar": {"cpu_s_phase": bare.cpu_s, "peak_rss_mb": _round(bare.peak_rss_mb)},
+        "bare_litestar": {"cpu_s_phase": bare.cpu_s.get("bare"), "peak_rss_mb": _round(bare.peak_rss_mb)},
         "cpu_s_max_rate_phase": api.cpu_s,
         "cpu_s_half_rate_phase": rate.cpu_s,
         "wrk_cpu_s": api.wrk.wrk_cpu_s,
@@ -178,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
+    results["meta"]["loadavg_at_end"] = meta.loadavg()
     path = report.write_json(results, options.out_dir)
     print(report.table(results))
     say(f"results written to {path}" + ("" if results["meta"]["experiment"] else f" and {path.parent / 'latest.json'}"))
