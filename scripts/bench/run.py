@@ -106,6 +106,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         infra, workdir, children, api_server=options.api_server, extra_env=dict(options.env)
     )
     pids = {**services.pids, **infra.pids}
+    results["meta"]["pids"] = pids
     probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
     try:
         await warm_up(services.api_url, options, workdir, children, probe)

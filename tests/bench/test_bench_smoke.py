@@ -1,0 +1,88 @@
+"""`python -m scripts.bench --quick` runs end to end and writes every section (no performance assertions)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ROOT
+
+pytestmark = pytest.mark.slow
+
+WORKERS = ("jira", "slack", "zendesk")
+SERVICES = ("api", "eventhandler", *(f"worker-{w}" for w in WORKERS), "mariadbd", "nats-server")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(420)
+def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
+    if not (shutil.which("wrk") or Path("/usr/bin/wrk").exists()):
+        pytest.skip("wrk is not installed (apt-get install wrk); the benchmark's load generator is wrk")
+    out = tmp_path / "bench"
+    run = subprocess.run(
+        [sys.executable, "-m", "scripts.bench", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith(("JIRA_", "SLACK_", "ZENDESK_"))},
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-4000:]}\nstderr:\n{run.stderr[-6000:]}"
+    latest = out / "latest.json"
+    assert latest.exists()
+    assert len(list(out.glob("bench-*.json"))) == 1
+    results = json.loads(latest.read_text())
+    assert "incidents benchmark" in run.stdout  # the table
+
+    assert results["meta"]["quick"] is True
+    assert results["meta"]["load_generator"].startswith("wrk")
+
+    base = results["baselines"]
+    assert {"bare_litestar", "raw_db", "raw_jetstream"} <= set(base)
+    assert base["bare_litestar"]["requests"] > 0
+    assert base["raw_db"]["transactions"] > 0
+    assert base["raw_jetstream"]["messages"] > 0
+
+    api = results["api"]
+    for key in ("rps", "p50_ms", "p90_ms", "p99_ms", "requests", "non_2xx", "catch_up"):
+        assert key in api
+    assert api["requests"] > 0
+
+    e2e = results["end_to_end"]
+    assert "seconds" in e2e["max_rate"]["catch_up"]
+    for phase in ("max_rate", "half_rate"):
+        delivery = e2e[phase]["delivery"]
+        assert set(delivery) == set(WORKERS)
+        for stats in delivery.values():
+            assert stats["events"] > 0
+            for key in ("acked", "p50_ms", "p99_ms"):
+                assert key in stats
+    load = e2e["half_rate"]["load"]
+    for key in ("target_rate", "achieved_rate", "p99_ms", "method", "catch_up"):
+        assert key in load
+
+    processes = results["resources"]["processes"]
+    assert set(SERVICES) <= set(processes)
+    for usage in processes.values():
+        assert "cpu_s_total" in usage and "peak_rss_mb" in usage
+
+    assert {"api_vs_bare_litestar", "api_vs_raw_db"} <= set(results["ratios"])
+    assert len(results["targets"]) == 4
+    assert all(isinstance(t["met"], bool) for t in results["targets"])
+
+    # Everything the benchmark started is stopped.
+    still_running = {name: pid for name, pid in results["meta"]["pids"].items() if _alive(pid)}
+    assert not still_running
