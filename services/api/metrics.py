@@ -21,6 +21,9 @@ class ApiMetrics:
         self.relayed = self.registry.counter(
             "incidents_api_events_relayed_total", "Outbox events JetStream confirmed as stored."
         )
+        self.rejected = self.registry.counter(
+            "incidents_api_events_rejected_total", "Outbox events the event handler refused as invalid (see logs)."
+        )
         self.relay_failures = self.registry.counter(
             "incidents_api_relay_failures_total", "Relay rounds that failed and will be retried."
         )

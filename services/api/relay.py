@@ -71,17 +71,20 @@ class OutboxRelay:
             if not claim.rows:
                 return False
             reply = await self.client.publish([row.payload for row in claim.rows])
-            stored = set(reply.stored)
-            await claim.delivered({row.id for row in claim.rows if row.event_id in stored})
-            self.delivered_total += len(stored)
+            # A rejected event is invalid for good; it leaves the outbox but stays in the event log.
+            done = set(reply.stored) | {r.get("id", "") for r in reply.rejected}
+            await claim.delivered({row.id for row in claim.rows if row.event_id in done})
+            self.delivered_total += len(reply.stored)
             if self.metrics is not None:
-                self.metrics.relayed.inc(len(stored))
+                self.metrics.relayed.inc(len(reply.stored))
         for rejected in reply.rejected:
             log.error(
                 "event handler rejected an outbox event", event_id=rejected.get("id"), error=rejected.get("error")
             )
-        if reply.failed or reply.rejected:
-            raise EventHandlerUnavailable(f"{len(reply.failed) + len(reply.rejected)} events not stored yet")
+            if self.metrics is not None:
+                self.metrics.rejected.inc()
+        if reply.failed:
+            raise EventHandlerUnavailable(f"{len(reply.failed)} events not stored yet")
         return len(claim.rows) >= self.batch_size
 
 
