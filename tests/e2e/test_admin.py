@@ -65,5 +65,5 @@ async def test_admin_commands(stack: Stack, js_client: Client) -> None:
     assert replay.returncode == 0, replay.stderr
     assert "replayed 3 events to zendesk" in replay.stdout
     replayed = [await js.get_msg(STREAM, seq) for seq in range(before + 1, before + 4)]
-    assert [decode_event(m.data).incidentversion for m in replayed] == [1, 2, 3]
+    assert [decode_event(m.data or b"").incidentversion for m in replayed] == [1, 2, 3]
     assert all((m.headers or {}).get(REDRIVE_HEADER) == "zendesk" for m in replayed)

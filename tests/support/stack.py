@@ -64,7 +64,9 @@ async def stream_events(js: JetStreamContext, stream: str = STREAM) -> list[Stor
         except NotFoundError:
             continue
         headers = dict(msg.headers or {})
-        found.append(StoredEvent(seq, msg.subject, headers.get(MSG_ID_HEADER), headers, decode_event(msg.data or b"")))
+        found.append(
+            StoredEvent(seq, msg.subject or "", headers.get(MSG_ID_HEADER), headers, decode_event(msg.data or b""))
+        )
     return found
 
 
