@@ -15,7 +15,8 @@ from services.workers.store import KvRecordStore, open_bucket
 from shared.events import REDRIVE_HEADER, encode_event
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
-from tests.integration.workers.conftest import FAST, StartWorker, jira_env, load_record, settled
+from tests.integration.workers.helpers import FAST, StartWorker, load_record, settled
+from tests.integration.workers.vendors import jira_env
 from tests.support.polling import eventually
 
 

@@ -15,15 +15,8 @@ from shared.jetstream import MAX_DELIVER, error_key, refs_bucket
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
-from tests.integration.workers.conftest import (
-    StartWorker,
-    Vendor,
-    jira_env,
-    load_record,
-    make_vendor,
-    settled,
-    slack_env,
-)
+from tests.integration.workers.helpers import StartWorker, load_record, settled
+from tests.integration.workers.vendors import Vendor, jira_env, make_vendor, slack_env
 from tests.support.polling import eventually
 
 

@@ -8,7 +8,8 @@ from services.workers.jira.adf import plain_text
 from services.workers.jira.worker import JiraWorker
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
-from tests.integration.workers.conftest import StartWorker, jira_env, load_record, settled
+from tests.integration.workers.helpers import StartWorker, load_record, settled
+from tests.integration.workers.vendors import jira_env
 from tests.support.polling import eventually
 
 

@@ -14,14 +14,8 @@ from nats.js.errors import BucketNotFoundError
 from shared.jetstream import refs_bucket
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira, Issue
-from tests.integration.workers.conftest import (
-    StartProcess,
-    jira_env,
-    load_record,
-    make_vendor,
-    process_env,
-    settled,
-)
+from tests.integration.workers.helpers import StartProcess, load_record, settled
+from tests.integration.workers.vendors import jira_env, make_vendor, process_env
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process
 

@@ -7,7 +7,8 @@ from nats.js import JetStreamContext
 from services.workers.slack.worker import SlackWorker
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.slack import FakeSlack
-from tests.integration.workers.conftest import StartWorker, load_record, settled, slack_env
+from tests.integration.workers.helpers import StartWorker, load_record, settled
+from tests.integration.workers.vendors import slack_env
 from tests.support.polling import eventually
 
 

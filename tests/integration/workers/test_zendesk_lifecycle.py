@@ -8,7 +8,8 @@ from services.workers.metrics import Outcome
 from services.workers.zendesk.worker import ZendeskWorker
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.zendesk import FakeZendesk
-from tests.integration.workers.conftest import StartWorker, load_record, settled, zendesk_env
+from tests.integration.workers.helpers import StartWorker, load_record, settled
+from tests.integration.workers.vendors import zendesk_env
 from tests.support.polling import eventually
 
 
