@@ -197,6 +197,7 @@ def launch_spec(
     hosts: Mapping[str, str] | None = None,
     ports: Mapping[int, int] | None = None,
     config_overrides: Mapping[str, Mapping[str, str]] | None = None,
+    env_overrides: Mapping[str, str] | None = None,
     container_name: str | None = None,
 ) -> LaunchSpec:
     """Turn a rendered Deployment/Job container into a local process.
@@ -204,7 +205,8 @@ def launch_spec(
     - `secrets`: secret name -> key -> value, used for every secretKeyRef;
     - `hosts`: "service:port" -> "127.0.0.1:local-port", applied to URLs in env values (NATS_URL, DATABASE_URL);
     - `ports`: container port -> local port, applied to env values equal to a declared containerPort and to probes;
-    - `config_overrides`: ConfigMap name prefix -> key -> value, e.g. to point a worker at a fake vendor.
+    - `config_overrides`: ConfigMap name prefix -> key -> value, e.g. to point a worker at a fake vendor;
+    - `env_overrides`: final values for what can't hold on one local machine (STREAM_REPLICAS=1).
     The image's ENV (from the Dockerfile) comes first, paths under the image's WORKDIR map to the repository.
     """
     matches = [w for w in workloads(objects) if w["metadata"]["name"] == workload_name]
@@ -233,6 +235,7 @@ def launch_spec(
     env.update({k: localize(v) for k, v in image.env.items()})
     fields = {"metadata.name": f"{workload_name}-0", "metadata.namespace": workload["metadata"].get("namespace", "")}
     env.update({k: localize(v) for k, v in container_env(container, config, secrets, fields).items()})
+    env.update(env_overrides or {})
     command: list[str] = container.get("command") or image.entrypoint
     args: list[str] = container["args"] if "args" in container else ([] if "command" in container else image.cmd)
     argv = [*command, *args]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.deploy.manifests import Obj, one
+from tests.deploy.manifests import Obj, config_maps, container_env, containers, one
+from tests.support.polling import eventually_sync
+from tests.support.processes import Process, free_port, nats_server_binary, port_open
 
 _VARIABLE = re.compile(r"(?<![\w\"])\$([A-Z][A-Z0-9_]*)\b")
 
@@ -73,3 +77,39 @@ def localize(conf: str, workdir: Path, port: int, http_port: int) -> LocalNats:
     local = _replace_line(local, "pid_file", f'"{workdir / "nats.pid"}"')
     local = _replace_line(local, "store_dir", f'"{workdir / "jetstream"}"')
     return LocalNats(local, port, http_port)
+
+
+@dataclass
+class DeployedNats:
+    """A nats-server running the deployed accounts and permissions on loopback."""
+
+    url: str
+    port: int
+    passwords: dict[str, str]
+    process: Process
+
+    def stop(self) -> None:
+        self.process.stop()
+        expected = ("Violation", "authentication error")  # what the permission tests provoke on purpose
+        lines = self.process.output().splitlines()
+        errors = [line for line in lines if "[ERR]" in line and not any(e in line for e in expected)]
+        assert not errors, errors
+
+
+def start_deployed_nats(objects: list[Obj], workdir: Path, secrets: Mapping[str, Mapping[str, str]]) -> DeployedNats:
+    """Run the rendered nats.conf with the StatefulSet's env, whose secretKeyRefs resolve against `secrets`."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    local = localize(deployed_conf(objects), workdir, free_port(), free_port())
+    (workdir / "nats.conf").write_text(local.conf)
+    (container,) = containers(one(objects, "StatefulSet", "nats"))
+    env = container_env(container, config_maps(objects), secrets, {"metadata.name": "nats-0"})
+    users = dict(re.findall(r"user:\s*(\w+)\s*[\n,]\s*password:\s*\$(\w+)", local.conf))
+    passwords = {user: env[variable] for user, variable in users.items()}
+    argv = [nats_server_binary(), "-c", str(workdir / "nats.conf")]
+    process = Process("nats", argv, {**os.environ, **env}, workdir / "nats.log").start()
+    try:
+        eventually_sync(lambda: port_open(local.port), timeout=15, what="the deployed nats.conf to serve")
+    except AssertionError:
+        process.stop()
+        raise AssertionError(process.output()[-3000:]) from None
+    return DeployedNats(f"nats://127.0.0.1:{local.port}", local.port, passwords, process)

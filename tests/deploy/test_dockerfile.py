@@ -90,8 +90,17 @@ def test_sources_are_sent_to_the_build(path: str) -> None:
 
 @pytest.mark.parametrize(
     "path",
-    [".git/config", ".venv/bin/python", "tests/conftest.py", "deploy/k8s/kustomization.yaml", "var/incidents.db",
-     "services/api/__pycache__/app.cpython-311.pyc", "incidents.egg-info/PKG-INFO", ".env", "deploy/k8s/secrets.env"],
+    [
+        ".git/config",
+        ".venv/bin/python",
+        "tests/conftest.py",
+        "deploy/k8s/kustomization.yaml",
+        "var/incidents.db",
+        "services/api/__pycache__/app.cpython-311.pyc",
+        "incidents.egg-info/PKG-INFO",
+        ".env",
+        "deploy/k8s/secrets.env",
+    ],
 )
 def test_the_rest_is_not(path: str) -> None:
     assert not in_build_context(path)

@@ -77,9 +77,10 @@ def test_lame_duck_fits_the_grace_period(objects: list[Obj]) -> None:
     statefulset = one(objects, "StatefulSet", "nats")
     (container,) = containers(statefulset)
     seconds = {key: int(setting(conf, key).rstrip("s")) for key in ("lame_duck_duration", "lame_duck_grace_period")}
-    assert seconds["lame_duck_duration"] + seconds["lame_duck_grace_period"] < pod_spec(statefulset)[
-        "terminationGracePeriodSeconds"
-    ]
+    assert (
+        seconds["lame_duck_duration"] + seconds["lame_duck_grace_period"]
+        < pod_spec(statefulset)["terminationGracePeriodSeconds"]
+    )
     pid_file = setting(conf, "pid_file")
     assert container["lifecycle"]["preStop"]["exec"]["command"] == ["nats-server", "--signal", f"ldm={pid_file}"]
     mounts = {m["mountPath"] for m in container["volumeMounts"]}

@@ -7,8 +7,6 @@ resolved against the example Secret, so its placeholder values are proven usable
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,43 +33,21 @@ from shared.jetstream import (
     SUBSCRIPTIONS_SET_SUBJECT,
     refs_bucket,
 )
-from tests.deploy.manifests import config_maps, container_env, containers, example_secrets, one, render
-from tests.deploy.natsconf import deployed_conf, localize
-from tests.support.polling import eventually, eventually_sync
-from tests.support.processes import Process, free_port, nats_server_binary, port_open
+from tests.deploy.manifests import example_secrets, render
+from tests.deploy.natsconf import DeployedNats, deployed_conf, localize, start_deployed_nats
+from tests.support.polling import eventually
 
 DENIED_WAIT = 0.5
 """How long a JetStream call whose request the server dropped waits for its (missing) reply."""
 
 
-@dataclass
-class DeployedNats:
-    url: str
-    passwords: dict[str, str]
-    process: Process
-
-
 @pytest.fixture(scope="module")
 def deployed_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DeployedNats]:
-    objects = render()
-    workdir = tmp_path_factory.mktemp("deployed-nats")
-    local = localize(deployed_conf(objects), workdir, free_port(), free_port())
-    (workdir / "nats.conf").write_text(local.conf)
-    (container,) = containers(one(objects, "StatefulSet", "nats"))
-    env = container_env(container, config_maps(objects), example_secrets(), {"metadata.name": "nats-0"})
-    users = dict(re.findall(r"user:\s*(\w+)\s*[\n,]\s*password:\s*\$(\w+)", local.conf))
-    passwords = {user: env[variable] for user, variable in users.items()}
-    argv = [nats_server_binary(), "-c", str(workdir / "nats.conf")]
-    process = Process("nats", argv, {**os.environ, **env}, workdir / "nats.log").start()
+    server = start_deployed_nats(render(), tmp_path_factory.mktemp("deployed-nats"), example_secrets())
     try:
-        eventually_sync(lambda: port_open(local.port), timeout=15, what="the deployed nats.conf to serve")
-        yield DeployedNats(f"nats://127.0.0.1:{local.port}", passwords, process)
+        yield server
     finally:
-        process.stop()
-    expected = ("Violation", "authentication error")  # what the tests provoke on purpose
-    lines = process.output().splitlines()
-    errors = [line for line in lines if "[ERR]" in line and not any(e in line for e in expected)]
-    assert not errors, errors
+        server.stop()
 
 
 @dataclass
