@@ -86,6 +86,9 @@ DENIED = [
     ("jira", "slack", 8080),
     ("api", "eventhandler", 8080),
     ("other-namespace", "jira", 8080),
+    ("jira", "api", 8000),
+    ("eventhandler", "api", 8000),
+    ("nats-box", "api", 8000),
 ]
 
 
