@@ -100,7 +100,7 @@ async def main() -> int:
                 "-sd",
                 str(VAR / "nats"),
                 "-m",
-                str(port + 4000),
+                env.get("NATS_MONITOR_PORT", "8222"),
             ],
             env,
             COLOURS[0],
