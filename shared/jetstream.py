@@ -9,6 +9,7 @@ from nats.js.api import (
     ConsumerConfig,
     DeliverPolicy,
     DiscardPolicy,
+    KeyValueConfig,
     RetentionPolicy,
     StorageType,
     StreamConfig,
@@ -59,6 +60,16 @@ def deadletter_stream_config(replicas: int = 1) -> StreamConfig:
 def refs_bucket(worker: str) -> str:
     """The worker's own KV bucket: external references per incident and last errors per message."""
     return f"refs-{worker}"
+
+
+def refs_bucket_config(worker: str, replicas: int = 1) -> KeyValueConfig:
+    return KeyValueConfig(
+        bucket=refs_bucket(worker),
+        description=f"external references and last errors of the {worker} worker",
+        history=1,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
 
 
 def ref_key(incident_id: int) -> str:

@@ -95,6 +95,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
         signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
         debug=False,
+        logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
     _document_strict_bodies(app)
     return app

@@ -17,10 +17,16 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy, StreamConfig
-from nats.js.errors import APIError, BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFoundError
 
 from shared.events import STREAM
-from shared.jetstream import deadletter_stream_config, incidents_stream_config, worker_consumer_config
+from shared.jetstream import (
+    deadletter_stream_config,
+    incidents_stream_config,
+    refs_bucket,
+    refs_bucket_config,
+    worker_consumer_config,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +48,22 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_streams(js: JetStreamContext, replicas: int) -> None:
     await ensure_stream(js, incidents_stream_config(replicas))
     await ensure_stream(js, deadletter_stream_config(replicas))
+
+
+async def ensure_worker_buckets(js: JetStreamContext, workers: list[str], replicas: int) -> None:
+    """Create each worker's KV bucket with the streams' replicas; a worker alone would create it with one."""
+    for worker in workers:
+        try:
+            await js.key_value(refs_bucket(worker))
+            continue
+        except BucketNotFoundError:
+            pass
+        try:
+            await js.create_key_value(refs_bucket_config(worker, replicas))
+            log.info("worker bucket created", worker=worker, replicas=replicas)
+        except BadRequestError as exc:
+            if exc.err_code != STREAM_NAME_IN_USE:  # a worker or another replica made it first
+                raise
 
 
 async def put_consumer(nc: Client, config: ConsumerConfig, action: str) -> dict[str, Any]:
