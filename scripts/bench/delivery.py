@@ -48,6 +48,8 @@ class _LogLine(msgspec.Struct):
 class StoredEvent:
     time: float
     """CloudEvent time as a Unix timestamp."""
+    stored: float
+    """When JetStream stored it (the stream's message timestamp)."""
     message: str
 
 
@@ -62,6 +64,9 @@ class Delivery:
     p90_ms: float | None
     p99_ms: float | None
     max_ms: float | None
+    from_stream_p50_ms: float | None = None
+    """The second leg alone: stored on JetStream → acked by the worker."""
+    from_stream_p99_ms: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -88,7 +93,8 @@ async def read_stream(js: JetStreamContext) -> dict[str, StoredEvent]:
             for msg in msgs:
                 seen += 1
                 event = decoder.decode(msg.data)
-                found[event.id] = StoredEvent(event.time.timestamp(), event.data.incident.message)
+                stored = msg.metadata.timestamp.timestamp()
+                found[event.id] = StoredEvent(event.time.timestamp(), stored, event.data.incident.message)
     finally:
         with contextlib.suppress(Exception):
             await sub.unsubscribe()
@@ -118,6 +124,7 @@ def delivery_stats(
     worker: str, phase: str, events: Iterable[tuple[str, StoredEvent]], acks: dict[str, tuple[float, float | None]]
 ) -> Delivery:
     delays: list[float] = []
+    legs: list[float] = []
     count = 0
     for event_id, stored in events:
         count += 1
@@ -126,18 +133,31 @@ def delivery_stats(
             continue
         at, delay_ms = ack
         delays.append(delay_ms / 1000 if delay_ms is not None else at - stored.time)
+        legs.append(at - stored.stored)
     p = percentiles_ms(delays, (50, 90, 99, 100))
-    return Delivery(worker, phase, count, len(delays), p[50], p[90], p[99], p[100])
+    leg = percentiles_ms(legs, (50, 99))
+    return Delivery(worker, phase, count, len(delays), p[50], p[90], p[99], p[100], leg[50], leg[99])
 
 
-async def measure(
-    js: JetStreamContext, logs: dict[str, Path], phases: dict[str, str]
-) -> dict[str, dict[str, Delivery]]:
-    """phases: label → the incident message its requests carried. Returns phase → worker → Delivery."""
+def to_stream(events: Iterable[StoredEvent]) -> dict[str, float | None]:
+    """The first leg: CloudEvent time (commit) → stored on JetStream (outbox relay + event handler)."""
+    p = percentiles_ms([e.stored - e.time for e in events], (50, 90, 99, 100))
+    return {"p50_ms": p[50], "p90_ms": p[90], "p99_ms": p[99], "max_ms": p[100]}
+
+
+@dataclass
+class PhaseDelivery:
+    to_stream: dict[str, float | None]
+    workers: dict[str, Delivery]
+
+
+async def measure(js: JetStreamContext, logs: dict[str, Path], phases: dict[str, str]) -> dict[str, PhaseDelivery]:
+    """phases: label → the incident message its requests carried."""
     stored = await read_stream(js)
     acks = {worker: await asyncio.to_thread(acks_from_log, path) for worker, path in logs.items()}
-    result: dict[str, dict[str, Delivery]] = {}
+    result: dict[str, PhaseDelivery] = {}
     for label, message in phases.items():
         mine = [(event_id, ev) for event_id, ev in stored.items() if ev.message == message]
-        result[label] = {worker: delivery_stats(worker, label, mine, acks[worker]) for worker in logs}
+        workers = {worker: delivery_stats(worker, label, mine, acks[worker]) for worker in logs}
+        result[label] = PhaseDelivery(to_stream([ev for _, ev in mine]), workers)
     return result

@@ -19,6 +19,7 @@ from scripts.bench.baseline_nats import run_raw_jetstream
 from scripts.bench.catchup import Probe
 from scripts.bench.children import Children
 from scripts.bench.delivery import measure
+from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, warm_up
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
@@ -116,7 +117,10 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
             stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
             profiler = Profiler(options.out_dir / f"profile-{stamp}", children)
             profiler.start({n: pids[n] for n in ("api", "eventhandler", "worker-jira")}, options.duration)
+        metrics_url = services.health_urls["eventhandler"].replace("/health/ready", "/metrics")
+        counts_before = await publish_counts(metrics_url)
         api = await run_api_phase(services.api_url, options, workdir, children, probe, pids)
+        counts_max = await publish_counts(metrics_url)
         if profiler is not None:
             results["profile"] = {"folder": str(profiler.out_dir), "summaries": await profiler.finish()}
             say(f"  profiles in {profiler.out_dir}")
@@ -124,6 +128,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         half = api.wrk.rps / 2
         say(f"half rate: {half:.0f} req/s open loop for {options.duration:g}s")
         rate = await run_rate_phase(services.api_url, half, options, probe, pids)
+        counts_half = await publish_counts(metrics_url)
         say(f"  p99 {rate.load.p99_ms} ms, caught up {rate.catch_up.seconds}s after the load")
         await asyncio.sleep(0.2)  # let the last log lines reach the files
         delivery = await measure(probe.js, services.log_paths, {"max_rate": MAX_MESSAGE, "half_rate": HALF_MESSAGE})
@@ -133,14 +138,20 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     results["api"] = api.as_dict()
     results["end_to_end"] = {
         "method": "CloudEvent `time` (set in the API as it commits) to the worker's JSON log line `event applied` "
-        "(written right after msg.ack(), with event_id and a microsecond timestamp); same clock, same machine",
+        "(written right after msg.ack(), with event_id and a microsecond timestamp); same clock, same machine. "
+        "commit_to_stream: CloudEvent time to the JetStream message timestamp (outbox relay + event handler); "
+        "from_stream: JetStream timestamp to the worker's ack line",
         "max_rate": {
             "catch_up": api.catch_up.as_dict(),
-            "delivery": {w: d.as_dict() for w, d in delivery["max_rate"].items()},
+            "commit_to_stream": delivery["max_rate"].to_stream,
+            "relay_batches": counts_max.minus(counts_before),
+            "delivery": {w: d.as_dict() for w, d in delivery["max_rate"].workers.items()},
         },
         "half_rate": {
             "load": rate.as_dict(),
-            "delivery": {w: d.as_dict() for w, d in delivery["half_rate"].items()},
+            "commit_to_stream": delivery["half_rate"].to_stream,
+            "relay_batches": counts_half.minus(counts_max),
+            "delivery": {w: d.as_dict() for w, d in delivery["half_rate"].workers.items()},
         },
     }
     say("stopping the services")

@@ -64,6 +64,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     e2e = results["end_to_end"]
     assert "seconds" in e2e["max_rate"]["catch_up"]
     for phase in ("max_rate", "half_rate"):
+        assert "p99_ms" in e2e[phase]["commit_to_stream"]
         delivery = e2e[phase]["delivery"]
         assert set(delivery) == set(WORKERS)
         for stats in delivery.values():
