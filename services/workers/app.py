@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from typing import TypeVar
 
 import httpx
 import structlog
+from nats.aio.client import Client
 
 from services.workers.base import WorkerFactory
+from services.workers.metrics import WorkerMetrics
 from services.workers.runner import Runner
 from services.workers.settings import ServiceSettings
 from services.workers.store import KvRecordStore, MemoryRecordStore, RecordStore, open_bucket
@@ -18,6 +21,7 @@ from shared.health import HealthServer
 from shared.natsconn import connect
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
@@ -28,6 +32,20 @@ def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=pool * 2, max_keepalive_connections=pool),
         headers={"User-Agent": "incidents-worker/0.1"},
     )
+
+
+async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:
+    """The awaitable's result, or None if `stop` is set first (e.g. SIGTERM while NATS is unreachable)."""
+    task = asyncio.ensure_future(awaitable)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 async def serve(
@@ -46,19 +64,28 @@ async def serve(
         worker = factory.from_env(env, client)
         if worker.dry_run:
             log.warning("credentials unset: dry run, requests are logged and not sent", worker=worker.name)
-        nc = await connect(settings.nats, name=f"worker-{worker.name}")
-        stack.push_async_callback(nc.drain)
-        js = nc.jetstream()
-        store: RecordStore = (
-            MemoryRecordStore() if worker.dry_run else KvRecordStore(await open_bucket(js, worker.name))
-        )
-        runner = Runner(worker, js, store, settings.runner)
+        metrics = WorkerMetrics(worker.name)
+        runner: Runner | None = None
+        nc: Client | None = None
+
+        async def ready() -> bool:
+            return bool(nc is not None and nc.is_connected and runner is not None and runner.bound)
+
         if settings.health_port is not None:
-
-            async def ready() -> bool:
-                return bool(nc.is_connected and runner.bound)
-
-            health = HealthServer(settings.health_host, settings.health_port, ready, runner.metrics.render)
+            health = HealthServer(settings.health_host, settings.health_port, ready, metrics.render)
             await health.start()
             stack.push_async_callback(health.stop)
+        nc = await _unless_stopped(connect(settings.nats, name=f"worker-{worker.name}"), stop)
+        if nc is None:
+            return
+        stack.push_async_callback(nc.drain)
+        js = nc.jetstream()
+        if worker.dry_run:
+            store: RecordStore = MemoryRecordStore()
+        else:
+            kv = await _unless_stopped(open_bucket(js, worker.name), stop)
+            if kv is None:
+                return
+            store = KvRecordStore(kv)
+        runner = Runner(worker, js, store, settings.runner, metrics=metrics)
         await runner.run(stop)

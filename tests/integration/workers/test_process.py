@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,7 +19,7 @@ from tests.fakes.jira import FakeJira, Issue
 from tests.integration.workers.helpers import StartProcess, load_record, settled
 from tests.integration.workers.vendors import jira_env, make_vendor, process_env
 from tests.support.polling import eventually
-from tests.support.processes import NatsServer, Process
+from tests.support.processes import NatsServer, Process, free_port
 
 
 def log_events(process: Process) -> list[dict[str, object]]:
@@ -178,3 +180,24 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
     assert "authorization" not in process.output().lower()
     with pytest.raises(BucketNotFoundError):
         await js.key_value(refs_bucket("jira"))
+
+
+async def test_without_nats_it_is_live_not_ready_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = process_env(f"nats://127.0.0.1:{free_port()}", {})
+    process = Process("jira", [sys.executable, "-m", "services.workers", "jira"], env, tmp_path / "w.log").start()
+    base = f"http://127.0.0.1:{env['HEALTH_PORT']}"
+    try:
+
+        async def live() -> bool:
+            assert process.alive(), process.output()[-2000:]
+            async with httpx.AsyncClient() as client:
+                try:
+                    return (await client.get(f"{base}/health/live", timeout=1)).status_code == 200
+                except httpx.HTTPError:
+                    return False
+
+        await eventually(live, timeout=20, what="liveness while NATS is unreachable")
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{base}/health/ready")).status_code == 503
+    finally:
+        assert process.stop(timeout=10) == 0
