@@ -77,6 +77,11 @@ def rss_mb(pid: int) -> float | None:
     return None if kib is None else kib / 1024
 
 
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
     with open("/proc/stat") as f:
@@ -93,7 +98,7 @@ class CpuWindow:
     """
 
     def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = {**pids, "bench": os.getpid()}
+        self.pids = dict(pids)
         self._start: dict[str, float] = {}
         self._busy = 0.0
         self.used: dict[str, float] = {}
@@ -102,6 +107,7 @@ class CpuWindow:
     def start(self) -> CpuWindow:
         self._busy = machine_busy_seconds()
         self._start = {name: tree_cpu_seconds(pid) or 0.0 for name, pid in self.pids.items()}
+        self._start["bench"] = _own_cpu_seconds()
         return self
 
     def stop(self, extra_s: float = 0.0) -> dict[str, float]:
@@ -111,6 +117,8 @@ class CpuWindow:
             now = tree_cpu_seconds(pid)
             if now is not None:
                 used[name] = round(now - self._start.get(name, 0.0), 3)
+        # The benchmark process alone: its children are the services, counted above.
+        used["bench"] = round(_own_cpu_seconds() - self._start["bench"], 3)
         self.machine_busy_s = round(machine_busy_seconds() - self._busy, 2)
         ours = sum(used.values()) + extra_s
         used["others"] = round(max(0.0, self.machine_busy_s - ours), 2)
