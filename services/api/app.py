@@ -101,29 +101,31 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
     return app
 
 
+TEXT_LIMITS = {"message": MAX_MESSAGE_LENGTH, "comment": MAX_COMMENT_LENGTH, "comments": MAX_COMMENT_LENGTH}
+
+
 def _document_strict_bodies(app: Litestar) -> None:
-    """Say in the schema what the bodies enforce; Litestar drops msgspec's flags and union constraints."""
+    """Write into the schema the rules the bodies enforce, so that schema-valid input is always accepted."""
     schemas = app.openapi_schema.components.schemas or {}
     for name, schema in schemas.items():
         if not isinstance(schema, Schema) or name not in STRICT_BODIES:
             continue
-        schema.additional_properties = False
-        if name != "UpdateIncident":
-            continue
-        schema.min_properties = 1  # an empty PUT is a 400
-        for field, limit in (
-            ("message", MAX_MESSAGE_LENGTH),
-            ("comments", MAX_COMMENT_LENGTH),
-            ("comment", MAX_COMMENT_LENGTH),
-        ):
+        schema.additional_properties = False  # bodies are decoded with forbid_unknown_fields
+        if name == "UpdateIncident":
+            schema.min_properties = 1  # an empty PUT is a 400
+        for field, limit in TEXT_LIMITS.items():
             prop = (schema.properties or {}).get(field)
-            for variant in (prop.one_of or []) if isinstance(prop, Schema) else []:
-                if not isinstance(variant, Schema):
-                    continue
-                if isinstance(variant.items, Schema):
-                    variant.min_items, variant.max_items = 1, MAX_COMMENTS_PER_CHANGE
-                    variant = variant.items
-                variant.pattern, variant.max_length = NOT_BLANK, limit
+            if isinstance(prop, Schema):
+                for variant in prop.one_of or [prop]:
+                    if isinstance(variant, Schema):
+                        _limit_text(variant, limit)
+
+
+def _limit_text(schema: Schema, limit: int) -> None:
+    if isinstance(schema.items, Schema):  # a list of comments
+        schema.min_items, schema.max_items = 1, MAX_COMMENTS_PER_CHANGE
+        schema = schema.items
+    schema.pattern, schema.max_length = NOT_BLANK, limit
 
 
 async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> None:

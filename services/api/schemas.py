@@ -3,25 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
-from services.api.domain import (
-    MAX_COMMENT_LENGTH,
-    MAX_COMMENTS_PER_CHANGE,
-    MAX_MESSAGE_LENGTH,
-    NOT_BLANK,
-    Acknowledged,
-    Incident,
-    IncidentUpdate,
-    Status,
-)
+from services.api.domain import Acknowledged, Incident, IncidentUpdate, InvalidInput, Status
 
-# Documented in the schema too, so that schema-valid input is always accepted.
-Message = Annotated[str, msgspec.Meta(pattern=NOT_BLANK, max_length=MAX_MESSAGE_LENGTH)]
-CommentText = Annotated[str, msgspec.Meta(pattern=NOT_BLANK, max_length=MAX_COMMENT_LENGTH)]
-Comments = CommentText | Annotated[list[CommentText], msgspec.Meta(min_length=1, max_length=MAX_COMMENTS_PER_CHANGE)]
+# The domain checks text (not blank, not too long); app.py writes the same rules into the OpenAPI schema.
+# No msgspec.Meta here: Annotated Meta types crash msgspec 0.22 at interpreter exit (msgspec#717).
+Message = str
+CommentText = str
+Comments = str | list[str]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,6 +38,8 @@ class UpdateIncident(Body, omit_defaults=True):
             if isinstance(value, str):
                 comments.append(value)
             elif isinstance(value, list):
+                if not value:
+                    raise InvalidInput("comments must not be an empty list")
                 comments.extend(value)
         return IncidentUpdate(
             message=self.message if isinstance(self.message, str) else None,
@@ -75,7 +69,7 @@ class SetSubscriptions(Body):
     events: list[EventSubject]
     start: Literal["now", "all"] | None = None
     """(Re)create the consumer from `now` or from `all` history; omit to keep its position."""
-    since: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
+    since: datetime | None = None
     """(Re)create the consumer to replay history from this RFC 3339 time; takes precedence over `start`."""
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, get, put
 from litestar.params import Parameter
 
+from services.api.errors import BadRequest
 from services.api.eventhandler_client import EventHandlerClient
 from services.api.routes.openapi import ERRORS
 from services.api.schemas import SetSubscriptions
@@ -29,6 +30,8 @@ class SubscriptionController(Controller):
         data: SetSubscriptions,
         eventhandler: EventHandlerClient,
     ) -> dict[str, Any]:
+        if data.since is not None and data.since.tzinfo is None:
+            raise BadRequest("since must be an RFC 3339 time with a time zone")
         start = data.since.isoformat() if data.since is not None else data.start
         request = {"worker": worker, "events": sorted(set(data.events)), "start": start}
         result: dict[str, Any] = await eventhandler.call(jetstream.SUBSCRIPTIONS_SET_SUBJECT, request)
