@@ -30,6 +30,7 @@ def add_ratios_and_targets(results: dict[str, Any]) -> None:
         "api_vs_raw_db": _div(api["rps"], base["raw_db"]["tps"]),
         "api_vs_raw_jetstream": _div(api["rps"], base["raw_jetstream"]["msgs_per_s"]),
     }
+    results["cpu_per_incident_ms"] = cpu_budget(results)
     half = e2e["half_rate"]["delivery"]
     p99s = [d["p99_ms"] for d in half.values()]
     complete = all(d["acked"] == d["events"] and d["events"] > 0 for d in half.values())
@@ -60,6 +61,27 @@ def add_ratios_and_targets(results: dict[str, Any]) -> None:
             "met": worst_rss is not None and worst_rss <= RSS_TARGET_MB and None not in rss.values(),
         },
     ]
+
+
+def cpu_budget(results: dict[str, Any]) -> dict[str, Any]:
+    """CPU milliseconds each process spent per incident created in the max-rate phase (load and catch-up),
+    and the rate at which they would use every core of the machine: a ceiling for the whole pipeline."""
+    api = results["api"]
+    requests = api["requests"] or 1
+    by_process = {
+        name: round(1000 * cpu / requests, 2) for name, cpu in api["cpu_s"].items() if name in (*SERVICES, *INFRA)
+    }
+    total = round(sum(by_process.values()), 2)
+    cores = results["meta"]["machine"]["cores"] or 1
+    bare = results["baselines"]["bare_litestar"]
+    bare_ms = 1000 * bare["cpu_s"].get("bare", 0.0) / (bare["requests"] or 1)
+    return {
+        "by_process": by_process,
+        "total": total,
+        "ceiling_per_s": round(cores * 1000 / total, 0) if total else None,
+        "bare_ms": round(bare_ms, 3),
+        "note": "ms of CPU per created incident; ceiling = cores x 1000 / total, if nothing else ran",
+    }
 
 
 def write_json(results: dict[str, Any], out_dir: Path) -> Path:
@@ -166,6 +188,22 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         )
     )
     rows.append(("wrk CPU during the API phase", _n(res["wrk_cpu_s"], " s", 1), "", ""))
+    budget = results["cpu_per_incident_ms"]
+    by = budget["by_process"]
+    workers = sum(ms for name, ms in by.items() if name.startswith("worker-"))
+    parts = (
+        f"api {by.get('api', 0):.2f}, 3 workers {workers:.2f}, mariadb {by.get('mariadbd', 0):.2f}, "
+        f"nats {by.get('nats-server', 0):.2f}, eh {by.get('eventhandler', 0):.2f}"
+    )
+    rows.append(("CPU per created incident, max rate", f"{budget['total']:.2f} ms: {parts}", "", ""))
+    rows.append(
+        (
+            "  → CPU-bound ceiling on this machine",
+            f"{_n(budget['ceiling_per_s'])} incidents/s (bare Litestar: {budget['bare_ms']:.2f} ms/request)",
+            "",
+            "",
+        )
+    )
     rows.append(("no service over 200 MB RSS", _n(t_rss["value"], " MB", 0), "≤ 200 MB", _met(t_rss["met"])))
     rows.append(("noise: others' CPU, bare/DB/JS/API/half", _noise(results), "≈ 0%", ""))
     return rows

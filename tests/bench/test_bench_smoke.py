@@ -81,6 +81,7 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         assert "cpu_s_total" in usage and "peak_rss_mb" in usage
 
     assert {"api_vs_bare_litestar", "api_vs_raw_db"} <= set(results["ratios"])
+    assert "total" in results["cpu_per_incident_ms"]
     assert len(results["targets"]) == 4
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
