@@ -95,7 +95,10 @@ class VendorHttp:
         if self._dry_run is not None:
             log.info(
                 "dry run: request not sent",
-                vendor=self.vendor, method=request.method, url=str(self.url(request)), json=request.json,
+                vendor=self.vendor,
+                method=request.method,
+                url=str(self.url(request)),
+                json=request.json,
             )
             return httpx.Response(200, json=self._dry_run(request))
         try:

@@ -41,9 +41,7 @@ class WorkerMetrics:
             "# HELP incidents_worker_events_total Events handled by the worker, by outcome.",
             "# TYPE incidents_worker_events_total counter",
         ]
-        lines += [
-            f'incidents_worker_events_total{{{label},outcome="{o.value}"}} {n}' for o, n in self.events.items()
-        ]
+        lines += [f'incidents_worker_events_total{{{label},outcome="{o.value}"}} {n}' for o, n in self.events.items()]
         lines += [
             "# HELP incidents_worker_processing_seconds Time from fetch to ack, nak or term.",
             "# TYPE incidents_worker_processing_seconds histogram",

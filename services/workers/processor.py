@@ -66,7 +66,9 @@ class Processor:
     async def handle(self, msg: Msg, event: CloudEvent) -> Outcome:
         started = time.monotonic()
         with structlog.contextvars.bound_contextvars(
-            incident_id=event.incident_id, event_id=event.id, worker=self.worker.name,
+            incident_id=event.incident_id,
+            event_id=event.id,
+            worker=self.worker.name,
             incidentversion=event.incidentversion,
         ):
             keeper = LeaseKeeper(self.store, self.owner, self.settings.lease_ttl)

@@ -29,9 +29,7 @@ class ErrorRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def error_record(error: str, worker: str, deliveries: int) -> ErrorRecord:
-    return ErrorRecord(
-        error=error[:2000], worker=worker, deliveries=deliveries, time=datetime.now(UTC).isoformat()
-    )
+    return ErrorRecord(error=error[:2000], worker=worker, deliveries=deliveries, time=datetime.now(UTC).isoformat())
 
 
 class RecordStore(Protocol):

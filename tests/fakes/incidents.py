@@ -33,8 +33,13 @@ class Incident:
 
     def snapshot(self) -> IncidentSnapshot:
         return IncidentSnapshot(
-            id=self.id, status=self.status, acknowledged=self.acknowledged, message=self.message,
-            comments=list(self.comments), version=self.version, created_at=self.created_at,
+            id=self.id,
+            status=self.status,
+            acknowledged=self.acknowledged,
+            message=self.message,
+            comments=list(self.comments),
+            version=self.version,
+            created_at=self.created_at,
             updated_at=self.updated_at,
         )
 
@@ -48,8 +53,12 @@ class IncidentFeed:
 
     def _event(self, incident: Incident, kind: EventType, comment: str | None = None) -> CloudEvent:
         return CloudEvent(
-            id=new_event_id(), type=kind.cloud_type, subject=str(incident.id), time=utcnow(),
-            incidentversion=incident.version, data=EventData(incident=incident.snapshot(), comment=comment),
+            id=new_event_id(),
+            type=kind.cloud_type,
+            subject=str(incident.id),
+            time=utcnow(),
+            incidentversion=incident.version,
+            data=EventData(incident=incident.snapshot(), comment=comment),
         )
 
     def _change(self, incident_id: int) -> Incident:

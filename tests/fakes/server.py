@@ -74,9 +74,7 @@ class FakeServer:
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.asgi, log_level="warning", lifespan="off", access_log=False, interface="asgi3"
-        )
+        config = uvicorn.Config(self.asgi, log_level="warning", lifespan="off", access_log=False, interface="asgi3")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
@@ -95,8 +93,14 @@ class FakeServer:
 
     # -- fault injection -------------------------------------------------------------------------
     def fail_next(
-        self, count: int, status: int = 500, body: Any = None, *, headers: dict[str, str] | None = None,
-        method: str | None = None, path: str | None = None,
+        self,
+        count: int,
+        status: int = 500,
+        body: Any = None,
+        *,
+        headers: dict[str, str] | None = None,
+        method: str | None = None,
+        path: str | None = None,
     ) -> None:
         reply = Reply(status, body if body is not None else {"error": "injected"}, headers or {})
         with self.lock:

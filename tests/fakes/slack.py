@@ -65,8 +65,10 @@ class FakeSlack(FakeServer):
     def roots_for(self, incident_id: int) -> list[Message]:
         with self.lock:
             return [
-                m for m in self.messages
-                if m.thread_ts is None and m.metadata
+                m
+                for m in self.messages
+                if m.thread_ts is None
+                and m.metadata
                 and m.metadata.get("event_payload", {}).get("incident_id") == str(incident_id)
             ]
 

@@ -24,8 +24,12 @@ class Ticket:
 
     def public(self) -> dict[str, Any]:
         return {
-            "id": self.id, "subject": self.subject, "external_id": self.external_id, "tags": self.tags,
-            "status": self.status, "description": self.comments[0]["body"] if self.comments else "",
+            "id": self.id,
+            "subject": self.subject,
+            "external_id": self.external_id,
+            "tags": self.tags,
+            "status": self.status,
+            "description": self.comments[0]["body"] if self.comments else "",
         }
 
     def comment_bodies(self) -> list[str]:

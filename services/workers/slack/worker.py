@@ -65,9 +65,8 @@ class SlackWorker(ReconcilingWorker):
             for message in body.get("messages") or []:
                 metadata = message.get("metadata") or {}
                 payload = metadata.get("event_payload") or {}
-                if (
-                    metadata.get("event_type") == api.METADATA_EVENT_TYPE
-                    and str(payload.get("incident_id")) == str(incident.id)
+                if metadata.get("event_type") == api.METADATA_EVENT_TYPE and str(payload.get("incident_id")) == str(
+                    incident.id
                 ):
                     return ExternalRef(id=str(message["ts"]), channel=self.settings.channel)
             cursor = api.next_cursor(body)

@@ -78,5 +78,4 @@ async def load_record(js: JetStreamContext, worker: str, incident_id: int) -> In
     return decode_record(entry.value or b"")
 
 
-
 StartProcess = Callable[[str, Mapping[str, str]], Awaitable[Process]]

@@ -157,7 +157,9 @@ async def test_status_changes_and_delete_are_pushed_once() -> None:
     await apply(outside, store, feed.reopen(1))
     record = await apply(outside, store, feed.delete(1))
     assert [c for c in outside.calls if c.startswith(("status", "close"))] == [
-        "status resolved", "status unresolved", "close",
+        "status resolved",
+        "status unresolved",
+        "close",
     ]
     assert record.deleted and record.status == "unresolved"
     calls = len(outside.calls)

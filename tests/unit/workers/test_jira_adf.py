@@ -41,8 +41,14 @@ def test_the_create_request_carries_project_type_label_and_adf_description() -> 
     settings = JiraSettings(project_key="OPS", issue_type="Bug")
     now = datetime(2026, 1, 1, tzinfo=UTC)
     incident = IncidentSnapshot(
-        id=9, status="unresolved", acknowledged="no", message="db down\nsee graphs", comments=[], version=1,
-        created_at=now, updated_at=now,
+        id=9,
+        status="unresolved",
+        acknowledged="no",
+        message="db down\nsee graphs",
+        comments=[],
+        version=1,
+        created_at=now,
+        updated_at=now,
     )
     request = api.create_issue(settings, incident)
     assert (request.method, request.path) == ("POST", "/rest/api/3/issue")

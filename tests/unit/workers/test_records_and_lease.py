@@ -41,7 +41,10 @@ def test_a_lease_blocks_only_other_owners_until_it_expires() -> None:
 
 def test_applied_records_the_version_and_clears_pending_posted_and_lease() -> None:
     record = IncidentRecord(
-        incident_id=3, version=2, posted=["x"], pending=Pending(op="note", since=1.0, tag="x"),
+        incident_id=3,
+        version=2,
+        posted=["x"],
+        pending=Pending(op="note", since=1.0, tag="x"),
         lease=Lease(owner="a", expires=5.0),
     )
     done = applied(record, 5)
@@ -51,8 +54,14 @@ def test_applied_records_the_version_and_clears_pending_posted_and_lease() -> No
 
 def test_the_record_round_trips_as_compact_json() -> None:
     record = IncidentRecord(
-        incident_id=42, ref=ExternalRef(id="10001", key="OPS-1"), version=3, comments_synced=1,
-        status="resolved", acknowledged="yes", message="m", pending=Pending(op="comment", since=2.5, tag="t", index=2),
+        incident_id=42,
+        ref=ExternalRef(id="10001", key="OPS-1"),
+        version=3,
+        comments_synced=1,
+        status="resolved",
+        acknowledged="yes",
+        message="m",
+        pending=Pending(op="comment", since=2.5, tag="t", index=2),
     )
     raw = encode_record(record)
     assert decode_record(raw) == record

@@ -13,11 +13,17 @@ from shared.config import ConfigError
 
 def test_jira_runs_dry_without_credentials_and_live_with_them() -> None:
     assert JiraSettings.from_env({}).dry_run
-    live = JiraSettings.from_env({
-        "JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_EMAIL": "bot@acme.io", "JIRA_API_TOKEN": "t0k",
-        "JIRA_PROJECT_KEY": "OPS", "JIRA_DONE_TRANSITION": "Close", "JIRA_SEARCH_LAG_SECONDS": "5",
-        "WORKER_CREATE_GRACE_SECONDS": "7",
-    })
+    live = JiraSettings.from_env(
+        {
+            "JIRA_BASE_URL": "https://acme.atlassian.net",
+            "JIRA_EMAIL": "bot@acme.io",
+            "JIRA_API_TOKEN": "t0k",
+            "JIRA_PROJECT_KEY": "OPS",
+            "JIRA_DONE_TRANSITION": "Close",
+            "JIRA_SEARCH_LAG_SECONDS": "5",
+            "WORKER_CREATE_GRACE_SECONDS": "7",
+        }
+    )
     assert not live.dry_run
     assert (live.project_key, live.done_transition, live.reopen_transition) == ("OPS", "Close", "To Do")
     assert (live.issue_type, live.search_lag, live.create_grace) == ("Task", 5.0, 7.0)
@@ -55,9 +61,14 @@ def test_zendesk_needs_its_base_url_with_credentials() -> None:
 
 def test_runner_and_service_settings() -> None:
     assert RunnerSettings.from_env({}) == RunnerSettings()
-    settings = ServiceSettings.from_env({
-        "WORKER_CONCURRENCY": "4", "HEALTH_PORT": "9100", "LOG_FORMAT": "json", "NATS_URL": "nats://n:4222",
-    })
+    settings = ServiceSettings.from_env(
+        {
+            "WORKER_CONCURRENCY": "4",
+            "HEALTH_PORT": "9100",
+            "LOG_FORMAT": "json",
+            "NATS_URL": "nats://n:4222",
+        }
+    )
     assert settings.runner.concurrency == 4 and settings.health_port == 9100 and settings.log_json is True
     assert settings.nats.servers == ["nats://n:4222"]
     assert ServiceSettings.from_env({}).health_port is None
