@@ -8,11 +8,10 @@ from typing import Protocol
 import msgspec
 import nats.js.errors
 from nats.js import JetStreamContext
-from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from services.workers.records import IncidentRecord, decode_record, encode_record
-from shared.jetstream import error_key, ref_key, refs_bucket
+from shared.jetstream import error_key, ref_key, refs_bucket, refs_bucket_config
 
 
 class Conflict(Exception):
@@ -78,18 +77,16 @@ class KvRecordStore:
 
 
 async def open_bucket(js: JetStreamContext, worker: str) -> KeyValue:
-    """Bind the worker's bucket, creating it when missing (the event handler may have made it)."""
+    """Bind the worker's bucket; create it when missing (the event handler usually has, with replicas)."""
     try:
         return await js.key_value(refs_bucket(worker))
     except nats.js.errors.BucketNotFoundError:
-        return await js.create_key_value(
-            KeyValueConfig(
-                bucket=refs_bucket(worker),
-                description=f"external references and last errors of the {worker} worker",
-                history=1,
-                storage=StorageType.FILE,
-            )
-        )
+        pass
+    try:
+        return await js.create_key_value(refs_bucket_config(worker))
+    except nats.js.errors.BadRequestError:
+        # Created meanwhile by the event handler or another replica, maybe with other replicas.
+        return await js.key_value(refs_bucket(worker))
 
 
 class MemoryRecordStore:
