@@ -17,7 +17,10 @@ REDACTED = "[REDACTED]"
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_VALUES.sub(r"\1" + REDACTED, value)
+        # The substring checks keep the regex off the hot path: most values hold no credentials.
+        if "Bearer" in value or "Basic" in value or "bearer" in value or "basic" in value:
+            return _SECRET_VALUES.sub(r"\1" + REDACTED, value)
+        return value
     if isinstance(value, dict):
         return {
             k: (REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else _redact_value(v))

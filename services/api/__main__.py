@@ -13,7 +13,8 @@ from shared.logging import configure_logging
 
 def main() -> None:
     settings = ApiSettings.from_env(os.environ)
-    configure_logging("api", json=None if settings.log_format == "auto" else settings.log_format == "json")
+    json = None if settings.log_format == "auto" else settings.log_format == "json"
+    configure_logging("api", json=json, level=settings.log_level)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -59,9 +59,13 @@ class OutboxStore:
                 rows = await self._rows(limit, lock=False)
             yield Claim(rows, self.db)
             return
-        async with self.db.database.transaction():
-            rows = await self._rows(limit, lock=True)
-            yield Claim(await self._first_in_line(rows), self.db)
+        async with self.db.database.connection() as connection:
+            # READ COMMITTED: FOR UPDATE then locks only the claimed rows, not the gap new inserts go into,
+            # so the API's writes never wait for the relay's round trip to the event handler.
+            await connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            async with connection.transaction():
+                rows = await self._rows(limit, lock=True)
+                yield Claim(await self._first_in_line(rows), self.db)
 
     async def backlog(self) -> Backlog:
         row = await self.db.database.fetch_one(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)))

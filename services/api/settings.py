@@ -39,6 +39,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """LINK_WORKERS: whose KV buckets `GET /incident/{id}` reads for `links`."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
+    log_level: str = "INFO"
+    """LOG_LEVEL: DEBUG, INFO, WARNING or ERROR."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
@@ -48,6 +50,9 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
         log_format = env_str(env, "LOG_FORMAT", "auto") or "auto"
         if log_format not in ("json", "console", "auto"):
             raise ConfigError("LOG_FORMAT must be json, console or auto")
+        log_level = (env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper()
+        if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
         return cls(
             database_url=url,
             nats=NatsSettings.from_env(env),
@@ -59,6 +64,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
             log_format=log_format,
+            log_level=log_level,
         )
 
 
