@@ -1,0 +1,190 @@
+"""The convergence scenario, shared by the CI test and the soak script: start everything, drive load under
+chaos, stop the chaos, wait for the pipeline to drain, and compare every outside system with the database."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js import JetStreamContext
+from nats.js.errors import NotFoundError
+
+from shared.events import STREAM
+from shared.jetstream import DEADLETTER_STREAM
+from tests.chaos.fakes import Vendors
+from tests.chaos.load import Load, LoadPlan
+from tests.chaos.monkey import ChaosPlan, Monkey
+from tests.chaos.oracle import compare, read_truth, stray_objects
+from tests.chaos.system import WORKERS, System, Timings
+from tests.support.polling import eventually
+from tests.support.processes import ROOT
+from tests.support.stack import assert_stream_matches_event_log, wait_for_empty_outbox
+
+LATEST = ROOT / "var" / "chaos" / "latest.json"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    load: LoadPlan = field(default_factory=LoadPlan)
+    chaos: ChaosPlan = field(default_factory=ChaosPlan)
+    timings: Timings = field(default_factory=Timings)
+    fault_rate: float = 0.05
+    """Share of outside requests that get a fault while the chaos runs."""
+    late_faults: bool = True
+    """Also answer some requests after the workers' HTTP timeout (the change still lands)."""
+    settle_timeout: float = 240.0
+    """After the chaos: how long the outbox and the consumers may take to drain."""
+
+
+@dataclass
+class Summary:
+    actions: int = 0
+    ok: int = 0
+    kills: int = 0
+    events: int = 0
+    duplicates: int = 0
+    lost: int = 0
+    converged: float = 0.0
+    incidents: int = 0
+    deleted: int = 0
+    exits: dict[str, int] = field(default_factory=dict)
+    slow_starts: list[str] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    faults: dict[str, dict[str, int]] = field(default_factory=dict)
+    by_vendor: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    strays: list[str] = field(default_factory=list)
+    deadletters: int = 0
+    stream_error: str | None = None
+    settle_error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    timeline: list[str] = field(default_factory=list)
+    seed: int = 0
+    logs: str = ""
+
+    def line(self) -> str:
+        return (
+            f"actions={self.actions} ok={self.ok} kills={self.kills} events={self.events} "
+            f"duplicates={self.duplicates} lost={self.lost} converged={self.converged:.1f}%"
+        )
+
+    def write(self, path: Path = LATEST) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        body: dict[str, Any] = {"summary": self.line(), **asdict(self)}
+        path.write_text(json.dumps(body, indent=2) + "\n")
+
+    def explain(self) -> str:
+        parts = [self.line()]
+        for label, value in (("stream", self.stream_error), ("settle", self.settle_error)):
+            if value:
+                parts.append(f"{label}: {value}")
+        parts += self.problems[:40]
+        if self.exits:
+            parts.append(f"exited without a kill: {self.exits}")
+        parts.append(f"logs: {self.logs}")
+        return "\n".join(parts)
+
+
+async def settled(js: JetStreamContext, timeout: float) -> None:
+    """Every worker consumer has delivered everything and holds no unacknowledged message."""
+
+    async def probe() -> bool:
+        for worker in WORKERS:
+            info = await js.consumer_info(STREAM, worker)
+            assert (info.num_pending, info.num_ack_pending) == (0, 0), (worker, info.num_pending, info.num_ack_pending)
+        return True
+
+    await eventually(probe, timeout=timeout, interval=0.5, what="every worker consumer to settle")
+
+
+async def deadletter_count(js: JetStreamContext) -> int:
+    try:
+        return int((await js.stream_info(DEADLETTER_STREAM)).state.messages)
+    except NotFoundError:
+        return 0
+
+
+async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
+    summary = Summary(seed=scenario.load.seed, logs=str(workdir / "logs"))
+    started = time.monotonic()
+    vendors = Vendors.start(
+        scenario.load.seed, timeout=scenario.timings.http_timeout, search_lag=scenario.timings.fake_search_lag
+    )
+    system = System(workdir, database_url, vendors, scenario.timings)
+    try:
+        await system.start()
+        summary.seconds["start"] = round(time.monotonic() - started, 1)
+        await _chaos(scenario, system, vendors, summary)
+        await _converge(scenario, system, vendors, summary)
+    finally:
+        system.stop()
+        vendors.stop()
+        summary.seconds["total"] = round(time.monotonic() - started, 1)
+    return summary
+
+
+async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> None:
+    began = time.monotonic()
+    vendors.set_faults(scenario.fault_rate, late=scenario.late_faults)
+    stop = asyncio.Event()
+    monkey = Monkey(system, scenario.chaos)
+    chaos = asyncio.create_task(monkey.run(stop))
+    try:
+        load = await Load(system.api_url, scenario.load).run()
+    finally:
+        stop.set()
+        stats = await chaos
+        vendors.set_faults(0.0)
+    summary.actions, summary.ok = load.attempted, load.ok
+    summary.outcomes = dict(load.outcomes)
+    summary.kills = stats.total_kills
+    summary.exits = dict(stats.exits)
+    summary.slow_starts = stats.slow_starts
+    summary.timeline = stats.timeline
+    summary.faults = {name: dict(fake.plan.injected) for name, fake in vendors.all().items()}
+    summary.seconds["chaos"] = round(time.monotonic() - began, 1)
+
+
+async def _converge(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> None:
+    began = time.monotonic()
+    await eventually(system.all_ready, timeout=120, interval=0.5, what="every service to be ready after the chaos")
+    nc = await nats.connect(system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    try:
+        js = nc.jetstream()
+        try:
+            await wait_for_empty_outbox(system.database_url, timeout=scenario.settle_timeout)
+            remaining = scenario.settle_timeout - (time.monotonic() - began)
+            await settled(js, timeout=max(remaining, 30.0))
+        except AssertionError as exc:
+            summary.settle_error = str(exc)
+        summary.seconds["settle"] = round(time.monotonic() - began, 1)
+        try:
+            await assert_stream_matches_event_log(js, system.database_url)
+        except AssertionError as exc:
+            summary.stream_error = str(exc)
+        summary.deadletters = await deadletter_count(js)
+    finally:
+        await nc.close()
+    truth, summary.events = await read_truth(system.database_url)
+    findings = compare(vendors, truth)
+    summary.incidents = len(truth)
+    summary.deleted = sum(1 for t in truth.values() if t.deleted)
+    summary.duplicates = sum(f.duplicates for f in findings)
+    summary.lost = sum(f.lost for f in findings)
+    summary.converged = 100.0 * sum(f.converged for f in findings) / max(len(findings), 1)
+    vendor_stats: dict[str, Counter[str]] = {}
+    for finding in findings:
+        counts = vendor_stats.setdefault(finding.vendor, Counter())
+        counts["duplicates"] += finding.duplicates
+        counts["lost"] += finding.lost
+        counts["diverged"] += not finding.converged
+    summary.by_vendor = {k: dict(v) for k, v in vendor_stats.items()}
+    summary.problems = [f"{f.vendor} incident {f.incident}: {p}" for f in findings for p in f.problems]
+    summary.strays = stray_objects(vendors, truth)
+    summary.duplicates += len(summary.strays)

@@ -1,0 +1,27 @@
+"""Convergence under chaos: thousands of random actions while services are SIGKILLed and the outside
+systems fail at random; afterwards each outside system holds exactly one object per incident, in the
+database's final state, with every comment once and in order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.scenario import Scenario, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.mysql]
+
+
+@pytest.mark.timeout(600)
+async def test_everything_converges_after_chaos(tmp_path: Path, chaos_database_url: str) -> None:
+    summary = await run(Scenario(), tmp_path, chaos_database_url)
+    summary.write()
+    print(summary.line())
+    explanation = summary.explain()
+    assert summary.settle_error is None, explanation
+    assert summary.stream_error is None, explanation
+    assert summary.kills > 0 and summary.ok > 0, explanation
+    assert summary.duplicates == 0, explanation
+    assert summary.lost == 0, explanation
+    assert summary.converged == 100.0, explanation
