@@ -92,6 +92,14 @@ class BatchPublisher:
                 for event in events:
                     duplicate = await self._publisher.publish(event.type, encode_event(event), event_headers(event))
                     stored.append(event.id)
+                    log.info(
+                        "event stored",
+                        event_id=event.id,
+                        incident_id=event.subject,
+                        request_id=event.requestid,
+                        type=event.type,
+                        duplicate=duplicate,
+                    )
                     log.debug(
                         "event stored",
                         event_id=event.id,

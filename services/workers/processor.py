@@ -70,6 +70,7 @@ class Processor:
             event_id=event.id,
             worker=self.worker.name,
             incidentversion=event.incidentversion,
+            request_id=event.requestid,
         ):
             keeper = LeaseKeeper(self.store, self.owner, self.settings.lease_ttl)
             self.active.add(keeper)
@@ -110,7 +111,8 @@ class Processor:
             # A bug or an unexpected answer: redeliver with backoff so it ends in the dead letters.
             log.exception("unexpected error while syncing")
             return await self._retry(msg, RetryableError(f"unexpected {type(exc).__name__}: {exc}"))
-        log.info("event applied")
+        # delay_ms: from the commit that recorded the event to now (the ack follows at once).
+        log.info("event applied", delay_ms=round((time.time() - event.time.timestamp()) * 1000, 1))
         return Outcome.PROCESSED, lambda: self._ack_applied(msg)
 
     async def _ack_applied(self, msg: Msg) -> None:

@@ -18,6 +18,8 @@ class ExternalRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     """Jira issue key, e.g. OPS-12."""
     channel: str | None = None
     """Slack channel id."""
+    url: str | None = None
+    """Where a person opens it: Jira browse URL, Zendesk agent URL, Slack archive link."""
 
 
 class Lease(msgspec.Struct, frozen=True, kw_only=True):

@@ -56,11 +56,14 @@ class JiraWorker(ReconcilingWorker):
             log.warning("several issues carry the incident's label; using the oldest", count=len(issues))
         if not issues:
             return None
-        return ExternalRef(id=str(issues[0]["id"]), key=str(issues[0]["key"]))
+        return self._ref(str(issues[0]["id"]), str(issues[0]["key"]))
 
     async def create(self, incident: IncidentSnapshot) -> ExternalRef:
         body = await self.http.json(api.create_issue(self.settings, incident))
-        return ExternalRef(id=str(body["id"]), key=str(body["key"]))
+        return self._ref(str(body["id"]), str(body["key"]))
+
+    def _ref(self, issue_id: str, key: str) -> ExternalRef:
+        return ExternalRef(id=issue_id, key=key, url=f"{self.settings.base_url.rstrip('/')}/browse/{key}")
 
     async def post(self, ref: ExternalRef, text: str, tag: str) -> None:
         await self.http.json(api.add_comment(_key(ref), text, tag))

@@ -68,7 +68,7 @@ class SlackWorker(ReconcilingWorker):
                 if metadata.get("event_type") == api.METADATA_EVENT_TYPE and str(payload.get("incident_id")) == str(
                     incident.id
                 ):
-                    return ExternalRef(id=str(message["ts"]), channel=self.settings.channel)
+                    return slack_ref(str(message["ts"]), self.settings.channel)
             cursor = api.next_cursor(body)
             if not cursor:
                 return None
@@ -76,7 +76,7 @@ class SlackWorker(ReconcilingWorker):
 
     async def create(self, incident: IncidentSnapshot) -> ExternalRef:
         body = await self.call(api.post_root(self.settings, incident))
-        return ExternalRef(id=str(body["ts"]), channel=str(body.get("channel") or self.settings.channel))
+        return slack_ref(str(body["ts"]), str(body.get("channel") or self.settings.channel))
 
     async def post(self, ref: ExternalRef, text: str, tag: str) -> None:
         await self.call(api.post_reply(_channel(ref, self.settings), ref.id, reply_text(text, tag)))
@@ -98,3 +98,8 @@ class SlackWorker(ReconcilingWorker):
 
 def _channel(ref: ExternalRef, settings: SlackSettings) -> str:
     return ref.channel or settings.channel
+
+
+def slack_ref(ts: str, channel: str) -> ExternalRef:
+    """Slack redirects archive links to the reader's workspace."""
+    return ExternalRef(id=ts, channel=channel, url=f"https://slack.com/archives/{channel}/p{ts.replace('.', '')}")

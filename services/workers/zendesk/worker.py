@@ -52,11 +52,14 @@ class ZendeskWorker(ReconcilingWorker):
         tickets = sorted(body.get("tickets") or [], key=lambda t: int(t["id"]))
         if len(tickets) > 1:
             log.warning("several tickets carry the incident's external_id; using the oldest", count=len(tickets))
-        return ExternalRef(id=str(tickets[0]["id"])) if tickets else None
+        return self._ref(str(tickets[0]["id"])) if tickets else None
 
     async def create(self, incident: IncidentSnapshot) -> ExternalRef:
         body = await self.http.json(api.create_ticket(incident))
-        return ExternalRef(id=str(body["ticket"]["id"]))
+        return self._ref(str(body["ticket"]["id"]))
+
+    def _ref(self, ticket_id: str) -> ExternalRef:
+        return ExternalRef(id=ticket_id, url=f"{self.settings.base_url.rstrip('/')}/agent/tickets/{ticket_id}")
 
     async def post(self, ref: ExternalRef, text: str, tag: str) -> None:
         await self._update(api.private_comment(ref.id, text, tag))
