@@ -13,10 +13,27 @@ import structlog
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, Incident, Status
 from services.api.events import Origin, cloud_event
-from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents, outbox
+from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import encode_event, utcnow
 
 MAX_CAS_ATTEMPTS = 8
+# The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
+INSERT_INCIDENT = (
+    "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at) "
+    "VALUES (:message, :status, :acknowledged, :version, :created_at, :updated_at)"
+)
+INSERT_EVENT = (
+    "INSERT INTO incident_events (event_id, incident_id, version, type, actor, request_id, comment, payload, "
+    "created_at) VALUES (:event_id, :incident_id, :version, :type, :actor, :request_id, :comment, :payload, "
+    ":created_at)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (event_row_id, incident_id, created_at) VALUES (:event_row_id, :incident_id, :created_at)"
+)
+INSERT_COMMENT = (
+    "INSERT INTO incident_comments (incident_id, position, body, created_at) "
+    "VALUES (:incident_id, :position, :body, :created_at)"
+)
 log = structlog.get_logger(__name__)
 
 
@@ -115,14 +132,15 @@ class SqlIncidentRepository:
         try:
             async with self.db.write():
                 incident.id = await database.execute(
-                    incidents.insert().values(
-                        message=incident.message,
-                        status=incident.status.value,
-                        acknowledged=incident.acknowledged.value,
-                        version=incident.version,
-                        created_at=to_micros(incident.created_at),
-                        updated_at=to_micros(incident.updated_at),
-                    )
+                    INSERT_INCIDENT,
+                    {
+                        "message": incident.message,
+                        "status": incident.status.value,
+                        "acknowledged": incident.acknowledged.value,
+                        "version": incident.version,
+                        "created_at": to_micros(incident.created_at),
+                        "updated_at": to_micros(incident.updated_at),
+                    },
                 )
                 await self._write_changes(incident, origin, first_comment=0)
                 await self._store_response(incident, claim)
@@ -261,12 +279,13 @@ class SqlIncidentRepository:
         database = self.db.database
         for position, body in enumerate(incident.comments[first_comment:], start=first_comment):
             await database.execute(
-                incident_comments.insert().values(
-                    incident_id=incident.id,
-                    position=position,
-                    body=body,
-                    created_at=to_micros(incident.updated_at or incident.created_at),
-                )
+                INSERT_COMMENT,
+                {
+                    "incident_id": incident.id,
+                    "position": position,
+                    "body": body,
+                    "created_at": to_micros(incident.updated_at or incident.created_at),
+                },
             )
         event_ids = []
         for change in incident.changes:
@@ -274,20 +293,21 @@ class SqlIncidentRepository:
             event_ids.append(event.id)
             at = to_micros(change.at)
             event_row_id = await database.execute(
-                incident_events.insert().values(
-                    event_id=event.id,
-                    incident_id=incident.id,
-                    version=change.version,
-                    type=change.type.value,
-                    actor=origin.actor[:128],
-                    request_id=origin.request_id,
-                    comment=change.comment,
-                    payload=encode_event(event).decode(),
-                    created_at=at,
-                )
+                INSERT_EVENT,
+                {
+                    "event_id": event.id,
+                    "incident_id": incident.id,
+                    "version": change.version,
+                    "type": change.type.value,
+                    "actor": origin.actor[:128],
+                    "request_id": origin.request_id,
+                    "comment": change.comment,
+                    "payload": encode_event(event).decode(),
+                    "created_at": at,
+                },
             )
             await database.execute(
-                outbox.insert().values(event_row_id=event_row_id, incident_id=incident.id, created_at=at)
+                INSERT_OUTBOX, {"event_row_id": event_row_id, "incident_id": incident.id, "created_at": at}
             )
         log.info("events recorded", incident_id=incident.id, event_ids=event_ids, version=incident.version)
 
