@@ -10,7 +10,7 @@ from shared.config import ConfigError, env_float, env_int, env_str
 from shared.natsconn import NatsSettings
 
 # Probes come from the kubelet, not from loopback.
-DEFAULT_HEALTH_HOST = "0.0.0.0"  # noqa: S104
+DEFAULT_HEALTH_HOST = "127.0.0.1"  # the manifests set 0.0.0.0 for kubelet probes
 
 
 DEFAULT_CREATE_GRACE = 30.0
