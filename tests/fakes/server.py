@@ -106,6 +106,10 @@ class FakeServer:
         with self.lock:
             self._faults.append(Fault(count, reply, method=method, path=path))
 
+    def clear_faults(self) -> None:
+        with self.lock:
+            self._faults.clear()
+
     def rate_limit_next(self, count: int, retry_after: float = 0.2, **match: Any) -> None:
         self.fail_next(count, 429, {"error": "rate limited"}, headers={"Retry-After": str(retry_after)}, **match)
 
