@@ -18,7 +18,8 @@ from tests.support.stack import Stack, wait_for_empty_outbox
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_permanent_failure_is_dead_lettered_and_redriven(stack: Stack, tmp_path: Path, js_client: Client) -> None:
-    zendesk = FakeZendesk().start()
+    zendesk = FakeZendesk()
+    zendesk.start()
     # Every ticket create is refused as invalid (a permanent 4xx) until the test stops it.
     zendesk.fail_next(1000, 422, {"error": "RecordInvalid"}, method="POST", path=r"^/api/v2/tickets\.json$")
     stack.start_eventhandler()
