@@ -96,7 +96,7 @@ async def test_max_deliveries_and_terminated_messages_are_dead_lettered(
     assert await dead_letters(nc, 1, worker="strict") == [strict]
     assert await dead_letters(nc, 1, limit=1) == [items[0]]
     assert await dead_letters(nc, 1, after=items[0]["seq"]) == [items[1]]
-    stored = await js.get_msg(DEADLETTER_STREAM, seq=int(flaky["seq"]))
+    stored = await js.get_msg(DEADLETTER_STREAM, seq=int(str(flaky["seq"])))
     assert stored.subject == "deadletter.flaky"
     assert stored.headers is not None and stored.headers[REQUEST_ID_HEADER] == "req-1"
     assert stored.headers[MSG_ID_HEADER] == f"dlq:flaky:{seq}"
