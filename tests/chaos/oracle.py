@@ -92,6 +92,8 @@ class Finding:
     duplicates: int = 0
     lost: int = 0
     problems: list[str] = field(default_factory=list)
+    outside: list[str] = field(default_factory=list)
+    """What the outside object shows (status, then posts), for the report when it diverged."""
 
     def dup(self, count: int, what: str) -> None:
         if count > 0:
@@ -123,8 +125,10 @@ def check_posts(finding: Finding, truth: Truth, posts: list[str], comment_body: 
         else:
             finding.problems.append(f"post without a tag of this incident: {text[:80]!r}")
     counts = Counter(positions)
-    finding.dup(sum(c - 1 for c in counts.values()), "comment posted more than once")
-    finding.dup(sum(c - 1 for c in notes.values()), "note posted more than once")
+    twice = sorted(p for p, c in counts.items() if c > 1)
+    finding.dup(sum(c - 1 for c in counts.values()), f"comments posted more than once: {twice[:10]}")
+    noted = sorted(n for n, c in notes.items() if c > 1)
+    finding.dup(sum(c - 1 for c in notes.values()), f"notes posted more than once: {noted[:5]}")
     expected = len(truth.comments)
     finding.dup(sum(c for p, c in counts.items() if p > expected), "comment that the incident does not have")
     missing = [p for p in range(1, expected + 1) if p not in counts]
@@ -150,6 +154,7 @@ def check_jira(vendors: Vendors, truth: Truth) -> Finding:
         issue = issues[0]
         texts = issue.comment_texts()
         status, title = issue.status, issue.summary
+    finding.outside = [f"{issue.key} {status} {title!r}", *texts]
     check_posts(finding, truth, texts, re.compile(r"(.*)\n\[incident-\d+ #\d+\]", re.S))
     wanted = "Done" if truth.deleted or truth.status == "resolved" else "To Do"
     if status != wanted:
@@ -174,6 +179,7 @@ def check_zendesk(vendors: Vendors, truth: Truth) -> Finding:
         ticket = min(tickets, key=lambda t: t.id)
         bodies = ticket.comment_bodies()[1:]  # the first is the description, made from the message
         status, title = ticket.status, ticket.subject
+    finding.outside = [f"ticket {ticket.id} {status} {title!r}", *bodies]
     check_posts(finding, truth, bodies, re.compile(r"(.*)\n\n\[incident-\d+ #\d+\]", re.S))
     if truth.deleted:
         wanted: tuple[str, ...] = ("closed",)
@@ -200,6 +206,7 @@ def check_slack(vendors: Vendors, truth: Truth) -> Finding:
     replies = vendors.slack.replies(root.ts)
     with vendors.slack.lock:
         shown = root.text
+    finding.outside = [f"root {root.ts} {shown!r}", *replies]
     body = re.compile(r"(.*)\n\[incident-\d+ #\d+\]", re.S)
     escaped = Truth(**{**truth.__dict__, "comments": tuple(escape(c) for c in truth.comments)})
     check_posts(finding, escaped, replies, body)

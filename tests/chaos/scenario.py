@@ -59,6 +59,8 @@ class Summary:
     faults: dict[str, dict[str, int]] = field(default_factory=dict)
     by_vendor: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    diverged: dict[str, Any] = field(default_factory=dict)
+    """For each diverged incident and system: the database's truth and what the outside shows."""
     strays: list[str] = field(default_factory=list)
     deadletters: int = 0
     stream_error: str | None = None
@@ -186,5 +188,10 @@ async def _converge(scenario: Scenario, system: System, vendors: Vendors, summar
         counts["diverged"] += not finding.converged
     summary.by_vendor = {k: dict(v) for k, v in vendor_stats.items()}
     summary.problems = [f"{f.vendor} incident {f.incident}: {p}" for f in findings for p in f.problems]
+    summary.diverged = {
+        f"{f.vendor} {f.incident}": {"truth": asdict(truth[f.incident]), "outside": f.outside}
+        for f in findings
+        if not f.converged
+    }
     summary.strays = stray_objects(vendors, truth)
     summary.duplicates += len(summary.strays)
