@@ -10,8 +10,7 @@ import pytest
 from nats.aio.client import Client
 
 from shared.events import REDRIVE_HEADER, STREAM, decode_event
-from tests.support.polling import eventually
-from tests.support.stack import Stack, wait_for_empty_outbox
+from tests.support.stack import Stack, wait_for_empty_outbox, wait_for_eventhandler
 
 
 def admin(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -32,10 +31,7 @@ async def test_admin_commands(stack: Stack, js_client: Client) -> None:
     api = stack.start_api()
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
 
-        async def ready() -> bool:
-            return (await http.get("/subscriptions")).status_code == 200
-
-        await eventually(ready, timeout=20, what="the event handler to answer")
+        await wait_for_eventhandler(http)
         incident_id = (await http.post("/incident/", json={"message": "cache cold"})).json()["ID"]
         await http.post(f"/incident/{incident_id}/comments", json={"comment": "warming"})
         await http.post(f"/incident/{incident_id}/resolve")

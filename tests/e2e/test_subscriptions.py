@@ -8,8 +8,7 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from shared.events import STREAM, decode_event
-from tests.support.polling import eventually
-from tests.support.stack import Stack, wait_for_empty_outbox
+from tests.support.stack import Stack, wait_for_empty_outbox, wait_for_eventhandler
 
 
 async def fetch_types(nc: Client, worker: str, expected: int) -> list[str]:
@@ -33,10 +32,7 @@ async def test_changing_a_subscription_changes_what_the_worker_receives(stack: S
     api = stack.start_api()
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
 
-        async def ready() -> bool:
-            return (await http.get("/subscriptions")).status_code == 200
-
-        await eventually(ready, timeout=20, what="the event handler to answer")
+        await wait_for_eventhandler(http)
         initial = (await http.get("/subscriptions")).json()
         assert set(initial) >= {"jira", "slack", "zendesk"}
         assert "incident.created" in initial["jira"]
@@ -73,10 +69,7 @@ async def test_new_subscriber_starts_now_or_replays_history(stack: Stack, js_cli
     api = stack.start_api()
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
 
-        async def ready() -> bool:
-            return (await http.get("/subscriptions")).status_code == 200
-
-        await eventually(ready, timeout=20, what="the event handler to answer")
+        await wait_for_eventhandler(http)
         for n in range(3):
             await http.post("/incident/", json={"message": f"before {n}"})
         await wait_for_empty_outbox(stack.database_url)

@@ -103,6 +103,15 @@ async def wait_for_empty_outbox(database_url: str, timeout: float = 60) -> None:
     await eventually(empty, timeout=timeout, interval=0.2, what="the outbox to drain")
 
 
+async def wait_for_eventhandler(http: Any, timeout: float = 20) -> None:
+    """Until the API reaches the event handler (it answers `GET /subscriptions` through it)."""
+
+    async def answers() -> bool:
+        return bool((await http.get("/subscriptions")).status_code == 200)
+
+    await eventually(answers, timeout=timeout, what="the event handler to answer")
+
+
 async def assert_stream_matches_event_log(js: JetStreamContext, database_url: str) -> dict[str, int]:
     """Nothing lost, nothing published twice, per-incident order kept. Returns the counts."""
     logged = await event_log(database_url)
