@@ -114,6 +114,7 @@ def check_posts(finding: Finding, truth: Truth, posts: list[str], comment_body: 
     positions: list[int] = []
     bodies: dict[int, str] = {}
     notes: Counter[str] = Counter()
+    versions: list[int] = []
     for text in posts:
         if (tag := COMMENT_TAG.search(text)) is not None and int(tag.group(1)) == truth.id:
             position = int(tag.group(2))
@@ -122,6 +123,7 @@ def check_posts(finding: Finding, truth: Truth, posts: list[str], comment_body: 
             bodies.setdefault(position, match.group(1) if match else text)
         elif (note := NOTE_TAG.search(text)) is not None and int(note.group(1)) == truth.id:
             notes[note.group(0)] += 1
+            versions.append(int(note.group(2)))
         else:
             finding.problems.append(f"post without a tag of this incident: {text[:80]!r}")
     counts = Counter(positions)
@@ -137,6 +139,10 @@ def check_posts(finding: Finding, truth: Truth, posts: list[str], comment_body: 
     first_seen = list(dict.fromkeys(positions))
     if first_seen != sorted(first_seen):
         finding.missing(f"comments out of order: {first_seen[:20]}")
+    if versions != sorted(versions):
+        # Each change's note carries the version it was applied at: a lower one after a higher one means an
+        # older snapshot was applied after a newer one (per-incident order broken).
+        finding.problems.append(f"notes out of version order: {versions}")
     for position, body in bodies.items():
         if position <= expected and body != truth.comments[position - 1]:
             finding.missing(f"comment #{position} reads {body[:60]!r}, not {truth.comments[position - 1][:60]!r}")

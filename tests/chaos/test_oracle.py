@@ -117,3 +117,11 @@ def test_a_deleted_incident_must_show_closed() -> None:
     assert check_zendesk(vendors, deleted).lost == 1
     jira_without_note = outside(deleted, notes=("acknowledged",))
     assert check_jira(jira_without_note, deleted).lost == 1
+
+
+def test_notes_out_of_version_order_mean_an_older_snapshot_was_applied_after_a_newer_one() -> None:
+    vendors = outside(TRUTH, notes=("acknowledged", "resolved"))
+    replies = [m for m in vendors.slack.messages if m.thread_ts]
+    replies[1].text, replies[2].text = replies[2].text, replies[1].text
+    finding = check_slack(vendors, TRUTH)
+    assert (finding.lost, finding.duplicates, finding.converged) == (0, 0, False)
