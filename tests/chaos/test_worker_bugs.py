@@ -1,0 +1,194 @@
+"""Minimal reproductions of the worker bugs that the chaos run found (services/workers).
+
+Each test fails until its bug is fixed; the chaos run reports the same bugs as duplicates or divergence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping
+
+import httpx
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
+from services.workers.base import WorkerFactory
+from services.workers.jira.worker import JiraWorker
+from services.workers.runner import Runner
+from services.workers.settings import RunnerSettings
+from services.workers.slack.worker import SlackWorker
+from services.workers.store import KvRecordStore, open_bucket
+from shared.events import ALL_SUBJECTS, STREAM
+from shared.jetstream import incidents_stream_config, worker_consumer_config
+from tests.chaos.oracle import NOTE_TAG
+from tests.fakes.incidents import IncidentFeed, publish
+from tests.fakes.jira import FakeJira, Issue
+from tests.fakes.slack import FakeSlack
+from tests.support.polling import eventually
+from tests.support.processes import NatsServer
+
+SETTINGS = RunnerSettings(
+    concurrency=4,
+    fetch_batch=10,
+    fetch_timeout=0.5,
+    lease_ttl=3.0,
+    lease_wait=10.0,
+    retry_base=0.5,
+    retry_max=1.0,
+    shutdown_grace=2.0,
+)
+
+
+@pytest.fixture
+async def js(nc: Client) -> JetStreamContext:
+    context = nc.jetstream()
+    await context.add_stream(incidents_stream_config())
+    for worker in ("jira", "slack"):
+        await context.add_consumer(STREAM, worker_consumer_config(worker, list(ALL_SUBJECTS), ack_wait=5.0))
+    return context
+
+
+@pytest.fixture
+def fake_jira() -> Iterator[FakeJira]:
+    fake = FakeJira().start()
+    assert isinstance(fake, FakeJira)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack().start()
+    assert isinstance(fake, FakeSlack)
+    yield fake
+    fake.stop()
+
+
+@contextlib.asynccontextmanager
+async def running(
+    nats_server: NatsServer, factory: WorkerFactory, env: Mapping[str, str], http_timeout: float = 5.0
+) -> AsyncIterator[Runner]:
+    """One worker replica in this event loop, with its own NATS connection."""
+    nc = await nats.connect(nats_server.url)
+    client = httpx.AsyncClient(timeout=http_timeout)
+    context = nc.jetstream()
+    worker = factory.from_env(env, client)
+    runner = Runner(worker, context, KvRecordStore(await open_bucket(context, worker.name)), SETTINGS)
+    stop = asyncio.Event()
+    task = asyncio.create_task(runner.run(stop))
+    try:
+        await eventually(lambda: _bound(runner, task), what="runner bound")
+        yield runner
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await client.aclose()
+        await nc.drain()
+
+
+async def _bound(runner: Runner, task: asyncio.Task[None]) -> bool:
+    assert not task.done(), "runner ended early"
+    return runner.bound
+
+
+async def settled(js: JetStreamContext, worker: str) -> None:
+    async def probe() -> bool:
+        last = (await js.stream_info(STREAM)).state.last_seq
+        info = await js.consumer_info(STREAM, worker)
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        assert (floor, info.num_pending, info.num_ack_pending) == (last, 0, 0)
+        return True
+
+    await eventually(probe, timeout=30, what=f"{worker} to settle")
+
+
+def jira_env(fake: FakeJira) -> dict[str, str]:
+    return {
+        "JIRA_BASE_URL": fake.url,
+        "JIRA_EMAIL": fake.email,
+        "JIRA_API_TOKEN": fake.token,
+        "JIRA_PROJECT_KEY": fake.project,
+        "JIRA_SEARCH_LAG_SECONDS": "0.5",
+    }
+
+
+def slack_env(fake: FakeSlack) -> dict[str, str]:
+    return {"SLACK_API_URL": fake.url, "SLACK_BOT_TOKEN": fake.token, "SLACK_CHANNEL": fake.channel}
+
+
+def note_tags(texts: list[str]) -> list[str]:
+    return [m.group(0) for t in texts if (m := NOTE_TAG.search(t)) is not None]
+
+
+async def test_a_comment_whose_answer_comes_after_the_timeout_is_posted_once(
+    js: JetStreamContext, nats_server: NatsServer, fake_jira: FakeJira
+) -> None:
+    """Bug: a post whose outcome is unknown (timeout, or the worker killed mid-request) is re-posted at
+    once when `has_post` does not see it yet; the first one lands later and the comment is there twice.
+    Creates wait `create_grace` for exactly this; posts do not."""
+    applied: list[str] = []
+
+    def on_comment(issue: Issue, text: str) -> None:
+        applied.append(text)
+
+    fake_jira.on_comment = on_comment
+    fake_jira.slow_next(1, 1.5, method="POST", path=r"/comment$")  # Jira answers after our 0.5 s timeout
+    feed = IncidentFeed()
+    async with running(nats_server, JiraWorker, jira_env(fake_jira), http_timeout=0.5):
+        await publish(js, feed.create("api 500s"))
+        await publish(js, feed.comment(1, "rolling back"))
+        await settled(js, "jira")
+
+        async def every_post_landed() -> bool:
+            return len(applied) == fake_jira.count("POST", r"/comment$")
+
+        await eventually(every_post_landed, timeout=10, what="the late comment to land")
+    texts = fake_jira.only(1).comment_texts()
+    assert sum("[incident-1 #1]" in t for t in texts) == 1, texts
+
+
+async def test_an_older_event_retried_after_a_newer_one_started_does_not_undo_it(
+    js: JetStreamContext, nats_server: NatsServer, fake_slack: FakeSlack
+) -> None:
+    """Bug: while v3 waits for its redelivery the runner goes on with v4; when v4 fails half-way, the record
+    is still at v2, so v3 is not stale when it comes back: it applies the older snapshot over v4's changes
+    (a "message changed" note back to the old message) and `finish` clears `posted`, so v4 posts its note
+    again. Per-incident order is broken and the thread gets the same note twice."""
+    feed = IncidentFeed()
+    async with running(nats_server, SlackWorker, slack_env(fake_slack)):
+        await publish(js, feed.create("queue stuck"))
+        await publish(js, feed.acknowledge(1))
+        await settled(js, "slack")
+        fake_slack.error_next(1, "internal_error", path=r"chat\.postMessage")  # v3's note fails
+        fake_slack.error_next(1, "internal_error", path=r"chat\.update")  # v4 fails after its notes
+        await publish(js, feed.unacknowledge(1))
+        await publish(js, feed.edit(1, "queue stuck on shard 4"))
+        await settled(js, "slack")
+    tags = note_tags(fake_slack.replies(fake_slack.only(1).ts))
+    twice = [tag for tag, count in Counter(tags).items() if count > 1]
+    versions = [int(re.findall(r" v(\d+) ", tag)[0]) for tag in tags]
+    assert not twice and versions == sorted(versions), tags
+
+
+async def test_the_slack_root_is_refreshed_when_the_update_failed_after_progress_was_saved(
+    js: JetStreamContext, nats_server: NatsServer, fake_slack: FakeSlack
+) -> None:
+    """Bug: one sync applies an acknowledgement and a comment (a snapshot that covers both, e.g. after an
+    earlier event was skipped); chat.update fails at the end. The comment's pending marker had saved the
+    record with `acknowledged: yes`, so the retry sees nothing left to change and never calls chat.update:
+    the root message keeps showing `Acknowledged: no` for good."""
+    feed = IncidentFeed()
+    async with running(nats_server, SlackWorker, slack_env(fake_slack)):
+        await publish(js, feed.create("latency"))
+        await settled(js, "slack")
+        feed.acknowledge(1)  # v2 is never delivered to this worker; v3's snapshot carries it
+        fake_slack.error_next(1, "internal_error", path=r"chat\.update")
+        await publish(js, feed.comment(1, "paging the db team"))
+        await settled(js, "slack")
+    root = fake_slack.only(1)
+    assert "Acknowledged: yes" in root.text, root.text
