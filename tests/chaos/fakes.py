@@ -164,6 +164,8 @@ class Vendors:
     jira: ChaosJira
     slack: ChaosSlack
     zendesk: ChaosZendesk
+    urls: dict[str, str] = field(default_factory=dict)
+    """Where a worker reaches its vendor when not directly (e.g. through a Gate)."""
 
     @classmethod
     def start(cls, seed: int, timeout: float, search_lag: float) -> Vendors:
@@ -188,19 +190,20 @@ class Vendors:
 
     def env(self, worker: str) -> dict[str, str]:
         """The worker's credentials, pointed at its fake (so it is not in dry run)."""
+        url = self.urls.get(worker) or self.all()[worker].url
         if worker == "jira":
             j = self.jira
             return {
-                "JIRA_BASE_URL": j.url,
+                "JIRA_BASE_URL": url,
                 "JIRA_EMAIL": j.email,
                 "JIRA_API_TOKEN": j.token,
                 "JIRA_PROJECT_KEY": j.project,
             }
         if worker == "slack":
             s = self.slack
-            return {"SLACK_API_URL": s.url, "SLACK_BOT_TOKEN": s.token, "SLACK_CHANNEL": s.channel}
+            return {"SLACK_API_URL": url, "SLACK_BOT_TOKEN": s.token, "SLACK_CHANNEL": s.channel}
         z = self.zendesk
-        return {"ZENDESK_BASE_URL": z.url, "ZENDESK_EMAIL": z.email, "ZENDESK_API_TOKEN": z.token}
+        return {"ZENDESK_BASE_URL": url, "ZENDESK_EMAIL": z.email, "ZENDESK_API_TOKEN": z.token}
 
     def stop(self) -> None:
         for fake in self.all().values():
