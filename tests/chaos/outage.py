@@ -14,6 +14,7 @@ import nats
 from nats.js import JetStreamContext
 from nats.js.errors import NoKeysError
 
+from services.workers.settings import RunnerSettings
 from services.workers.store import ErrorRecord
 from shared.events import STREAM
 from shared.jetstream import refs_bucket
@@ -27,7 +28,7 @@ from tests.support.polling import eventually
 from tests.support.stack import wait_for_empty_outbox
 
 # The workers' own backoff (RunnerSettings defaults): what must carry events through an outage.
-PRODUCTION_BACKOFF = {"retry_base": 2.0, "retry_max": 300.0}
+PRODUCTION = RunnerSettings()
 OUTAGE_LATEST = LATEST.with_name("outage-latest.json")
 
 
@@ -98,7 +99,7 @@ async def max_deliveries(js: JetStreamContext, worker: str) -> int:
 
 async def run_outage(plan: OutagePlan, workdir: Path, database_url: str) -> OutageReport:
     report = OutageReport(plan.vendor, plan.seconds, logs=str(workdir / "logs"))
-    timings = Timings(**PRODUCTION_BACKOFF)
+    timings = Timings(retry_base=PRODUCTION.retry_base, retry_max=PRODUCTION.retry_max)
     vendors = Vendors.start(plan.seed, timeout=timings.http_timeout, search_lag=timings.fake_search_lag)
     down = vendors.all()[plan.vendor]
     gate = Gate(down.port)
