@@ -2,7 +2,7 @@
 
     python scripts/soak.py                      # 10 minutes of load and chaos, then convergence checks
     python scripts/soak.py --minutes 3 --seed 7
-    python scripts/soak.py --minutes 5 --outage jira --outage-minutes 3
+    python scripts/soak.py --outage zendesk --outage-minutes 3   # one vendor down, no chaos
 
 Prints `actions=N ok=N kills=N events=N duplicates=0 lost=0 converged=100.0%`, writes the details to
 var/chaos/latest.json (and var/chaos/soak-<time>.json), and exits 1 unless everything converged.
@@ -15,8 +15,11 @@ import asyncio
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.support.mariadb import MariaDB
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python scripts/soak.py` puts scripts/, not the root, on the path
@@ -35,15 +38,58 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"))
     parser.add_argument("--settle-minutes", type=float, default=6.0, help="patience for draining after the chaos")
     parser.add_argument("--workdir", type=Path, help="keep logs and data here (default: a temporary folder)")
+    parser.add_argument(
+        "--outage",
+        choices=("jira", "slack", "zendesk"),
+        help="instead: this vendor down for --outage-minutes (503, then connection refused), no chaos",
+    )
+    parser.add_argument("--outage-minutes", type=float, default=3.0)
     return parser.parse_args(argv)
 
 
+async def database(workdir: Path) -> tuple[MariaDB, str]:
+    """A throwaway MariaDB server and a migrated database on it."""
+    from tests.support.database import migrate, new_mysql_database
+    from tests.support.mariadb import MariaDB
+
+    mariadb = MariaDB(workdir / "mariadb")
+    await asyncio.to_thread(mariadb.start)
+    url = new_mysql_database(mariadb.admin_url, mariadb.sql)
+    await asyncio.to_thread(migrate, url)  # alembic runs its own event loop: not in this one
+    return mariadb, url
+
+
+async def outage(args: argparse.Namespace, workdir: Path) -> int:
+    from tests.chaos.outage import OutagePlan, run_outage
+
+    plan = OutagePlan(
+        vendor=args.outage,
+        seconds=args.outage_minutes * 60,
+        incidents=max(1, int(args.incidents_per_minute * args.outage_minutes / 3)),
+        actions=max(1, int(args.rate * 20)),
+        settle_timeout=args.settle_minutes * 60,
+        seed=args.seed,
+    )
+    mariadb, url = await database(workdir)
+    try:
+        print(f"soak: outage of {plan.vendor} for {plan.seconds:.0f}s, seed={args.seed}, workdir={workdir}", flush=True)
+        report = await run_outage(plan, workdir, url)
+    finally:
+        await asyncio.to_thread(mariadb.stop)
+    report.write()
+    if report.problems:
+        print("\n".join(report.problems[:40]))
+    print(report.line(), flush=True)
+    ok = report.deadletters == 0 and (report.duplicates, report.lost, report.converged) == (0, 0, 100.0)
+    return 0 if ok else 1
+
+
 async def soak(args: argparse.Namespace, workdir: Path) -> int:
+    if args.outage:
+        return await outage(args, workdir)
     from tests.chaos.load import LoadPlan
     from tests.chaos.monkey import ChaosPlan
     from tests.chaos.scenario import LATEST, Scenario, run
-    from tests.support.database import migrate, new_mysql_database
-    from tests.support.mariadb import MariaDB
 
     seconds = args.minutes * 60
     load = LoadPlan(
@@ -60,13 +106,10 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         late_faults=not args.no_late,
         settle_timeout=args.settle_minutes * 60,
     )
-    mariadb = MariaDB(workdir / "mariadb")
-    await asyncio.to_thread(mariadb.start)
+    mariadb, url = await database(workdir)
     try:
-        url = new_mysql_database(mariadb.admin_url, mariadb.sql)
-        await asyncio.to_thread(migrate, url)  # alembic runs its own event loop: not in this one
         print(f"soak: seed={args.seed} incidents={load.incidents} actions={load.actions} workdir={workdir}", flush=True)
-        summary = await run(replace(scenario), workdir, url)
+        summary = await run(scenario, workdir, url)
     finally:
         await asyncio.to_thread(mariadb.stop)
     summary.write()
