@@ -46,7 +46,7 @@ class ReconcilingWorker(ABC):
     search_lag: float = 0.0
     """Seconds a just-created object may stay invisible to `find`."""
     create_grace: float = 30.0
-    """Seconds a create whose outcome is unknown may still land outside after we gave up on it."""
+    """Seconds a create or post whose outcome is unknown may still land outside after we gave up on it."""
 
     @abstractmethod
     async def find(self, incident: IncidentSnapshot) -> ExternalRef | None:
@@ -129,6 +129,12 @@ class ReconcilingWorker(ABC):
                 record = replace(record, comments_synced=max(record.comments_synced, pending.index))
             else:
                 record = replace(record, posted=[*record.posted, pending.tag])
+            return replace(record, pending=None)
+        # Not there yet: a post that timed out or got a 5xx may still land, so wait it out first.
+        waited = time.time() - pending.since
+        if waited < self.create_grace:
+            delay = min(self.create_grace - waited, max(1.0, self.create_grace / 4))
+            raise RetryableError("an earlier post may still land; waiting", delay=delay)
         return replace(record, pending=None)
 
     async def _find_or_create(
@@ -174,7 +180,7 @@ class ReconcilingWorker(ABC):
         if tag in record.posted or (careful and await self.has_post(ref, tag)):
             return replace(record, posted=sorted({*record.posted, tag}))
         record = await ctx.save(replace(record, pending=Pending(op="note", since=time.time(), tag=tag)))
-        await self.post(ref, text, tag)
+        await self._post(ctx, record, ref, text, tag)
         return replace(record, pending=None, posted=[*record.posted, tag])
 
     async def _comment(
@@ -186,5 +192,13 @@ class ReconcilingWorker(ABC):
         if not (careful and await self.has_post(ref, tag)):
             pending = Pending(op="comment", since=time.time(), tag=tag, index=position)
             record = await ctx.save(replace(record, pending=pending))
-            await self.post(ref, text, tag)
+            await self._post(ctx, record, ref, text, tag)
         return replace(record, pending=None, comments_synced=position)
+
+    async def _post(self, ctx: SyncContext, record: IncidentRecord, ref: ExternalRef, text: str, tag: str) -> None:
+        try:
+            await self.post(ref, text, tag)
+        except (PermanentError, RetryableError) as exc:
+            if isinstance(exc, PermanentError) or not exc.maybe_applied:
+                await ctx.save(replace(record, pending=None))  # surely nothing was posted
+            raise

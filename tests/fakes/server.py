@@ -65,6 +65,7 @@ class FakeServer:
         self.lock = threading.RLock()
         self.requests: list[FakeRequest] = []
         self._faults: list[Fault] = []
+        self.in_flight = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -159,6 +160,19 @@ class FakeServer:
         )
         with self.lock:
             self.requests.append(request)
+            self.in_flight += 1
+        try:
+            await self._answer(request, send)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def idle(self) -> bool:
+        """Every request received so far has been answered (late ones included)."""
+        with self.lock:
+            return self.in_flight == 0
+
+    async def _answer(self, request: FakeRequest, send: Any) -> None:
         fault = self._take_fault(request)
         if fault is not None and fault.delay:
             await asyncio.sleep(fault.delay)

@@ -163,3 +163,33 @@ async def test_every_vendor_rejects_bad_credentials_permanently(
 def test_make_vendor_keeps_env_overrides(fake_jira: FakeJira) -> None:
     vendor = make_vendor("jira", fake_jira, JIRA_SEARCH_LAG_SECONDS="7", WORKER_CREATE_GRACE_SECONDS="1")
     assert vendor.env["JIRA_SEARCH_LAG_SECONDS"] == "7.0" and vendor.env["WORKER_CREATE_GRACE_SECONDS"] == "1"
+
+
+POST_PATHS = {
+    "jira": {"method": "POST", "path": r"/comment$"},
+    "slack": {"method": "POST", "path": r"chat\.postMessage$"},
+    "zendesk": {"method": "PUT", "path": r"^/api/v2/tickets/\d+\.json$"},
+}
+
+
+async def test_a_comment_whose_answer_is_lost_is_not_repeated(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    """The vendor stores the comment after our client gave up: the retry must wait for it, not post another."""
+    env = vendor.env | {"WORKER_CREATE_GRACE_SECONDS": "4"}
+    await start_worker(vendor.factory, env, http_timeout=0.5)
+    feed = IncidentFeed()
+    await publish(js, feed.create("queue backing up"))
+    await settled(js, vendor.name)
+    # Lands 2.5 s after it was sent: well after the worker's timeout and its first retry.
+    vendor.fake.slow_next(1, 2.5, **POST_PATHS[vendor.name])
+    await publish(js, feed.comment(1, "scaling consumers"))
+
+    await settled(js, vendor.name)
+    await eventually(lambda: _idle(vendor), what="the late answer to land")
+    assert vendor.objects(1) == 1
+    assert tagged(vendor.posts(1), "[incident-1 #1]") == 1
+
+
+async def _idle(vendor: Vendor) -> bool:
+    return bool(vendor.fake.idle())
