@@ -108,8 +108,17 @@ class ChaosMixin(FakeServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plan = FaultPlan()
+        self.in_flight = 0
+        """Requests being handled now (a late one may still change state after its client gave up)."""
 
     async def asgi(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        self.in_flight += 1
+        try:
+            await self._chaos_asgi(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    async def _chaos_asgi(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         body = await read_body(receive)
         plan = self.plan
         kind = plan.pick(self.extra_faults)
@@ -184,6 +193,9 @@ class Vendors:
         for fake in self.all().values():
             fake.plan.rate = rate
             fake.plan.late = late
+
+    def idle(self) -> bool:
+        return all(fake.in_flight == 0 for fake in self.all().values())
 
     def injected(self) -> dict[str, int]:
         return {name: sum(fake.plan.injected.values()) for name, fake in self.all().items()}

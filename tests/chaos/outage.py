@@ -170,6 +170,11 @@ async def _recovery(
     await settled(js, timeout=plan.settle_timeout)
     report.recovered_after = round(time.monotonic() - began, 1)
     report.deadletters = await deadletter_count(js)
+
+    async def idle() -> bool:
+        return vendors.idle()
+
+    await eventually(idle, timeout=30, what="no request in flight at the fakes")
     found = await findings(vendors, system.database_url, WORKERS)
     report.duplicates = sum(f.duplicates for f in found)
     report.lost = sum(f.lost for f in found)

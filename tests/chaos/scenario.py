@@ -173,6 +173,11 @@ async def _converge(scenario: Scenario, system: System, vendors: Vendors, summar
         summary.deadletters = await deadletter_count(js)
     finally:
         await nc.close()
+
+    async def idle() -> bool:
+        return vendors.idle()
+
+    await eventually(idle, timeout=30, what="no request in flight at the fakes")
     truth, summary.events = await read_truth(system.database_url)
     findings = compare(vendors, truth)
     summary.incidents = len(truth)

@@ -114,11 +114,17 @@ def jira_env(fake: FakeJira) -> dict[str, str]:
         "JIRA_API_TOKEN": fake.token,
         "JIRA_PROJECT_KEY": fake.project,
         "JIRA_SEARCH_LAG_SECONDS": "0.5",
+        "WORKER_CREATE_GRACE_SECONDS": "3",  # longer than the late answer below takes to land
     }
 
 
 def slack_env(fake: FakeSlack) -> dict[str, str]:
-    return {"SLACK_API_URL": fake.url, "SLACK_BOT_TOKEN": fake.token, "SLACK_CHANNEL": fake.channel}
+    return {
+        "SLACK_API_URL": fake.url,
+        "SLACK_BOT_TOKEN": fake.token,
+        "SLACK_CHANNEL": fake.channel,
+        "WORKER_CREATE_GRACE_SECONDS": "1",
+    }
 
 
 def note_tags(texts: list[str]) -> list[str]:
