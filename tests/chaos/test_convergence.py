@@ -4,10 +4,14 @@ database's final state, with every comment once and in order."""
 
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 
 import pytest
 
+from tests.chaos.load import LoadPlan
+from tests.chaos.monkey import ChaosPlan
 from tests.chaos.scenario import Scenario, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.mysql]
@@ -15,7 +19,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.mysql]
 
 @pytest.mark.timeout(600)
 async def test_everything_converges_after_chaos(tmp_path: Path, chaos_database_url: str) -> None:
-    summary = await run(Scenario(), tmp_path, chaos_database_url)
+    seed = int(os.environ.get("CHAOS_SEED") or random.randrange(100_000))  # in the summary, to replay a run
+    scenario = Scenario(load=LoadPlan(seed=seed), chaos=ChaosPlan(seed=seed))
+    summary = await run(scenario, tmp_path, chaos_database_url)
     summary.write()
     print(summary.line())
     explanation = summary.explain()
