@@ -161,7 +161,7 @@ async def test_a_comment_whose_answer_comes_after_the_timeout_is_posted_once(
 async def test_an_older_event_retried_after_a_newer_one_started_does_not_undo_it(
     js: JetStreamContext, nats_server: NatsServer, fake_slack: FakeSlack
 ) -> None:
-    """Bug: while v3 waits for its redelivery the runner goes on with v4; when v4 fails half-way, the record
+    """Bug: while v3 waits for its redelivery (429) the runner goes on with v4; when v4 fails half-way, the record
     is still at v2, so v3 is not stale when it comes back: it applies the older snapshot over v4's changes
     (a "message changed" note back to the old message) and `finish` clears `posted`, so v4 posts its note
     again. Per-incident order is broken and the thread gets the same note twice."""
@@ -170,8 +170,9 @@ async def test_an_older_event_retried_after_a_newer_one_started_does_not_undo_it
         await publish(js, feed.create("queue stuck"))
         await publish(js, feed.acknowledge(1))
         await settled(js, "slack")
-        fake_slack.error_next(1, "internal_error", path=r"chat\.postMessage")  # v3's note fails
-        fake_slack.error_next(1, "internal_error", path=r"chat\.update")  # v4 fails after its notes
+        # v3's note is refused (surely not posted, so nothing is waited out), v4 fails after its notes.
+        fake_slack.rate_limit_next(1, retry_after=0.3, path=r"chat\.postMessage")
+        fake_slack.error_next(1, "internal_error", path=r"chat\.update")
         await publish(js, feed.unacknowledge(1))
         await publish(js, feed.edit(1, "queue stuck on shard 4"))
         await settled(js, "slack")
