@@ -22,7 +22,7 @@ from tests.chaos.fakes import Vendors
 from tests.chaos.gate import Gate
 from tests.chaos.load import Load, LoadPlan
 from tests.chaos.oracle import CHECKS, Finding, read_truth
-from tests.chaos.scenario import LATEST, deadletter_count, settled
+from tests.chaos.scenario import LATEST, deadletter_count, settled, start
 from tests.chaos.system import WORKERS, System, Timings
 from tests.support.polling import eventually
 from tests.support.stack import wait_for_empty_outbox
@@ -107,7 +107,7 @@ async def run_outage(plan: OutagePlan, workdir: Path, database_url: str) -> Outa
     vendors.urls[plan.vendor] = gate.url
     system = System(workdir, database_url, vendors, timings)
     try:
-        await system.start()
+        await start(system)
         nc = await nats.connect(system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
         try:
             await _outage(plan, report, system, vendors, gate, nc.jetstream())

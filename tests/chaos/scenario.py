@@ -21,7 +21,7 @@ from tests.chaos.fakes import Vendors
 from tests.chaos.load import Load, LoadPlan
 from tests.chaos.monkey import ChaosPlan, Monkey
 from tests.chaos.oracle import compare, read_truth, stray_objects
-from tests.chaos.system import WORKERS, System, Timings
+from tests.chaos.system import WORKERS, Exited, System, Timings
 from tests.support.polling import eventually
 from tests.support.processes import ROOT
 from tests.support.stack import assert_stream_matches_event_log, wait_for_empty_outbox
@@ -120,7 +120,7 @@ async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
     )
     system = System(workdir, database_url, vendors, scenario.timings)
     try:
-        await system.start()
+        await start(system)
         summary.seconds["start"] = round(time.monotonic() - started, 1)
         await _chaos(scenario, system, vendors, summary)
         await _converge(scenario, system, vendors, summary)
@@ -129,6 +129,13 @@ async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
         vendors.stop()
         summary.seconds["total"] = round(time.monotonic() - started, 1)
     return summary
+
+
+async def start(system: System) -> None:
+    try:
+        await system.start()
+    except (Exited, AssertionError) as exc:
+        raise AssertionError(f"the system did not start: {exc}\n{system.log_tails()}") from exc
 
 
 async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> None:
