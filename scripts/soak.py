@@ -114,12 +114,14 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         await asyncio.to_thread(mariadb.stop)
     summary.write()
     summary.write(LATEST.with_name(f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"))
-    print(summary.explain() if summary.problems or summary.settle_error or summary.stream_error else "")
+    if summary.problems or summary.settle_error or summary.stream_error or summary.deadletters:
+        print(summary.explain())
     print(summary.line(), flush=True)
     ok = (
         summary.duplicates == 0
         and summary.lost == 0
         and summary.converged == 100.0
+        and summary.deadletters == 0
         and summary.settle_error is None
         and summary.stream_error is None
     )

@@ -86,6 +86,8 @@ class Summary:
         for label, value in (("stream", self.stream_error), ("settle", self.settle_error)):
             if value:
                 parts.append(f"{label}: {value}")
+        if self.deadletters:
+            parts.append(f"dead letters: {self.deadletters}")
         parts += self.problems[:40]
         if self.exits:
             parts.append(f"exited without a kill: {self.exits}")
