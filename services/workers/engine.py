@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable
 from typing import ClassVar
 
 import msgspec
@@ -91,13 +92,12 @@ class ReconcilingWorker(ABC):
             record, careful = await self._find_or_create(incident, record, ctx, deleting)
             if record.ref is None:
                 return record
-        before = record
         version = event.incidentversion
         ref = record.ref
         if incident.message != record.message:
             text = NOTE_TEXT["updated"].format(message=incident.message)
             record = await self._note(ctx, record, version, "updated", text, careful)
-            await self.update_message(ref, incident)
+            await self._state(ctx, record, self.update_message(ref, incident))
             record = replace(record, message=incident.message)
         if incident.acknowledged != (record.acknowledged or "no"):
             kind = "acknowledged" if incident.acknowledged == "yes" else "unacknowledged"
@@ -108,14 +108,14 @@ class ReconcilingWorker(ABC):
         if incident.status != (record.status or "unresolved"):
             kind = "resolved" if incident.status == "resolved" else "reopened"
             record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
-            await self.set_status(ref, incident.status)
+            await self._state(ctx, record, self.set_status(ref, incident.status))
             record = replace(record, status=incident.status)
         if deleting:
             record = await self._note(ctx, record, version, "deleted", NOTE_TEXT["deleted"], careful)
-            await self.close(ref)
+            await self._state(ctx, record, self.close(ref))
             record = replace(record, deleted=True)
-        if record != before:
-            await self.refresh(ref, incident, record)
+        # Always: a refresh that failed after progress was saved leaves `record == before` on the retry.
+        await self._state(ctx, record, self.refresh(ref, incident, record))
         return record
 
     async def _recover(self, record: IncidentRecord) -> IncidentRecord:
@@ -123,6 +123,12 @@ class ReconcilingWorker(ABC):
         pending = record.pending
         if pending is None or pending.op == "create":
             return record
+        if pending.op == "state":
+            waited = time.time() - pending.since
+            if waited < self.create_grace:
+                delay = min(self.create_grace - waited, max(1.0, self.create_grace / 4))
+                raise RetryableError("an earlier state change may still land; waiting", delay=delay)
+            return replace(record, pending=None)
         if record.ref is not None and pending.tag is not None and await self.has_post(record.ref, pending.tag):
             log.info("pending post found outside", tag=pending.tag)
             if pending.op == "comment" and pending.index is not None:
@@ -194,6 +200,16 @@ class ReconcilingWorker(ABC):
             record = await ctx.save(replace(record, pending=pending))
             await self._post(ctx, record, ref, text, tag)
         return replace(record, pending=None, comments_synced=position)
+
+    async def _state(self, ctx: SyncContext, record: IncidentRecord, call: Awaitable[None]) -> None:
+        """A state call (safe to repeat); if its outcome is unknown it may land late, over a newer state,
+        so the incident's next sync waits out the grace before pushing state again."""
+        try:
+            await call
+        except RetryableError as exc:
+            if exc.maybe_applied:
+                await ctx.save(replace(record, pending=Pending(op="state", since=time.time())))
+            raise
 
     async def _post(self, ctx: SyncContext, record: IncidentRecord, ref: ExternalRef, text: str, tag: str) -> None:
         try:

@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 
+import msgspec
 import structlog
 
 from services.workers.errors import RetryableError
@@ -73,7 +74,8 @@ class LeaseKeeper:
                 # Waiting costs nothing; a nak would count towards MaxDeliver.
                 await asyncio.sleep(self.poll)
                 continue
-            leased = with_lease(record, self.owner, self.clock(), self.ttl)
+            started = msgspec.structs.replace(record, attempted=max(record.attempted, incidentversion))
+            leased = with_lease(started, self.owner, self.clock(), self.ttl)
             try:
                 self.revision = await self.store.save(leased, revision)
             except Conflict:

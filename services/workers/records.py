@@ -6,7 +6,7 @@ from typing import Literal
 
 import msgspec
 
-PendingOp = Literal["create", "comment", "note"]
+PendingOp = Literal["create", "comment", "note", "state"]
 
 
 class ExternalRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -48,6 +48,8 @@ class IncidentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     ref: ExternalRef | None = None
     version: int = 0
     """Highest incidentversion fully applied."""
+    attempted: int = 0
+    """Highest incidentversion a sync has started on: an older event is covered by that newer snapshot."""
     comments_synced: int = 0
     """How many of the incident's comments are already outside, in order."""
     message: str | None = None
@@ -86,7 +88,8 @@ def without_lease(record: IncidentRecord) -> IncidentRecord:
 
 
 def is_stale(record: IncidentRecord, incidentversion: int) -> bool:
-    return incidentversion <= record.version
+    # An event older than one already being applied must not apply its older snapshot over it.
+    return incidentversion <= record.version or incidentversion < record.attempted
 
 
 def applied(record: IncidentRecord, incidentversion: int) -> IncidentRecord:
