@@ -174,6 +174,11 @@ class ReconcilingWorker(ABC):
         record = replace(
             record, ref=ref, pending=None, message=incident.message, status="unresolved", acknowledged="no"
         )
+        if found:
+            # A found object may show any earlier state (it was made from an older snapshot): push ours.
+            await self._state(ctx, record, self.update_message(ref, incident))
+            await self._state(ctx, record, self.set_status(ref, incident.status))
+            record = replace(record, status=incident.status)
         return await ctx.save(record), found
 
     async def _note(

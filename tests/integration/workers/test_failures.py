@@ -193,3 +193,25 @@ async def test_a_comment_whose_answer_is_lost_is_not_repeated(
 
 async def _idle(vendor: Vendor) -> bool:
     return bool(vendor.fake.idle())
+
+
+async def test_an_object_found_after_a_lost_create_is_brought_up_to_date(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    """The issue lands late with the first message; a later event finds it and must push the current one."""
+    await start_worker(JiraWorker, jira_env(fake_jira, lag=0) | {"WORKER_CREATE_GRACE_SECONDS": "2"}, http_timeout=0.5)
+    fake_jira.slow_next(1, 1.2, method="POST", path=r"^/rest/api/3/issue$")
+    feed = IncidentFeed()
+    await publish(js, feed.create("first wording"))
+    await publish(js, feed.edit(1, "second wording"))
+    await publish(js, feed.resolve(1))
+
+    await settled(js, "jira")
+    await eventually(lambda: _idle_fake(fake_jira), what="the late create to land")
+    issue = fake_jira.only(1)
+    assert "second wording" in issue.summary
+    assert issue.status == "Done"
+
+
+async def _idle_fake(fake: FakeJira) -> bool:
+    return bool(fake.idle())
