@@ -19,16 +19,20 @@ from nats.js import JetStreamContext
 
 from services.workers.base import WorkerFactory
 from services.workers.jira.worker import JiraWorker
+from services.workers.records import IncidentRecord
 from services.workers.runner import Runner
 from services.workers.settings import RunnerSettings
 from services.workers.slack.worker import SlackWorker
 from services.workers.store import KvRecordStore, open_bucket
+from services.workers.zendesk.api import subject
+from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import ALL_SUBJECTS, STREAM
 from shared.jetstream import incidents_stream_config, worker_consumer_config
 from tests.chaos.oracle import NOTE_TAG
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira, Issue
 from tests.fakes.slack import FakeSlack
+from tests.fakes.zendesk import FakeZendesk
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer
 
@@ -48,7 +52,7 @@ SETTINGS = RunnerSettings(
 async def js(nc: Client) -> JetStreamContext:
     context = nc.jetstream()
     await context.add_stream(incidents_stream_config())
-    for worker in ("jira", "slack"):
+    for worker in ("jira", "slack", "zendesk"):
         await context.add_consumer(STREAM, worker_consumer_config(worker, list(ALL_SUBJECTS), ack_wait=5.0))
     return context
 
@@ -65,6 +69,14 @@ def fake_jira() -> Iterator[FakeJira]:
 def fake_slack() -> Iterator[FakeSlack]:
     fake = FakeSlack().start()
     assert isinstance(fake, FakeSlack)
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_zendesk() -> Iterator[FakeZendesk]:
+    fake = FakeZendesk().start()
+    assert isinstance(fake, FakeZendesk)
     yield fake
     fake.stop()
 
@@ -224,3 +236,31 @@ async def test_a_state_update_whose_answer_came_late_does_not_overwrite_a_newer_
 
         await eventually(every_update_landed, timeout=10, what="the late chat.update to land")
     assert "Status: unresolved" in fake_slack.only(1).text, fake_slack.only(1).text
+
+
+async def test_an_object_found_from_an_earlier_attempt_gets_the_current_message(
+    js: JetStreamContext, nats_server: NatsServer, fake_zendesk: FakeZendesk
+) -> None:
+    """Bug: `_find_or_create` records a found object as showing the event's message, but an object found
+    again was made by an earlier attempt (its answer lost to a timeout or a crash) from an older snapshot.
+    When the message was edited in between, the subject (Jira: the summary) stays the old one for good.
+    Here v1's create landed after the worker gave up; v2, an edit, is the first sync to finish."""
+    feed = IncidentFeed()
+    created = feed.create("disk full on db-1")
+    edited = feed.edit(1, "disk full on db-1 and db-2")
+    env = {"ZENDESK_BASE_URL": fake_zendesk.url, "ZENDESK_EMAIL": fake_zendesk.email}
+    env |= {"ZENDESK_API_TOKEN": fake_zendesk.token, "WORKER_CREATE_GRACE_SECONDS": "1"}
+    async with running(nats_server, ZendeskWorker, env) as runner:
+        await runner.worker.sync(created, IncidentRecord(incident_id=1), NoSave())  # the landed create
+        assert len(fake_zendesk.for_incident(1)) == 1
+        await publish(js, edited)
+        await settled(js, "zendesk")
+    ticket = fake_zendesk.only(1)
+    assert ticket.subject == subject(edited.data.incident), ticket.subject
+
+
+class NoSave:
+    """A SyncContext for calling a worker directly: progress is not kept."""
+
+    async def save(self, record: IncidentRecord) -> IncidentRecord:
+        return record
