@@ -108,15 +108,15 @@ class ChaosMixin(FakeServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.plan = FaultPlan()
-        self.in_flight = 0
-        """Requests being handled now (a late one may still change state after its client gave up)."""
+        self.handling = 0
+        """Requests being handled now, faults included (a late one may change state after its client gave up)."""
 
     async def asgi(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        self.in_flight += 1
+        self.handling += 1
         try:
             await self._chaos_asgi(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self.handling -= 1
 
     async def _chaos_asgi(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         body = await read_body(receive)
@@ -195,7 +195,7 @@ class Vendors:
             fake.plan.late = late
 
     def idle(self) -> bool:
-        return all(fake.in_flight == 0 for fake in self.all().values())
+        return all(fake.handling == 0 for fake in self.all().values())
 
     def injected(self) -> dict[str, int]:
         return {name: sum(fake.plan.injected.values()) for name, fake in self.all().items()}
