@@ -86,6 +86,7 @@ class ReconcilingWorker(ABC):
         deleting = event.event_type is EventType.DELETED
         if record.deleted:
             return record
+        unsure_of_state = record.pending is not None and record.pending.op == "state"
         record = await self._recover(record)
         careful = False
         if record.ref is None:
@@ -94,6 +95,9 @@ class ReconcilingWorker(ABC):
                 return record
         version = event.incidentversion
         ref = record.ref
+        if unsure_of_state:
+            # A state call of unknown outcome may have landed late over what we pushed after it: push ours.
+            record = await self._push_state(ctx, record, ref, incident)
         if incident.message != record.message:
             text = NOTE_TEXT["updated"].format(message=incident.message)
             record = await self._note(ctx, record, version, "updated", text, careful)
@@ -176,10 +180,16 @@ class ReconcilingWorker(ABC):
         )
         if found:
             # A found object may show any earlier state (it was made from an older snapshot): push ours.
-            await self._state(ctx, record, self.update_message(ref, incident))
-            await self._state(ctx, record, self.set_status(ref, incident.status))
-            record = replace(record, status=incident.status)
+            record = await self._push_state(ctx, record, ref, incident)
         return await ctx.save(record), found
+
+    async def _push_state(
+        self, ctx: SyncContext, record: IncidentRecord, ref: ExternalRef, incident: IncidentSnapshot
+    ) -> IncidentRecord:
+        """Set message and status outright (both calls are safe to repeat), without notes."""
+        await self._state(ctx, record, self.update_message(ref, incident))
+        await self._state(ctx, record, self.set_status(ref, incident.status))
+        return replace(record, message=incident.message, status=incident.status)
 
     async def _note(
         self, ctx: SyncContext, record: IncidentRecord, version: int, kind: str, text: str, careful: bool

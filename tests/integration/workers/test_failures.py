@@ -215,3 +215,35 @@ async def test_an_object_found_after_a_lost_create_is_brought_up_to_date(
 
 async def _idle_fake(fake: FakeJira) -> bool:
     return bool(fake.idle())
+
+
+STATE_PATHS = {
+    "jira": {"method": "POST", "path": r"/transitions$"},
+    "slack": {"method": "POST", "path": r"chat\.update$"},
+    "zendesk": {"method": "PUT", "path": r"^/api/v2/tickets/\d+\.json$"},
+}
+
+
+def shows_unresolved(vendor: Vendor) -> bool:
+    if vendor.name == "jira":
+        return bool(vendor.fake.only(1).status == "To Do")
+    if vendor.name == "slack":
+        return "Status: unresolved" in vendor.fake.only(1).text
+    return bool(vendor.fake.only(1).status == "open")
+
+
+async def test_a_status_change_that_lands_late_does_not_win_over_a_newer_one(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    """"Resolved" lands after our client gave up and after the incident was reopened: "open" must win."""
+    await start_worker(vendor.factory, vendor.env | {"WORKER_CREATE_GRACE_SECONDS": "3"}, http_timeout=0.5)
+    feed = IncidentFeed()
+    await publish(js, feed.create("checkout errors"))
+    await settled(js, vendor.name)
+    vendor.fake.slow_next(1, 1.5, **STATE_PATHS[vendor.name])
+    await publish(js, feed.resolve(1))
+    await publish(js, feed.reopen(1))
+
+    await settled(js, vendor.name)
+    await eventually(lambda: _idle(vendor), what="the late status change to land")
+    assert shows_unresolved(vendor)
