@@ -1,6 +1,6 @@
-"""Minimal reproductions of the worker bugs that the chaos run found (services/workers).
-
-Each test fails until its bug is fixed; the chaos run reports the same bugs as duplicates or divergence.
+"""Minimal reproductions of the worker bugs that the chaos run found (services/workers), kept as regression
+tests. Fixed in 92068bc (lost answers of posts), 87a385e (order, refresh, late state calls) and 1c98b8f (found
+objects); the chaos run reported each of them as duplicates, notes out of order, or a stale outside state.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def note_tags(texts: list[str]) -> list[str]:
 async def test_a_comment_whose_answer_comes_after_the_timeout_is_posted_once(
     js: JetStreamContext, nats_server: NatsServer, fake_jira: FakeJira
 ) -> None:
-    """Bug: a post whose outcome is unknown (timeout, or the worker killed mid-request) is re-posted at
+    """Was a bug: a post whose outcome is unknown (timeout, or the worker killed mid-request) is re-posted at
     once when `has_post` does not see it yet; the first one lands later and the comment is there twice.
     Creates wait `create_grace` for exactly this; posts do not."""
     applied: list[str] = []
@@ -173,7 +173,7 @@ async def test_a_comment_whose_answer_comes_after_the_timeout_is_posted_once(
 async def test_an_older_event_retried_after_a_newer_one_started_does_not_undo_it(
     js: JetStreamContext, nats_server: NatsServer, fake_slack: FakeSlack
 ) -> None:
-    """Bug: while v3 waits for its redelivery (429) the runner goes on with v4; when v4 fails half-way, the record
+    """Was a bug: while v3 waits for its redelivery (429) the runner goes on with v4; when v4 fails half-way, the record
     is still at v2, so v3 is not stale when it comes back: it applies the older snapshot over v4's changes
     (a "message changed" note back to the old message) and `finish` clears `posted`, so v4 posts its note
     again. Per-incident order is broken and the thread gets the same note twice."""
@@ -197,7 +197,7 @@ async def test_an_older_event_retried_after_a_newer_one_started_does_not_undo_it
 async def test_the_slack_root_is_refreshed_when_the_update_failed_after_progress_was_saved(
     js: JetStreamContext, nats_server: NatsServer, fake_slack: FakeSlack
 ) -> None:
-    """Bug: one sync applies an acknowledgement and a comment (a snapshot that covers both, e.g. after an
+    """Was a bug: one sync applies an acknowledgement and a comment (a snapshot that covers both, e.g. after an
     earlier event was skipped); chat.update fails at the end. The comment's pending marker had saved the
     record with `acknowledged: yes`, so the retry sees nothing left to change and never calls chat.update:
     the root message keeps showing `Acknowledged: no` for good."""
@@ -216,12 +216,11 @@ async def test_the_slack_root_is_refreshed_when_the_update_failed_after_progress
 async def test_a_state_update_whose_answer_came_late_does_not_overwrite_a_newer_one(
     js: JetStreamContext, nats_server: NatsServer, fake_slack: FakeSlack
 ) -> None:
-    """Bug: only creates and posts are waited out when their outcome is unknown. The chat.update that shows
+    """Was a bug: only creates and posts are waited out when their outcome is unknown. The chat.update that shows
     "resolved" times out and lands 1.5 s later, after the next event's chat.update showed "unresolved" (the
     incident was reopened): the root message shows "resolved" for good. The same holds for Jira transitions and
     Zendesk status updates: after a state call of unknown outcome, the incident's next call has to wait out
-    the grace and then push the current state again. (Until the refresh bug above is fixed, the reopen's sync
-    does not even call chat.update.)"""
+    the grace and then push the current state again."""
     feed = IncidentFeed()
     async with running(nats_server, SlackWorker, slack_env(fake_slack) | {"WORKER_CREATE_GRACE_SECONDS": "3"}, 0.5):
         await publish(js, feed.create("checkout errors"))
@@ -241,7 +240,7 @@ async def test_a_state_update_whose_answer_came_late_does_not_overwrite_a_newer_
 async def test_an_object_found_from_an_earlier_attempt_gets_the_current_message(
     js: JetStreamContext, nats_server: NatsServer, fake_zendesk: FakeZendesk
 ) -> None:
-    """Bug: `_find_or_create` records a found object as showing the event's message, but an object found
+    """Was a bug: `_find_or_create` recorded a found object as showing the event's message, but an object found
     again was made by an earlier attempt (its answer lost to a timeout or a crash) from an older snapshot.
     When the message was edited in between, the subject (Jira: the summary) stays the old one for good.
     Here v1's create landed after the worker gave up; v2, an edit, is the first sync to finish."""
