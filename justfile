@@ -64,3 +64,7 @@ replay INCIDENT WORKER *ARGS:
 # Admin: per-worker consumer lag.
 lag:
     python -m services.admin lag
+
+# The chaos convergence scenario for longer (`just soak --minutes 3`, `just soak --outage zendesk`).
+soak *ARGS:
+    python scripts/soak.py {{ARGS}}
