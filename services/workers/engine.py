@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable
@@ -123,28 +124,40 @@ class ReconcilingWorker(ABC):
         return record
 
     async def _recover(self, record: IncidentRecord) -> IncidentRecord:
-        """Settle a post left pending by a crash: did it reach the outside system or not?"""
+        """Settle a call left pending by a crash or an unknown outcome: did it reach the outside system?"""
         pending = record.pending
         if pending is None or pending.op == "create":
             return record
-        if pending.op == "state":
-            waited = time.time() - pending.since
-            if waited < self.create_grace:
-                delay = min(self.create_grace - waited, max(1.0, self.create_grace / 4))
-                raise RetryableError("an earlier state change may still land; waiting", delay=delay)
-            return replace(record, pending=None)
-        if record.ref is not None and pending.tag is not None and await self.has_post(record.ref, pending.tag):
-            log.info("pending post found outside", tag=pending.tag)
-            if pending.op == "comment" and pending.index is not None:
-                record = replace(record, comments_synced=max(record.comments_synced, pending.index))
-            else:
-                record = replace(record, posted=[*record.posted, pending.tag])
-            return replace(record, pending=None)
-        # Not there yet: a post that timed out or got a 5xx may still land, so wait it out first.
-        waited = time.time() - pending.since
-        if waited < self.create_grace:
-            delay = min(self.create_grace - waited, max(1.0, self.create_grace / 4))
-            raise RetryableError("an earlier post may still land; waiting", delay=delay)
+        if pending.op != "state" and await self._post_found(record):
+            return self._posted(record)
+        # A call that timed out or got a 5xx may still land: wait the grace out here, while the runner keeps
+        # the message in progress and the lease alive (a nak would spend a delivery on waiting).
+        remaining = self.create_grace - (time.time() - pending.since)
+        if remaining > 0:
+            log.info("waiting out a call of unknown outcome", op=pending.op, seconds=round(remaining, 2))
+            await asyncio.sleep(remaining)
+            if pending.op != "state" and await self._post_found(record):
+                return self._posted(record)
+        return replace(record, pending=None)
+
+    async def _post_found(self, record: IncidentRecord) -> bool:
+        pending = record.pending
+        return bool(
+            record.ref is not None
+            and pending is not None
+            and pending.tag is not None
+            and await self.has_post(record.ref, pending.tag)
+        )
+
+    @staticmethod
+    def _posted(record: IncidentRecord) -> IncidentRecord:
+        pending = record.pending
+        assert pending is not None and pending.tag is not None
+        log.info("pending post found outside", tag=pending.tag)
+        if pending.op == "comment" and pending.index is not None:
+            record = replace(record, comments_synced=max(record.comments_synced, pending.index))
+        else:
+            record = replace(record, posted=[*record.posted, pending.tag])
         return replace(record, pending=None)
 
     async def _find_or_create(
