@@ -85,7 +85,7 @@ class ReconcilingWorker(ABC):
     async def sync(self, event: CloudEvent, record: IncidentRecord, ctx: SyncContext) -> IncidentRecord:
         incident = event.data.incident
         deleting = event.event_type is EventType.DELETED
-        if record.deleted:
+        if record.deleted and record.pending is None:  # pending: its last state call may not have landed
             return record
         unsure_of_state = record.pending is not None and record.pending.op == "state"
         record = await self._recover(record)

@@ -247,3 +247,17 @@ async def test_a_status_change_that_lands_late_does_not_win_over_a_newer_one(
     await settled(js, vendor.name)
     await eventually(lambda: _idle(vendor), what="the late status change to land")
     assert shows_unresolved(vendor)
+
+
+async def test_a_deleted_incident_whose_last_update_failed_still_shows_deleted(
+    js: JetStreamContext, fake_slack: FakeSlack, start_worker: StartWorker
+) -> None:
+    await start_worker(SlackWorker, slack_env(fake_slack) | {"WORKER_CREATE_GRACE_SECONDS": "1"})
+    feed = IncidentFeed()
+    await publish(js, feed.create("disk full"))
+    await settled(js, "slack")
+    fake_slack.error_next(1, "internal_error", path=r"chat\.update")
+    await publish(js, feed.delete(1))
+
+    await settled(js, "slack")
+    assert "deleted" in fake_slack.only(1).text.lower()
