@@ -70,4 +70,5 @@ idempotency_keys = sa.Table(
     sa.Column("status_code", sa.Integer(), nullable=False),
     sa.Column("response", sa.Text(), nullable=False),
     sa.Column("created_at", sa.BigInteger(), nullable=False),
+    sa.Index("ix_idempotency_keys_created_at", "created_at"),
 )
