@@ -18,12 +18,15 @@ from services.api.db import UNAVAILABLE_ERRORS, Db
 from services.api.domain import MAX_COMMENT_LENGTH, MAX_COMMENTS_PER_CHANGE, MAX_MESSAGE_LENGTH, NOT_BLANK
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.intake.pagerduty import RoutingKeys
+from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
 from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
 from services.api.relay import OutboxRelay
 from services.api.repository import IncidentRepository, SqlIncidentRepository
+from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
@@ -43,6 +46,8 @@ class Components:
     repo: SqlIncidentRepository
     metrics: ApiMetrics
     links: LinkReader
+    intake: AlertIntake
+    routing_keys: RoutingKeys
 
 
 def build_components(settings: ApiSettings) -> Components:
@@ -54,7 +59,10 @@ def build_components(settings: ApiSettings) -> Components:
     relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
     links = LinkReader(link, settings.link_workers)
-    return Components(db, link, client, outbox, relay, repo, metrics, links)
+    intake = AlertIntake(repo)
+    return Components(
+        db, link, client, outbox, relay, repo, metrics, links, intake, RoutingKeys(settings.integration_keys)
+    )
 
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
@@ -78,7 +86,15 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             await parts.db.disconnect()
 
     app = Litestar(
-        route_handlers=[IncidentController, SubscriptionController, live, ready, metrics_endpoint],
+        route_handlers=[
+            IncidentController,
+            SubscriptionController,
+            enqueue,
+            alertmanager_webhook,
+            live,
+            ready,
+            metrics_endpoint,
+        ],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
@@ -87,13 +103,25 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
             "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
             "links": Provide(lambda: parts.links, sync_to_thread=False),
+            "intake": Provide(lambda: parts.intake, sync_to_thread=False),
+            "routing_keys": Provide(lambda: parts.routing_keys, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
+        signature_types=[
+            IncidentRepository,
+            Db,
+            NatsLink,
+            OutboxStore,
+            EventHandlerClient,
+            ApiMetrics,
+            LinkReader,
+            AlertIntake,
+            RoutingKeys,
+        ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )

@@ -19,6 +19,12 @@ class ApiToken(msgspec.Struct, frozen=True):
     secret: Secret
 
 
+class IntegrationKey(msgspec.Struct, frozen=True):
+    name: str
+    """The integration's name; shown as the actor of the changes its events make."""
+    key: Secret
+
+
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     database_url: str = DEFAULT_DATABASE_URL
     """DATABASE_URL: sqlite+aiosqlite:///path or mysql+asyncmy://user:pass@host:3306/db."""
@@ -29,6 +35,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """API_PORT."""
     tokens: tuple[ApiToken, ...] = ()
     """API_TOKENS: comma-separated `token` or `name:token`; when set, every route but health and docs needs one."""
+    integration_keys: tuple[IntegrationKey, ...] = ()
+    """INTEGRATION_KEYS: comma-separated `name:key`; the routing keys `POST /v2/enqueue` accepts."""
     max_body_bytes: int = 1_048_576
     """API_MAX_BODY_BYTES: larger bodies get 413."""
     db_pool_size: int = 20
@@ -59,6 +67,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             host=env_str(env, "API_HOST", "127.0.0.1") or "127.0.0.1",
             port=env_int(env, "API_PORT", 8000, minimum=0, maximum=65535),
             tokens=parse_tokens(env_list(env, "API_TOKENS")),
+            integration_keys=parse_integration_keys(env_list(env, "INTEGRATION_KEYS")),
             max_body_bytes=env_int(env, "API_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
@@ -79,3 +88,15 @@ def parse_tokens(entries: list[str]) -> tuple[ApiToken, ...]:
             raise ConfigError("API_TOKENS entries must be `token` or `name:token`")
         tokens.append(ApiToken(name=name, secret=Secret(secret)))
     return tuple(tokens)
+
+
+def parse_integration_keys(entries: list[str]) -> tuple[IntegrationKey, ...]:
+    keys = []
+    for entry in entries:
+        name, sep, key = entry.partition(":")
+        if not sep or not name.strip() or not key.strip():
+            raise ConfigError("INTEGRATION_KEYS entries must be `name:key`")
+        keys.append(IntegrationKey(name=name.strip(), key=Secret(key.strip())))
+    if len({k.name for k in keys}) != len(keys):
+        raise ConfigError("INTEGRATION_KEYS names must be unique")
+    return tuple(keys)
