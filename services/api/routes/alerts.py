@@ -32,10 +32,11 @@ def _invalid(*errors: str) -> Response[Any]:
 
 
 def _pd_http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
-    if isinstance(exc, ValidationException):
-        detail = handle_http(request, exc).content
+    answer = handle_http(request, exc)
+    if isinstance(exc, ValidationException) or answer.status_code == 400:
+        detail = answer.content
         return _invalid(str(detail["error"]) if isinstance(detail, dict) else "invalid event")
-    return handle_http(request, exc)
+    return answer
 
 
 def _pd_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[Any]:
