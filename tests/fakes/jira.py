@@ -99,6 +99,8 @@ class FakeJira(FakeServer):
         self._next_id += 1
         key = f"{self.project}-{self._next_id - 10000}"
         labels = list(fields.get("labels") or [])
+        if any(not isinstance(label, str) or not label or any(c.isspace() for c in label) for label in labels):
+            return _bad("labels", "Labels cannot contain spaces.")
         issue = Issue(str(self._next_id), key, summary, fields["description"], labels, issuetype)
         self.issues[key] = issue
         if self.on_create is not None:
