@@ -12,10 +12,20 @@ from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from services.api.db import UNAVAILABLE_ERRORS, Db
-from services.api.domain import MAX_COMMENT_LENGTH, MAX_COMMENTS_PER_CHANGE, MAX_MESSAGE_LENGTH, NOT_BLANK
+from services.api.domain import (
+    MAX_COMMENT_LENGTH,
+    MAX_COMMENTS_PER_CHANGE,
+    MAX_DEDUP_KEY_LENGTH,
+    MAX_LABEL_KEY_LENGTH,
+    MAX_LABEL_VALUE_LENGTH,
+    MAX_LABELS,
+    MAX_MESSAGE_LENGTH,
+    MAX_SOURCE_LENGTH,
+    NOT_BLANK,
+)
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
 from services.api.intake.pagerduty import RoutingKeys
@@ -30,7 +40,7 @@ from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
-from services.api.schemas import STRICT_BODIES
+from services.api.schemas import ALERT_BODIES, STRICT_BODIES
 from services.api.settings import ApiSettings
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -129,24 +139,52 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
     return app
 
 
-TEXT_LIMITS = {"message": MAX_MESSAGE_LENGTH, "comment": MAX_COMMENT_LENGTH, "comments": MAX_COMMENT_LENGTH}
+TEXT_LIMITS = {
+    "message": MAX_MESSAGE_LENGTH,
+    "comment": MAX_COMMENT_LENGTH,
+    "comments": MAX_COMMENT_LENGTH,
+    "source": MAX_SOURCE_LENGTH,
+    "dedup_key": MAX_DEDUP_KEY_LENGTH,
+}
 
 
 def _document_strict_bodies(app: Litestar) -> None:
     """Write into the schema the rules the bodies enforce, so that schema-valid input is always accepted."""
     schemas = app.openapi_schema.components.schemas or {}
     for name, schema in schemas.items():
+        if isinstance(schema, Schema) and name in ALERT_BODIES:
+            _document_alert_body(name, schema)
         if not isinstance(schema, Schema) or name not in STRICT_BODIES:
             continue
         schema.additional_properties = False  # bodies are decoded with forbid_unknown_fields
+        labels = (schema.properties or {}).get("labels")
+        if isinstance(labels, Schema):
+            for variant in labels.one_of or [labels]:
+                if isinstance(variant, Schema) and variant.type == OpenAPIType.OBJECT:
+                    _limit_labels(variant)
         if name == "UpdateIncident":
             schema.min_properties = 1  # an empty PUT is a 400
         for field, limit in TEXT_LIMITS.items():
             prop = (schema.properties or {}).get(field)
             if isinstance(prop, Schema):
                 for variant in prop.one_of or [prop]:
-                    if isinstance(variant, Schema):
+                    if isinstance(variant, Schema) and variant.type != OpenAPIType.NULL:
                         _limit_text(variant, limit)
+
+
+def _limit_labels(schema: Schema) -> None:
+    schema.max_properties = MAX_LABELS
+    schema.property_names = Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_LABEL_KEY_LENGTH)
+    schema.additional_properties = Schema(type=OpenAPIType.STRING, max_length=MAX_LABEL_VALUE_LENGTH)
+
+
+def _document_alert_body(name: str, schema: Schema) -> None:
+    """Keys the intake refuses when blank (Alertmanager's groupKey, PagerDuty's dedup_key)."""
+    field = {"Notification": "groupKey", "PagerDutyEvent": "dedup_key"}.get(name)
+    prop = (schema.properties or {}).get(field or "")
+    for variant in (prop.one_of or [prop]) if isinstance(prop, Schema) else []:
+        if isinstance(variant, Schema) and variant.type != OpenAPIType.NULL:
+            variant.pattern = NOT_BLANK
 
 
 def _limit_text(schema: Schema, limit: int) -> None:

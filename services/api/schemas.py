@@ -188,3 +188,4 @@ class Timeline(msgspec.Struct):
 
 
 STRICT_BODIES = frozenset({"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions"})
+ALERT_BODIES = frozenset({"Notification", "PagerDutyEvent"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Literal
 
 import msgspec
@@ -14,6 +15,7 @@ from services.api.domain import (
     MAX_LABELS,
     MAX_MESSAGE_LENGTH,
     MAX_SOURCE_LENGTH,
+    NOT_BLANK,
     AlertFields,
     InvalidInput,
     Severity,
@@ -93,7 +95,7 @@ class NotificationResult(msgspec.Struct):
 def dedup_key(notification: Notification) -> str:
     """The group's key; a hash of it when it is longer than a dedup key may be."""
     key = notification.groupKey
-    if not key.strip():
+    if not re.search(NOT_BLANK, key):
         raise InvalidInput("groupKey must not be empty")
     if len(key) <= MAX_DEDUP_KEY_LENGTH:
         return key
@@ -111,7 +113,8 @@ def message(notification: Notification) -> str:
     summary = notification.commonAnnotations.get("summary", "").strip()
     if summary:
         return summary[:MAX_MESSAGE_LENGTH]
-    name = notification.groupLabels.get("alertname") or notification.commonLabels.get("alertname") or "Alert"
+    name = notification.groupLabels.get("alertname") or notification.commonLabels.get("alertname") or ""
+    name = name.strip() if re.search(NOT_BLANK, name) else "Alert"
     rest = ", ".join(f"{k}={v}" for k, v in sorted(notification.groupLabels.items()) if k != "alertname")
     return (f"{name} ({rest})" if rest else name)[:MAX_MESSAGE_LENGTH]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import re
 import uuid
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from services.api.domain import (
     MAX_LABEL_VALUE_LENGTH,
     MAX_LABELS,
     MAX_SOURCE_LENGTH,
+    NOT_BLANK,
     AlertFields,
     Severity,
 )
@@ -84,7 +86,9 @@ def accepted(dedup_key: str) -> Accepted:
 def problems(event: PagerDutyEvent) -> list[str]:
     """What PagerDuty would refuse beyond the types: missing payload, blank or oversized values."""
     errors = []
-    if event.dedup_key is not None and not 0 < len(event.dedup_key.strip()) <= MAX_DEDUP_KEY_LENGTH:
+    if event.dedup_key is not None and not (
+        re.search(NOT_BLANK, event.dedup_key) and len(event.dedup_key) <= MAX_DEDUP_KEY_LENGTH
+    ):
         errors.append(f"'dedup_key' must be 1 to {MAX_DEDUP_KEY_LENGTH} characters")
     if event.event_action != "trigger":
         if event.dedup_key is None:
@@ -93,11 +97,11 @@ def problems(event: PagerDutyEvent) -> list[str]:
     payload = event.payload
     if payload is None:
         return [*errors, "'payload' is required for event_action trigger"]
-    if not payload.summary.strip():
+    if not re.search(NOT_BLANK, payload.summary):
         errors.append("'payload.summary' must not be blank")
     elif len(payload.summary) > MAX_SUMMARY_LENGTH:
         errors.append(f"'payload.summary' must be at most {MAX_SUMMARY_LENGTH} characters")
-    if not payload.source.strip():
+    if not re.search(NOT_BLANK, payload.source[:MAX_SOURCE_LENGTH]):
         errors.append("'payload.source' must not be blank")
     return errors
 
