@@ -27,6 +27,7 @@ COLUMNS = (
     ("open_dedup_key", sa.String(255)),
     ("firing_alerts", sa.Text()),
     ("last_alert_at", sa.BigInteger()),
+    ("integration", sa.String(64)),
 )
 
 
@@ -39,9 +40,11 @@ def upgrade() -> None:
     op.create_index("ix_incidents_dedup_key_id", "incidents", ["dedup_key", "id"])
     op.create_index("ix_incidents_severity_id", "incidents", ["severity", "id"])
     op.create_index("ix_incidents_source_id", "incidents", ["source", "id"])
+    op.create_index("ix_incidents_integration_last_alert_at", "incidents", ["integration", "last_alert_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_incidents_integration_last_alert_at", table_name="incidents")
     op.drop_index("ix_incidents_source_id", table_name="incidents")
     op.drop_index("ix_incidents_severity_id", table_name="incidents")
     op.drop_index("ix_incidents_dedup_key_id", table_name="incidents")

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from litestar import Litestar
 from litestar.di import Provide
@@ -28,6 +29,7 @@ from services.api.domain import (
 )
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.events import Origin
 from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
@@ -35,15 +37,16 @@ from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
 from services.api.relay import OutboxRelay
-from services.api.repository import IncidentRepository, SqlIncidentRepository
+from services.api.repository import IncidentRepository, SqlIncidentRepository, VersionConflict
 from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
-from services.api.settings import ApiSettings
+from services.api.settings import ApiSettings, AutoResolve
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
 
 
 @dataclass
@@ -85,11 +88,14 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         stop = asyncio.Event()
         relay_task = asyncio.create_task(parts.relay.run(stop), name="outbox-relay")
         housekeeping = asyncio.create_task(_housekeeping(parts.repo, stop), name="housekeeping")
+        auto_resolve = asyncio.create_task(
+            _auto_resolve(parts.intake, settings.auto_resolve, stop), name="alert-auto-resolve"
+        )
         try:
             yield
         finally:
             stop.set()
-            await asyncio.gather(relay_task, housekeeping, return_exceptions=True)
+            await asyncio.gather(relay_task, housekeeping, auto_resolve, return_exceptions=True)
             if parts.link.connected:
                 await parts.relay.flush(timeout=5.0)
             await parts.link.close()
@@ -201,3 +207,17 @@ async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> Non
             await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)
+
+
+async def _auto_resolve(intake: AlertIntake, rules: tuple[AutoResolve, ...], stop: asyncio.Event) -> None:
+    """Resolve incidents whose alerts stopped without a resolve (ALERT_AUTO_RESOLVE), checked often enough."""
+    if not rules:
+        return
+    interval = min(AUTO_RESOLVE_MAX_CHECK_SECONDS, min(rule.seconds for rule in rules) / 4)
+    origin = Origin(actor="auto-resolve")
+    while not stop.is_set():
+        for rule in rules:
+            with contextlib.suppress(*UNAVAILABLE_ERRORS, VersionConflict):
+                await intake.resolve_quiet(rule.integration, timedelta(seconds=rule.seconds), origin)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -132,6 +132,8 @@ class Incident:
     alert_count: int = 0
     """Alerts (triggers, notifications) received for this incident; counted without events."""
     last_alert_at: datetime | None = None
+    integration: str | None = None
+    """The integration whose alerts opened it (`alertmanager` or a name from INTEGRATION_KEYS)."""
     changes: list[Change] = field(default_factory=list)
     """Changes recorded since the incident was loaded; the repository writes them to the outbox."""
 
@@ -199,6 +201,16 @@ class Incident:
         if self.status is Status.RESOLVED:
             self.status = Status.UNRESOLVED
             self._record(EventType.REOPENED, now)
+
+    def resolve_when_quiet(self, quiet_since: datetime, now: datetime) -> bool:
+        """Auto-resolve: resolve an open incident whose last alert came before `quiet_since`."""
+        self._check_alive()
+        last = self.last_alert_at
+        if self.status is Status.RESOLVED or last is None or last > quiet_since:
+            return False
+        self.comment(f"Resolved automatically: no alert since {last.isoformat(timespec='seconds')}.", now)
+        self.resolve(now)
+        return True
 
     def comment(self, text: str, now: datetime) -> None:
         text = _clean(text, "comment", MAX_COMMENT_LENGTH)

@@ -22,9 +22,9 @@ MAX_CAS_ATTEMPTS = 8
 # The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at, severity, source, labels, "
-    "dedup_key, open_dedup_key, firing_alerts, alert_count, last_alert_at) "
+    "dedup_key, open_dedup_key, firing_alerts, alert_count, last_alert_at, integration) "
     "VALUES (:message, :status, :acknowledged, :version, :created_at, :updated_at, :severity, :source, :labels, "
-    ":dedup_key, :open_dedup_key, :firing_alerts, :alert_count, :last_alert_at)"
+    ":dedup_key, :open_dedup_key, :firing_alerts, :alert_count, :last_alert_at, :integration)"
 )
 INSERT_EVENT = (
     "INSERT INTO incident_events (event_id, incident_id, version, type, actor, request_id, comment, payload, "
@@ -121,6 +121,7 @@ class IncidentRepository(Protocol):
     async def get(self, incident_id: int) -> Incident | None: ...
     async def find_open(self, dedup_key: str) -> int | None: ...
     async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool: ...
+    async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]: ...
     async def list_incidents(self, query: ListFilter) -> list[Incident]: ...
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None: ...
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
@@ -220,6 +221,20 @@ class SqlIncidentRepository:
                 .values(alert_count=incidents.c.alert_count + 1, last_alert_at=to_micros(now))
             )
             return await self.db.affected_rows() == 1
+
+    async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]:
+        """Open incidents of an integration whose last alert came before `quiet_since`, oldest first."""
+        rows = await self.db.database.fetch_all(
+            sa.select(incidents.c.id)
+            .where(
+                incidents.c.integration == integration,
+                incidents.c.last_alert_at < to_micros(quiet_since),
+                incidents.c.open_dedup_key.is_not(None),
+            )
+            .order_by(incidents.c.last_alert_at)
+            .limit(limit)
+        )
+        return [int(r[0]) for r in rows]
 
     async def list_incidents(self, query: ListFilter) -> list[Incident]:
         stmt = sa.select(incidents).where(incidents.c.deleted_at.is_(None))
@@ -396,6 +411,7 @@ def _incident(row: Any, comments: list[str]) -> Incident:
         else frozenset(),
         alert_count=int(row["alert_count"] or 0),
         last_alert_at=from_micros(int(row["last_alert_at"])) if row["last_alert_at"] is not None else None,
+        integration=row["integration"],
     )
 
 
@@ -410,6 +426,7 @@ def _alert_columns(incident: Incident) -> dict[str, Any]:
         "firing_alerts": msgspec.json.encode(sorted(incident.firing)).decode() if incident.firing else None,
         "alert_count": incident.alert_count,
         "last_alert_at": to_micros(incident.last_alert_at) if incident.last_alert_at else None,
+        "integration": incident.integration,
     }
 
 

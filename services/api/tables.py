@@ -30,6 +30,7 @@ incidents = sa.Table(
     sa.Column("open_dedup_key", sa.String(255), nullable=True),
     sa.Column("firing_alerts", sa.Text(), nullable=True),
     sa.Column("last_alert_at", sa.BigInteger(), nullable=True),
+    sa.Column("integration", sa.String(64), nullable=True),
     sa.Column("alert_count", sa.Integer(), nullable=False, server_default=sa.text("0")),
     sa.Index("uq_incidents_open_dedup_key", "open_dedup_key", unique=True),
     sqlite_autoincrement=True,

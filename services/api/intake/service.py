@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -12,6 +12,7 @@ from services.api.domain import AlertFields, Incident
 from services.api.events import Origin
 from services.api.intake import alertmanager
 from services.api.repository import DedupKeyInUse, IncidentRepository, NotFound, VersionConflict
+from services.api.settings import ALERTMANAGER_INTEGRATION
 from shared.events import utcnow
 
 log = structlog.get_logger(__name__)
@@ -35,8 +36,9 @@ class AlertIntake:
         message: str,
         alert: AlertFields,
         origin: Origin,
+        *,
+        integration: str,
         firing: frozenset[str] = frozenset(),
-        on_open: Callable[[Incident, datetime], None] | None = None,
     ) -> Outcome:
         """Open an incident for the key, or count the alert on the one open for it."""
         key = alert.dedup_key
@@ -50,6 +52,7 @@ class AlertIntake:
                 continue  # resolved in between: open a new one
             incident = Incident.open(message, now, alert)
             incident.firing, incident.alert_count, incident.last_alert_at = firing, 1, now
+            incident.integration = integration
             try:
                 await self.repo.add(incident, origin)
             except DedupKeyInUse:
@@ -86,7 +89,9 @@ class AlertIntake:
         if note.status == "resolved":
             return await self.act(key, origin, lambda incident, now: incident.resolve(now))
         firing = alertmanager.firing(note)
-        outcome = await self.trigger(alertmanager.message(note), fields, origin, firing)
+        outcome = await self.trigger(
+            alertmanager.message(note), fields, origin, integration=ALERTMANAGER_INTEGRATION, firing=firing
+        )
         if outcome.created or outcome.incident_id is None:
             return outcome
 
@@ -98,6 +103,25 @@ class AlertIntake:
             incident.track_alerts(firing, joined, resolved, now)
 
         return await self.act(key, origin, track)
+
+    async def resolve_quiet(self, integration: str, quiet_for: timedelta, origin: Origin) -> int:
+        """Auto-resolve the integration's open incidents with no alert for `quiet_for`; returns how many."""
+        resolved = 0
+        quiet_since = self.clock() - quiet_for
+        for incident_id in await self.repo.quiet_alerts(integration, quiet_since):
+            # Re-checked inside the write: an alert or a human that got there first wins.
+
+            def quiet(incident: Incident) -> None:
+                incident.resolve_when_quiet(quiet_since, self.clock())
+
+            try:
+                changed = await self.repo.change(incident_id, quiet, origin)
+            except NotFound:
+                continue  # deleted meanwhile
+            if changed.changes:
+                resolved += 1
+                log.info("incident auto-resolved", incident_id=incident_id, integration=integration)
+        return resolved
 
 
 class _Moved(Exception):

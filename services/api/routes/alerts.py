@@ -73,7 +73,7 @@ async def enqueue(
     if data.event_action == "trigger":
         assert data.payload is not None
         fields = pagerduty.alert_fields(data.payload, key)
-        await intake.trigger(data.payload.summary, fields, origin)
+        await intake.trigger(data.payload.summary, fields, origin, integration=integration)
     elif data.event_action == "acknowledge":
         await intake.act(key, origin, lambda incident, now: incident.acknowledge(now))
     else:

@@ -12,9 +12,10 @@ from litestar.testing import AsyncTestClient
 
 from services.api.app import create_app
 from services.api.db import Db
-from services.api.settings import parse_integration_keys
+from services.api.settings import AutoResolve, parse_integration_keys
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.test_routes import outbox_events
+from tests.support.polling import eventually
 
 ROUTING_KEY = "R0UTINGKEYFORTESTS00000000000001"
 TOKEN = "alert-test-token"
@@ -257,3 +258,38 @@ async def test_alertmanager_needs_the_bearer_token_and_events_v2_does_not(api: A
     answer = await api.post("/integrations/alertmanager", json=notification("firing", [alert("a")]))
     assert answer.status_code == 401
     assert (await api.post("/v2/enqueue", json=trigger("no-bearer"))).status_code == 202
+
+
+OTHER_KEY = "0THERKEYFORTESTS0000000000000002"
+
+
+@pytest.fixture
+async def auto_resolving_api(database_url: str) -> AsyncIterator[Any]:
+    settings = msgspec.structs.replace(
+        api_settings(database_url, tokens=[f"oncall:{TOKEN}"]),
+        integration_keys=parse_integration_keys([f"monitoring:{ROUTING_KEY}", f"other:{OTHER_KEY}"]),
+        auto_resolve=(AutoResolve(integration="monitoring", seconds=2),),
+    )
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        yield test_client
+
+
+async def test_auto_resolve_resolves_only_the_configured_integrations_quiet_incidents(auto_resolving_api: Any) -> None:
+    api = auto_resolving_api
+    assert (await api.post("/v2/enqueue", json=trigger("quiet"))).status_code == 202
+    assert (await api.post("/v2/enqueue", json={**trigger("elsewhere"), "routing_key": OTHER_KEY})).status_code == 202
+    [quiet] = await open_with_key(api, "quiet")
+
+    async def resolved() -> dict[str, Any]:
+        shown = dict((await api.get(f"/incident/{quiet['id']}", headers=AUTH)).json())
+        assert shown["status"] == "resolved", shown
+        return shown
+
+    shown = await eventually(resolved, timeout=30, interval=0.2, what="the quiet incident to auto-resolve")
+    assert shown["comments"][-1].startswith("Resolved automatically: no alert since")
+    timeline = (await api.get(f"/incident/{quiet['id']}/timeline", headers=AUTH)).json()["items"]
+    assert [(i["type"], i["actor"]) for i in timeline][-2:] == [
+        ("incident.commented", "auto-resolve"),
+        ("incident.resolved", "auto-resolve"),
+    ]
+    assert len(await open_with_key(api, "elsewhere")) == 1

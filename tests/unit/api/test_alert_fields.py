@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import pytest
@@ -18,6 +18,8 @@ from services.api.domain import (
     Severity,
 )
 from services.api.intake import alertmanager, pagerduty
+from services.api.settings import ApiSettings, AutoResolve
+from shared.config import ConfigError
 from shared.events import CloudEvent, decode_event
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -157,3 +159,26 @@ def test_pagerduty_problems_name_each_missing_part() -> None:
     assert pagerduty.problems(event) == ["'dedup_key' is required for event_action acknowledge"]
     event = pagerduty.PagerDutyEvent(routing_key="r", event_action="trigger")
     assert pagerduty.problems(event) == ["'payload' is required for event_action trigger"]
+
+
+def test_auto_resolve_settings_are_checked_at_start() -> None:
+    env = {"INTEGRATION_KEYS": "grafana:k1", "ALERT_AUTO_RESOLVE": "grafana:3600, alertmanager:86400"}
+    assert ApiSettings.from_env(env).auto_resolve == (
+        AutoResolve("grafana", 3600),
+        AutoResolve("alertmanager", 86400),
+    )
+    for bad in ("grafana", "grafana:soon", "nobody:60", "grafana:0", "grafana:60,grafana:70"):
+        with pytest.raises(ConfigError):
+            ApiSettings.from_env({**env, "ALERT_AUTO_RESOLVE": bad})
+    for keys in ("grafana", "grafana:", "alertmanager:k", "a:k1,a:k2"):
+        with pytest.raises(ConfigError):
+            ApiSettings.from_env({"INTEGRATION_KEYS": keys})
+
+
+def test_a_quiet_incident_resolves_itself_once_and_a_recent_alert_keeps_it_open() -> None:
+    incident = Incident.open("latency", T0, FIELDS)
+    incident.last_alert_at = T0
+    assert not incident.resolve_when_quiet(T0 - timedelta(seconds=1), T0)
+    assert incident.resolve_when_quiet(T0, T0 + timedelta(hours=1))
+    assert [c.type.value for c in incident.changes] == ["created", "commented", "resolved"]
+    assert not incident.resolve_when_quiet(T0, T0 + timedelta(hours=2))
