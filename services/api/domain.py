@@ -224,16 +224,16 @@ class Incident:
         self._record(EventType.DELETED, now)
 
     def apply(self, update: IncidentUpdate, now: datetime) -> None:
-        """Apply a PUT: message, then acknowledgement, then comments, then status — one event each."""
+        """Apply a PUT: message, alert fields, acknowledgement, comments, then status — one event each."""
         update.validate()
         if update.message is not None:
             self.edit_message(update.message, now)
+        if update.alert is not None:
+            self.set_alert_fields(update.alert.applied_to(self.alert), now)
         if update.acknowledged is Acknowledged.YES:
             self.acknowledge(now)
         elif update.acknowledged is Acknowledged.NO:
             self.unacknowledge(now)
-        if update.alert is not None:
-            self.set_alert_fields(update.alert.applied_to(self.alert), now)
         for text in update.comments:
             self.comment(text, now)
         if update.status is Status.RESOLVED:

@@ -96,11 +96,13 @@ class AlertIntake:
             return outcome
 
         def track(incident: Incident, now: datetime) -> None:
-            if incident.firing == firing:
+            # With alerts left out (truncatedAlerts), a missing alert is not a resolved one.
+            now_firing = firing | incident.firing if note.truncatedAlerts else firing
+            if incident.firing == now_firing:
                 return  # a retried or repeated notification: nothing new
-            joined = [described.get(k, k) for k in sorted(firing - incident.firing)]
-            resolved = [described.get(k, k) for k in sorted(incident.firing - firing)]
-            incident.track_alerts(firing, joined, resolved, now)
+            joined = [described.get(k, k) for k in sorted(now_firing - incident.firing)]
+            resolved = [described.get(k, k) for k in sorted(incident.firing - now_firing)]
+            incident.track_alerts(now_firing, joined, resolved, now)
 
         return await self.act(key, origin, track)
 

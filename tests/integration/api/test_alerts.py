@@ -214,15 +214,28 @@ async def test_alertmanager_group_lifecycle(api: Any, db: Db) -> None:
     await api.post("/integrations/alertmanager", json=joined, headers=AUTH)
     partly = notification("firing", [alert("a", "resolved"), alert("b")])
     await api.post("/integrations/alertmanager", json=partly, headers=AUTH)
+    # A notification with alerts left out does not take the missing ones for resolved.
+    truncated = notification("firing", [alert("c")], truncatedAlerts=1)
+    await api.post("/integrations/alertmanager", json=truncated, headers=AUTH)
     shown = (await api.get(f"/incident/{incident_id}", headers=AUTH)).json()
-    assert shown["comments"] == ["Alert firing: HighLatency (instance=b)", "Alert resolved: HighLatency (instance=a)"]
+    assert shown["comments"] == [
+        "Alert firing: HighLatency (instance=b)",
+        "Alert resolved: HighLatency (instance=a)",
+        "Alert firing: HighLatency (instance=c)",
+    ]
     assert shown["status"] == "unresolved"
-    done = notification("resolved", [alert("a", "resolved"), alert("b", "resolved")])
+    done = notification("resolved", [alert(i, "resolved") for i in "abc"])
     resolved = await api.post("/integrations/alertmanager", json=done, headers=AUTH)
     assert resolved.json()["status"] == "INCIDENT RESOLVED"
     again = await api.post("/integrations/alertmanager", json=done, headers=AUTH)
     assert again.json()["status"] == "NOTHING TO RESOLVE"
-    assert [t for t, _ in await outbox_events(db, incident_id)] == ["created", "commented", "commented", "resolved"]
+    assert [t for t, _ in await outbox_events(db, incident_id)] == [
+        "created",
+        "commented",
+        "commented",
+        "commented",
+        "resolved",
+    ]
     refire = await api.post("/integrations/alertmanager", json=notification("firing", [alert("a")]), headers=AUTH)
     assert refire.json()["status"] == "INCIDENT CREATED"
     assert int(refire.json()["ID"]) != incident_id

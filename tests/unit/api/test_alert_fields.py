@@ -10,6 +10,7 @@ import pytest
 from services.api.domain import (
     KEEP,
     MAX_LABELS,
+    Acknowledged,
     AlertFields,
     AlertUpdate,
     Incident,
@@ -182,3 +183,13 @@ def test_a_quiet_incident_resolves_itself_once_and_a_recent_alert_keeps_it_open(
     assert incident.resolve_when_quiet(T0, T0 + timedelta(hours=1))
     assert [c.type.value for c in incident.changes] == ["created", "commented", "resolved"]
     assert not incident.resolve_when_quiet(T0, T0 + timedelta(hours=2))
+
+
+def test_a_put_changes_alert_fields_right_after_the_message() -> None:
+    incident = Incident.open("db down", T0, FIELDS)
+    update = IncidentUpdate(
+        message="db really down", acknowledged=Acknowledged.YES, alert=AlertUpdate(severity=Severity.CRITICAL)
+    )
+    incident.apply(update, T0)
+    assert [c.type.value for c in incident.changes] == ["created", "updated", "updated", "acknowledged"]
+    assert incident.changes[1].alert == FIELDS and incident.changes[2].alert.severity is Severity.CRITICAL
