@@ -121,6 +121,13 @@ class IncidentFeed:
         incident.message = message
         return self._event(incident, EventType.UPDATED)
 
+    def set_alert(self, incident_id: int, *, severity: str | None, labels: dict[str, str] | None = None) -> CloudEvent:
+        """A PUT of alert fields: one `updated` event, the message unchanged."""
+        incident = self._change(incident_id)
+        incident.severity = severity
+        incident.labels = labels or {}
+        return self._event(incident, EventType.UPDATED)
+
     def delete(self, incident_id: int) -> CloudEvent:
         incident = self._change(incident_id)
         return self._event(incident, EventType.DELETED)

@@ -142,6 +142,11 @@ class FakeJira(FakeServer):
             if not is_adf(fields["description"]):
                 return _bad("description", "Operation value must be an Atlassian Document.")
             issue.description = fields["description"]
+        for op in ((request.json() or {}).get("update") or {}).get("labels") or []:
+            if "add" in op and op["add"] not in issue.labels:
+                issue.labels.append(op["add"])
+            if "remove" in op and op["remove"] in issue.labels:
+                issue.labels.remove(op["remove"])
         return Reply(204)
 
     def add_comment(self, request: FakeRequest, key: str) -> Reply:

@@ -112,6 +112,8 @@ class FakeZendesk(FakeServer):
         status = changes.get("status")
         if status is not None and status not in STATUSES:
             return _invalid("status", f"Status: {status} is not valid")
+        if changes.get("priority") not in (None, "low", "normal", "high", "urgent"):
+            return _invalid("priority", f"Priority: {changes['priority']} is not valid")
         comment = changes.get("comment")
         if comment is not None:
             if not comment.get("body"):
@@ -125,6 +127,10 @@ class FakeZendesk(FakeServer):
             ticket.status = "open"
         if "subject" in changes:
             ticket.subject = changes["subject"]
+        if "priority" in changes:
+            ticket.priority = changes["priority"]
+        ticket.tags = [t for t in ticket.tags if t not in (changes.get("remove_tags") or [])]
+        ticket.tags += [t for t in changes.get("additional_tags") or [] if t not in ticket.tags]
         return Reply(200, {"ticket": ticket.public(), "audit": {"ticket_id": ticket.id, "events": []}})
 
     def comments(self, request: FakeRequest, ticket_id: str) -> Reply:

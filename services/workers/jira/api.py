@@ -12,6 +12,7 @@ from shared.events import IncidentSnapshot
 
 API = "/rest/api/3"
 COMMENT_PAGE = 100
+SEVERITIES = ("critical", "error", "warning", "info")
 
 
 def search_by_label(settings: JiraSettings, incident_id: int) -> Request:
@@ -60,7 +61,11 @@ def create_issue(settings: JiraSettings, incident: IncidentSnapshot) -> Request:
 
 def edit_issue(key: str, incident: IncidentSnapshot) -> Request:
     fields = {"summary": summary(incident.message, incident.id), "description": description(incident)}
-    return Request("PUT", f"{API}/issue/{key}", json={"fields": fields})
+    # Label operations, not a new label list: labels people added in Jira stay.
+    ops: list[dict[str, str]] = [{"remove": f"severity-{level}"} for level in SEVERITIES if level != incident.severity]
+    if incident.severity:
+        ops.append({"add": f"severity-{incident.severity}"})
+    return Request("PUT", f"{API}/issue/{key}", json={"fields": fields, "update": {"labels": ops}})
 
 
 def add_comment(key: str, text: str, tag: str) -> Request:

@@ -69,6 +69,18 @@ def create_ticket(incident: IncidentSnapshot) -> Request:
     return Request("POST", "/api/v2/tickets.json", json={"ticket": ticket})
 
 
+def alert_update(ticket_id: str, incident: IncidentSnapshot) -> Request:
+    """Subject, priority and severity tag; tags are added and removed so that tags people set stay."""
+    severity = incident.severity
+    return update_ticket(
+        ticket_id,
+        subject=subject(incident),
+        priority=PRIORITY.get(severity) if severity else None,
+        additional_tags=[f"severity_{severity}"] if severity else [],
+        remove_tags=[f"severity_{level}" for level in PRIORITY if level != severity],
+    )
+
+
 def update_ticket(ticket_id: str, **fields: Any) -> Request:
     return Request("PUT", f"/api/v2/tickets/{ticket_id}.json", json={"ticket": fields})
 
