@@ -59,6 +59,12 @@ class IncidentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     version: int
     created_at: datetime
     updated_at: datetime
+    # Alert fields; defaults so that events stored before they existed still decode.
+    severity: str | None = None
+    """critical, error, warning or info."""
+    source: str | None = None
+    labels: dict[str, str] = {}
+    dedup_key: str | None = None
 
 
 class EventData(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -6,31 +6,47 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Schema
+from litestar.openapi.spec import OpenAPIType, Schema
 
 from services.api.db import UNAVAILABLE_ERRORS, Db
-from services.api.domain import MAX_COMMENT_LENGTH, MAX_COMMENTS_PER_CHANGE, MAX_MESSAGE_LENGTH, NOT_BLANK
+from services.api.domain import (
+    MAX_COMMENT_LENGTH,
+    MAX_COMMENTS_PER_CHANGE,
+    MAX_DEDUP_KEY_LENGTH,
+    MAX_LABEL_KEY_LENGTH,
+    MAX_LABEL_VALUE_LENGTH,
+    MAX_LABELS,
+    MAX_MESSAGE_LENGTH,
+    MAX_SOURCE_LENGTH,
+    NOT_BLANK,
+)
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.events import Origin
+from services.api.intake.pagerduty import RoutingKeys
+from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
 from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
 from services.api.relay import OutboxRelay
-from services.api.repository import IncidentRepository, SqlIncidentRepository
+from services.api.repository import IncidentRepository, SqlIncidentRepository, VersionConflict
+from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
-from services.api.schemas import STRICT_BODIES
-from services.api.settings import ApiSettings
+from services.api.schemas import ALERT_BODIES, STRICT_BODIES
+from services.api.settings import ApiSettings, AutoResolve
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
 
 
 @dataclass
@@ -43,6 +59,8 @@ class Components:
     repo: SqlIncidentRepository
     metrics: ApiMetrics
     links: LinkReader
+    intake: AlertIntake
+    routing_keys: RoutingKeys
 
 
 def build_components(settings: ApiSettings) -> Components:
@@ -54,7 +72,10 @@ def build_components(settings: ApiSettings) -> Components:
     relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
     links = LinkReader(link, settings.link_workers)
-    return Components(db, link, client, outbox, relay, repo, metrics, links)
+    intake = AlertIntake(repo)
+    return Components(
+        db, link, client, outbox, relay, repo, metrics, links, intake, RoutingKeys(settings.integration_keys)
+    )
 
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
@@ -67,18 +88,29 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         stop = asyncio.Event()
         relay_task = asyncio.create_task(parts.relay.run(stop), name="outbox-relay")
         housekeeping = asyncio.create_task(_housekeeping(parts.repo, stop), name="housekeeping")
+        auto_resolve = asyncio.create_task(
+            _auto_resolve(parts.intake, settings.auto_resolve, stop), name="alert-auto-resolve"
+        )
         try:
             yield
         finally:
             stop.set()
-            await asyncio.gather(relay_task, housekeeping, return_exceptions=True)
+            await asyncio.gather(relay_task, housekeeping, auto_resolve, return_exceptions=True)
             if parts.link.connected:
                 await parts.relay.flush(timeout=5.0)
             await parts.link.close()
             await parts.db.disconnect()
 
     app = Litestar(
-        route_handlers=[IncidentController, SubscriptionController, live, ready, metrics_endpoint],
+        route_handlers=[
+            IncidentController,
+            SubscriptionController,
+            enqueue,
+            alertmanager_webhook,
+            live,
+            ready,
+            metrics_endpoint,
+        ],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
@@ -87,13 +119,25 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
             "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
             "links": Provide(lambda: parts.links, sync_to_thread=False),
+            "intake": Provide(lambda: parts.intake, sync_to_thread=False),
+            "routing_keys": Provide(lambda: parts.routing_keys, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
+        signature_types=[
+            IncidentRepository,
+            Db,
+            NatsLink,
+            OutboxStore,
+            EventHandlerClient,
+            ApiMetrics,
+            LinkReader,
+            AlertIntake,
+            RoutingKeys,
+        ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
@@ -101,24 +145,52 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
     return app
 
 
-TEXT_LIMITS = {"message": MAX_MESSAGE_LENGTH, "comment": MAX_COMMENT_LENGTH, "comments": MAX_COMMENT_LENGTH}
+TEXT_LIMITS = {
+    "message": MAX_MESSAGE_LENGTH,
+    "comment": MAX_COMMENT_LENGTH,
+    "comments": MAX_COMMENT_LENGTH,
+    "source": MAX_SOURCE_LENGTH,
+    "dedup_key": MAX_DEDUP_KEY_LENGTH,
+}
 
 
 def _document_strict_bodies(app: Litestar) -> None:
     """Write into the schema the rules the bodies enforce, so that schema-valid input is always accepted."""
     schemas = app.openapi_schema.components.schemas or {}
     for name, schema in schemas.items():
+        if isinstance(schema, Schema) and name in ALERT_BODIES:
+            _document_alert_body(name, schema)
         if not isinstance(schema, Schema) or name not in STRICT_BODIES:
             continue
         schema.additional_properties = False  # bodies are decoded with forbid_unknown_fields
+        labels = (schema.properties or {}).get("labels")
+        if isinstance(labels, Schema):
+            for variant in labels.one_of or [labels]:
+                if isinstance(variant, Schema) and variant.type == OpenAPIType.OBJECT:
+                    _limit_labels(variant)
         if name == "UpdateIncident":
             schema.min_properties = 1  # an empty PUT is a 400
         for field, limit in TEXT_LIMITS.items():
             prop = (schema.properties or {}).get(field)
             if isinstance(prop, Schema):
                 for variant in prop.one_of or [prop]:
-                    if isinstance(variant, Schema):
+                    if isinstance(variant, Schema) and variant.type != OpenAPIType.NULL:
                         _limit_text(variant, limit)
+
+
+def _limit_labels(schema: Schema) -> None:
+    schema.max_properties = MAX_LABELS
+    schema.property_names = Schema(type=OpenAPIType.STRING, min_length=1, max_length=MAX_LABEL_KEY_LENGTH)
+    schema.additional_properties = Schema(type=OpenAPIType.STRING, max_length=MAX_LABEL_VALUE_LENGTH)
+
+
+def _document_alert_body(name: str, schema: Schema) -> None:
+    """Keys the intake refuses when blank (Alertmanager's groupKey, PagerDuty's dedup_key)."""
+    field = {"Notification": "groupKey", "PagerDutyEvent": "dedup_key"}.get(name)
+    prop = (schema.properties or {}).get(field or "")
+    for variant in (prop.one_of or [prop]) if isinstance(prop, Schema) else []:
+        if isinstance(variant, Schema) and variant.type != OpenAPIType.NULL:
+            variant.pattern = NOT_BLANK
 
 
 def _limit_text(schema: Schema, limit: int) -> None:
@@ -135,3 +207,17 @@ async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> Non
             await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)
+
+
+async def _auto_resolve(intake: AlertIntake, rules: tuple[AutoResolve, ...], stop: asyncio.Event) -> None:
+    """Resolve incidents whose alerts stopped without a resolve (ALERT_AUTO_RESOLVE), checked often enough."""
+    if not rules:
+        return
+    interval = min(AUTO_RESOLVE_MAX_CHECK_SECONDS, min(rule.seconds for rule in rules) / 4)
+    origin = Origin(actor="auto-resolve")
+    while not stop.is_set():
+        for rule in rules:
+            with contextlib.suppress(*UNAVAILABLE_ERRORS, VersionConflict):
+                await intake.resolve_quiet(rule.integration, timedelta(seconds=rule.seconds), origin)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)

@@ -12,7 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from services.api.db import UNAVAILABLE_ERRORS
 from services.api.domain import DomainError, IncidentDeleted
 from services.api.eventhandler_client import EventHandlerError, EventHandlerUnavailable
-from services.api.repository import IdempotencyMismatch, NotFound, PreconditionFailed, VersionConflict
+from services.api.repository import DedupKeyInUse, IdempotencyMismatch, NotFound, PreconditionFailed, VersionConflict
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +64,7 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(400, str(exc))
     if isinstance(exc, PreconditionFailed):
         return error_response(412, f"If-Match does not match: {exc}", {"ETag": f'"{exc.current}"'})
-    if isinstance(exc, VersionConflict | IdempotencyMismatch):
+    if isinstance(exc, VersionConflict | IdempotencyMismatch | DedupKeyInUse):
         return error_response(409, str(exc))
     if isinstance(exc, EventHandlerError):
         return error_response(400 if exc.code == 400 else 503, exc.description)

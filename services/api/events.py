@@ -28,6 +28,10 @@ def snapshot(incident_id: int, created_at: datetime, change: Change) -> Incident
         version=change.version,
         created_at=created_at,
         updated_at=change.at,
+        severity=change.alert.severity.value if change.alert.severity else None,
+        source=change.alert.source,
+        labels=change.alert.label_map,
+        dedup_key=change.alert.dedup_key,
     )
 
 

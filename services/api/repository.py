@@ -5,13 +5,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+import msgspec
 import sqlalchemy as sa
 import structlog
 
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
-from services.api.domain import Acknowledged, Incident, Status
+from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
 from services.api.events import Origin, cloud_event
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import encode_event, utcnow
@@ -19,8 +21,10 @@ from shared.events import encode_event, utcnow
 MAX_CAS_ATTEMPTS = 8
 # The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
 INSERT_INCIDENT = (
-    "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at) "
-    "VALUES (:message, :status, :acknowledged, :version, :created_at, :updated_at)"
+    "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at, severity, source, labels, "
+    "dedup_key, open_dedup_key, firing_alerts, alert_count, last_alert_at, integration) "
+    "VALUES (:message, :status, :acknowledged, :version, :created_at, :updated_at, :severity, :source, :labels, "
+    ":dedup_key, :open_dedup_key, :firing_alerts, :alert_count, :last_alert_at, :integration)"
 )
 INSERT_EVENT = (
     "INSERT INTO incident_events (event_id, incident_id, version, type, actor, request_id, comment, payload, "
@@ -39,6 +43,10 @@ log = structlog.get_logger(__name__)
 
 class NotFound(LookupError):
     """No such incident (or it was deleted)."""
+
+
+class DedupKeyInUse(RuntimeError):
+    """Another open incident holds this dedup key."""
 
 
 class VersionConflict(RuntimeError):
@@ -80,6 +88,9 @@ class IdempotencyClaim:
 class ListFilter:
     status: Status | None = None
     acknowledged: Acknowledged | None = None
+    severity: Severity | None = None
+    source: str | None = None
+    dedup_key: str | None = None
     before_id: int | None = None
     limit: int = 50
 
@@ -108,6 +119,9 @@ class IncidentRepository(Protocol):
         claim: IdempotencyClaim | None = None,
     ) -> Incident: ...
     async def get(self, incident_id: int) -> Incident | None: ...
+    async def find_open(self, dedup_key: str) -> int | None: ...
+    async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool: ...
+    async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]: ...
     async def list_incidents(self, query: ListFilter) -> list[Incident]: ...
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None: ...
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
@@ -131,17 +145,19 @@ class SqlIncidentRepository:
         database = self.db.database
         try:
             async with self.db.write():
-                incident.id = await database.execute(
-                    INSERT_INCIDENT,
-                    {
-                        "message": incident.message,
-                        "status": incident.status.value,
-                        "acknowledged": incident.acknowledged.value,
-                        "version": incident.version,
-                        "created_at": to_micros(incident.created_at),
-                        "updated_at": to_micros(incident.updated_at),
-                    },
-                )
+                values = {
+                    "message": incident.message,
+                    "status": incident.status.value,
+                    "acknowledged": incident.acknowledged.value,
+                    "version": incident.version,
+                    "created_at": to_micros(incident.created_at),
+                    "updated_at": to_micros(incident.updated_at),
+                    **_alert_columns(incident),
+                }
+                try:
+                    incident.id = await database.execute(INSERT_INCIDENT, values)
+                except DUPLICATE_KEY_ERRORS:
+                    raise DedupKeyInUse(_in_use(incident)) from None
                 await self._write_changes(incident, origin, first_comment=0)
                 await self._store_response(incident, claim)
         except DUPLICATE_KEY_ERRORS:
@@ -189,8 +205,45 @@ class SqlIncidentRepository:
         async with self.db.session():
             return await self._load(incident_id)
 
+    async def find_open(self, dedup_key: str) -> int | None:
+        """The open incident holding this dedup key, if any."""
+        found = await self.db.database.fetch_val(
+            sa.select(incidents.c.id).where(incidents.c.open_dedup_key == dedup_key)
+        )
+        return int(found) if found is not None else None
+
+    async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool:
+        """Count a repeated alert on the open incident, without an event; False when it is no longer open."""
+        async with self.db.write():
+            await self.db.database.execute(
+                incidents.update()
+                .where(incidents.c.id == incident_id, incidents.c.open_dedup_key == dedup_key)
+                .values(alert_count=incidents.c.alert_count + 1, last_alert_at=to_micros(now))
+            )
+            return await self.db.affected_rows() == 1
+
+    async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]:
+        """Open incidents of an integration whose last alert came before `quiet_since`, oldest first."""
+        rows = await self.db.database.fetch_all(
+            sa.select(incidents.c.id)
+            .where(
+                incidents.c.integration == integration,
+                incidents.c.last_alert_at < to_micros(quiet_since),
+                incidents.c.open_dedup_key.is_not(None),
+            )
+            .order_by(incidents.c.last_alert_at)
+            .limit(limit)
+        )
+        return [int(r[0]) for r in rows]
+
     async def list_incidents(self, query: ListFilter) -> list[Incident]:
         stmt = sa.select(incidents).where(incidents.c.deleted_at.is_(None))
+        if query.severity is not None:
+            stmt = stmt.where(incidents.c.severity == query.severity.value)
+        if query.source is not None:
+            stmt = stmt.where(incidents.c.source == query.source)
+        if query.dedup_key is not None:
+            stmt = stmt.where(incidents.c.dedup_key == query.dedup_key)
         if query.status is not None:
             stmt = stmt.where(incidents.c.status == query.status.value)
         if query.acknowledged is not None:
@@ -259,18 +312,22 @@ class SqlIncidentRepository:
 
     async def _save(self, incident: Incident, loaded_version: int) -> None:
         assert incident.updated_at is not None
-        await self.db.database.execute(
-            incidents.update()
-            .where(incidents.c.id == incident.id, incidents.c.version == loaded_version)
-            .values(
-                message=incident.message,
-                status=incident.status.value,
-                acknowledged=incident.acknowledged.value,
-                version=incident.version,
-                updated_at=to_micros(incident.updated_at),
-                deleted_at=to_micros(incident.updated_at) if incident.deleted else None,
+        try:
+            await self.db.database.execute(
+                incidents.update()
+                .where(incidents.c.id == incident.id, incidents.c.version == loaded_version)
+                .values(
+                    message=incident.message,
+                    status=incident.status.value,
+                    acknowledged=incident.acknowledged.value,
+                    version=incident.version,
+                    updated_at=to_micros(incident.updated_at),
+                    deleted_at=to_micros(incident.updated_at) if incident.deleted else None,
+                    **_alert_columns(incident),
+                )
             )
-        )
+        except DUPLICATE_KEY_ERRORS:
+            raise DedupKeyInUse(_in_use(incident)) from None
         if await self.db.affected_rows() != 1:
             raise _Stale()
 
@@ -341,4 +398,37 @@ def _incident(row: Any, comments: list[str]) -> Incident:
         created_at=from_micros(int(row["created_at"])),
         updated_at=from_micros(int(row["updated_at"])),
         deleted=row["deleted_at"] is not None,
+        alert=AlertFields(
+            severity=Severity(row["severity"]) if row["severity"] else None,
+            source=row["source"],
+            labels=tuple(sorted(msgspec.json.decode(row["labels"], type=dict[str, str]).items()))
+            if row["labels"]
+            else (),
+            dedup_key=row["dedup_key"],
+        ),
+        firing=frozenset(msgspec.json.decode(row["firing_alerts"], type=list[str]))
+        if row["firing_alerts"]
+        else frozenset(),
+        alert_count=int(row["alert_count"] or 0),
+        last_alert_at=from_micros(int(row["last_alert_at"])) if row["last_alert_at"] is not None else None,
+        integration=row["integration"],
     )
+
+
+def _alert_columns(incident: Incident) -> dict[str, Any]:
+    alert = incident.alert
+    return {
+        "severity": alert.severity.value if alert.severity else None,
+        "source": alert.source,
+        "labels": msgspec.json.encode(alert.label_map).decode() if alert.labels else None,
+        "dedup_key": alert.dedup_key,
+        "open_dedup_key": incident.open_dedup_key,
+        "firing_alerts": msgspec.json.encode(sorted(incident.firing)).decode() if incident.firing else None,
+        "alert_count": incident.alert_count,
+        "last_alert_at": to_micros(incident.last_alert_at) if incident.last_alert_at else None,
+        "integration": incident.integration,
+    }
+
+
+def _in_use(incident: Incident) -> str:
+    return f"another open incident has dedup_key {incident.alert.dedup_key!r}"

@@ -7,13 +7,25 @@ from typing import Literal
 
 import msgspec
 
-from services.api.domain import Acknowledged, Incident, IncidentUpdate, InvalidInput, Status
+from services.api.domain import (
+    KEEP,
+    Acknowledged,
+    AlertFields,
+    AlertUpdate,
+    Incident,
+    IncidentUpdate,
+    InvalidInput,
+    Severity,
+    Status,
+)
 
 # The domain checks text (not blank, not too long); app.py writes the same rules into the OpenAPI schema.
 # No msgspec.Meta here: Annotated Meta types crash msgspec 0.22 at interpreter exit (msgspec#717).
 Message = str
 CommentText = str
 Comments = str | list[str]
+SeverityName = Literal["critical", "error", "warning", "info"]
+Labels = dict[str, str]
 
 
 class Body(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,6 +34,16 @@ class Body(msgspec.Struct, forbid_unknown_fields=True):
 
 class CreateIncident(Body):
     message: Message
+    severity: SeverityName | None = None
+    source: str | None = None
+    labels: Labels | None = None
+    dedup_key: str | None = None
+    """At most one open incident has a given dedup_key (409 otherwise)."""
+
+    def alert_fields(self) -> AlertFields:
+        return AlertFields.of(
+            Severity(self.severity) if self.severity else None, self.source, self.labels, self.dedup_key
+        )
 
 
 class UpdateIncident(Body, omit_defaults=True):
@@ -31,6 +53,12 @@ class UpdateIncident(Body, omit_defaults=True):
     comments: Comments | msgspec.UnsetType = msgspec.UNSET
     comment: Comments | msgspec.UnsetType = msgspec.UNSET
     """A synonym of `comments`."""
+    severity: SeverityName | msgspec.UnsetType | None = msgspec.UNSET
+    """null clears it."""
+    source: str | msgspec.UnsetType | None = msgspec.UNSET
+    labels: Labels | msgspec.UnsetType | None = msgspec.UNSET
+    """Replaces all labels; null or {} clears them."""
+    dedup_key: str | msgspec.UnsetType | None = msgspec.UNSET
 
     def to_domain(self) -> IncidentUpdate:
         comments: list[str] = []
@@ -46,6 +74,12 @@ class UpdateIncident(Body, omit_defaults=True):
             acknowledged=Acknowledged(self.acknowledged) if isinstance(self.acknowledged, str) else None,
             status=Status(self.status) if isinstance(self.status, str) else None,
             comments=tuple(comments),
+            alert=AlertUpdate(
+                severity=KEEP if self.severity is msgspec.UNSET else Severity(self.severity) if self.severity else None,
+                source=KEEP if self.source is msgspec.UNSET else self.source,
+                labels=KEEP if self.labels is msgspec.UNSET else self.labels,
+                dedup_key=KEEP if self.dedup_key is msgspec.UNSET else self.dedup_key,
+            ),
         )
 
 
@@ -102,6 +136,13 @@ class IncidentView(msgspec.Struct, omit_defaults=True):
     version: int
     created_at: datetime
     updated_at: datetime
+    severity: SeverityName | None
+    source: str | None
+    labels: Labels
+    dedup_key: str | None
+    alert_count: int = 0
+    """Alerts received for this incident (triggers, notifications), counted without events."""
+    last_alert_at: datetime | None = None
     links: list[Link] = []
 
     @classmethod
@@ -116,6 +157,12 @@ class IncidentView(msgspec.Struct, omit_defaults=True):
             version=incident.version,
             created_at=incident.created_at,
             updated_at=incident.updated_at,
+            severity=incident.alert.severity.value if incident.alert.severity else None,
+            source=incident.alert.source,
+            labels=incident.alert.label_map,
+            dedup_key=incident.alert.dedup_key,
+            alert_count=incident.alert_count,
+            last_alert_at=incident.last_alert_at,
             links=links or [],
         )
 
@@ -141,3 +188,4 @@ class Timeline(msgspec.Struct):
 
 
 STRICT_BODIES = frozenset({"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions"})
+ALERT_BODIES = frozenset({"Notification", "PagerDutyEvent"})

@@ -11,12 +11,28 @@ from shared.config import ConfigError, Secret, env_int, env_list, env_str
 from shared.natsconn import NatsSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/incidents.db"
+ALERTMANAGER_INTEGRATION = "alertmanager"
+"""The integration name of incidents from Alertmanager webhooks (for ALERT_AUTO_RESOLVE)."""
+MAX_AUTO_RESOLVE_SECONDS = 90 * 24 * 3600
 
 
 class ApiToken(msgspec.Struct, frozen=True):
     name: str
     """Who the token belongs to; shown as the actor of each change."""
     secret: Secret
+
+
+class IntegrationKey(msgspec.Struct, frozen=True):
+    name: str
+    """The integration's name; shown as the actor of the changes its events make."""
+    key: Secret
+
+
+class AutoResolve(msgspec.Struct, frozen=True):
+    integration: str
+    """`alertmanager`, or a name from INTEGRATION_KEYS."""
+    seconds: int
+    """How long after its last alert an open incident resolves by itself."""
 
 
 class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +45,10 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """API_PORT."""
     tokens: tuple[ApiToken, ...] = ()
     """API_TOKENS: comma-separated `token` or `name:token`; when set, every route but health and docs needs one."""
+    integration_keys: tuple[IntegrationKey, ...] = ()
+    """INTEGRATION_KEYS: comma-separated `name:key`; the routing keys `POST /v2/enqueue` accepts."""
+    auto_resolve: tuple[AutoResolve, ...] = ()
+    """ALERT_AUTO_RESOLVE: comma-separated `integration:seconds`; its incidents resolve after that long unalerted."""
     max_body_bytes: int = 1_048_576
     """API_MAX_BODY_BYTES: larger bodies get 413."""
     db_pool_size: int = 20
@@ -53,12 +73,15 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
         log_level = (env_str(env, "LOG_LEVEL", "INFO") or "INFO").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
             raise ConfigError("LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+        keys = parse_integration_keys(env_list(env, "INTEGRATION_KEYS"))
         return cls(
             database_url=url,
             nats=NatsSettings.from_env(env),
             host=env_str(env, "API_HOST", "127.0.0.1") or "127.0.0.1",
             port=env_int(env, "API_PORT", 8000, minimum=0, maximum=65535),
             tokens=parse_tokens(env_list(env, "API_TOKENS")),
+            integration_keys=keys,
+            auto_resolve=parse_auto_resolve(env_list(env, "ALERT_AUTO_RESOLVE"), keys),
             max_body_bytes=env_int(env, "API_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
@@ -79,3 +102,38 @@ def parse_tokens(entries: list[str]) -> tuple[ApiToken, ...]:
             raise ConfigError("API_TOKENS entries must be `token` or `name:token`")
         tokens.append(ApiToken(name=name, secret=Secret(secret)))
     return tuple(tokens)
+
+
+def parse_integration_keys(entries: list[str]) -> tuple[IntegrationKey, ...]:
+    keys = []
+    for entry in entries:
+        name, sep, key = entry.partition(":")
+        if not sep or not name.strip() or not key.strip():
+            raise ConfigError("INTEGRATION_KEYS entries must be `name:key`")
+        keys.append(IntegrationKey(name=name.strip(), key=Secret(key.strip())))
+    if len({k.name for k in keys}) != len(keys):
+        raise ConfigError("INTEGRATION_KEYS names must be unique")
+    if any(k.name == ALERTMANAGER_INTEGRATION for k in keys):
+        raise ConfigError(
+            f"INTEGRATION_KEYS must not use the name {ALERTMANAGER_INTEGRATION!r} (the Alertmanager route's)"
+        )
+    return tuple(keys)
+
+
+def parse_auto_resolve(entries: list[str], keys: tuple[IntegrationKey, ...]) -> tuple[AutoResolve, ...]:
+    known = {ALERTMANAGER_INTEGRATION} | {k.name for k in keys}
+    rules = []
+    for entry in entries:
+        name, sep, raw = entry.partition(":")
+        name = name.strip()
+        if not sep or not raw.strip().isdigit():
+            raise ConfigError(f"ALERT_AUTO_RESOLVE entries must be `integration:seconds`, got {entry!r}")
+        if name not in known:
+            raise ConfigError(f"ALERT_AUTO_RESOLVE names {name!r}: not `alertmanager` nor a name in INTEGRATION_KEYS")
+        seconds = int(raw)
+        if not 1 <= seconds <= MAX_AUTO_RESOLVE_SECONDS:
+            raise ConfigError(f"ALERT_AUTO_RESOLVE seconds must be between 1 and {MAX_AUTO_RESOLVE_SECONDS}")
+        rules.append(AutoResolve(integration=name, seconds=seconds))
+    if len({r.integration for r in rules}) != len(rules):
+        raise ConfigError("ALERT_AUTO_RESOLVE names each integration at most once")
+    return tuple(rules)

@@ -22,6 +22,17 @@ incidents = sa.Table(
     sa.Column("created_at", sa.BigInteger(), nullable=False),
     sa.Column("updated_at", sa.BigInteger(), nullable=False),
     sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+    sa.Column("severity", sa.String(16), nullable=True),
+    sa.Column("source", sa.String(255), nullable=True),
+    sa.Column("labels", sa.Text(), nullable=True),
+    sa.Column("dedup_key", sa.String(255), nullable=True),
+    # The dedup key while the incident is open, else NULL: unique, so one open incident per key.
+    sa.Column("open_dedup_key", sa.String(255), nullable=True),
+    sa.Column("firing_alerts", sa.Text(), nullable=True),
+    sa.Column("last_alert_at", sa.BigInteger(), nullable=True),
+    sa.Column("integration", sa.String(64), nullable=True),
+    sa.Column("alert_count", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Index("uq_incidents_open_dedup_key", "open_dedup_key", unique=True),
     sqlite_autoincrement=True,
 )
 

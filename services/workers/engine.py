@@ -67,7 +67,7 @@ class ReconcilingWorker(ABC):
         """Whether a comment carrying `tag` is already there."""
 
     async def update_message(self, ref: ExternalRef, incident: IncidentSnapshot) -> None:
-        """Show the new message (must be safe to repeat)."""
+        """Show the new message and alert fields (must be safe to repeat)."""
         return None
 
     async def set_status(self, ref: ExternalRef, status: str) -> None:
@@ -104,6 +104,9 @@ class ReconcilingWorker(ABC):
             record = await self._note(ctx, record, version, "updated", text, careful)
             await self._state(ctx, record, self.update_message(ref, incident))
             record = replace(record, message=incident.message)
+        elif event.event_type is EventType.UPDATED:
+            # Severity, source, labels or dedup key changed: show them (a state call, safe to repeat).
+            await self._state(ctx, record, self.update_message(ref, incident))
         if incident.acknowledged != (record.acknowledged or "no"):
             kind = "acknowledged" if incident.acknowledged == "yes" else "unacknowledged"
             record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)

@@ -30,6 +30,10 @@ class Incident:
     version: int = 1
     created_at: datetime = field(default_factory=utcnow)
     updated_at: datetime = field(default_factory=utcnow)
+    severity: str | None = None
+    source: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    dedup_key: str | None = None
 
     def snapshot(self) -> IncidentSnapshot:
         return IncidentSnapshot(
@@ -41,6 +45,10 @@ class Incident:
             version=self.version,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            severity=self.severity,
+            source=self.source,
+            labels=dict(self.labels),
+            dedup_key=self.dedup_key,
         )
 
 
@@ -67,8 +75,18 @@ class IncidentFeed:
         incident.updated_at = utcnow()
         return incident
 
-    def create(self, message: str) -> CloudEvent:
-        incident = Incident(self._next_id, message)
+    def create(
+        self,
+        message: str,
+        *,
+        severity: str | None = None,
+        source: str | None = None,
+        labels: dict[str, str] | None = None,
+        dedup_key: str | None = None,
+    ) -> CloudEvent:
+        incident = Incident(
+            self._next_id, message, severity=severity, source=source, labels=labels or {}, dedup_key=dedup_key
+        )
         self._next_id += 1
         self.incidents[incident.id] = incident
         return self._event(incident, EventType.CREATED)
@@ -101,6 +119,13 @@ class IncidentFeed:
     def edit(self, incident_id: int, message: str) -> CloudEvent:
         incident = self._change(incident_id)
         incident.message = message
+        return self._event(incident, EventType.UPDATED)
+
+    def set_alert(self, incident_id: int, *, severity: str | None, labels: dict[str, str] | None = None) -> CloudEvent:
+        """A PUT of alert fields: one `updated` event, the message unchanged."""
+        incident = self._change(incident_id)
+        incident.severity = severity
+        incident.labels = labels or {}
         return self._event(incident, EventType.UPDATED)
 
     def delete(self, incident_id: int) -> CloudEvent:

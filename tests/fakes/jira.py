@@ -99,6 +99,8 @@ class FakeJira(FakeServer):
         self._next_id += 1
         key = f"{self.project}-{self._next_id - 10000}"
         labels = list(fields.get("labels") or [])
+        if any(not isinstance(label, str) or not label or any(c.isspace() for c in label) for label in labels):
+            return _bad("labels", "Labels cannot contain spaces.")
         issue = Issue(str(self._next_id), key, summary, fields["description"], labels, issuetype)
         self.issues[key] = issue
         if self.on_create is not None:
@@ -140,6 +142,11 @@ class FakeJira(FakeServer):
             if not is_adf(fields["description"]):
                 return _bad("description", "Operation value must be an Atlassian Document.")
             issue.description = fields["description"]
+        for op in ((request.json() or {}).get("update") or {}).get("labels") or []:
+            if "add" in op and op["add"] not in issue.labels:
+                issue.labels.append(op["add"])
+            if "remove" in op and op["remove"] in issue.labels:
+                issue.labels.remove(op["remove"])
         return Reply(204)
 
     def add_comment(self, request: FakeRequest, key: str) -> Reply:

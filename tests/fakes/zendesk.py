@@ -20,6 +20,7 @@ class Ticket:
     external_id: str | None
     tags: list[str]
     status: str = "new"
+    priority: str | None = None
     comments: list[dict[str, Any]] = field(default_factory=list)
 
     def public(self) -> dict[str, Any]:
@@ -29,6 +30,7 @@ class Ticket:
             "external_id": self.external_id,
             "tags": self.tags,
             "status": self.status,
+            "priority": self.priority,
             "description": self.comments[0]["body"] if self.comments else "",
         }
 
@@ -79,9 +81,12 @@ class FakeZendesk(FakeServer):
         comment = ticket.get("comment") or {}
         if not comment.get("body"):
             return _invalid("description", "Description: cannot be blank")
+        priority = ticket.get("priority")
+        if priority not in (None, "low", "normal", "high", "urgent"):
+            return _invalid("priority", f"Priority: {priority} is not valid")
         self._next_id += 1
         subject, tags = ticket.get("subject") or "", ticket.get("tags") or []
-        created = Ticket(self._next_id, subject, ticket.get("external_id"), tags)
+        created = Ticket(self._next_id, subject, ticket.get("external_id"), tags, priority=priority)
         created.comments.append({"id": 1, "body": comment["body"], "public": comment.get("public", True)})
         self.tickets[created.id] = created
         if self.on_create is not None:
@@ -107,6 +112,8 @@ class FakeZendesk(FakeServer):
         status = changes.get("status")
         if status is not None and status not in STATUSES:
             return _invalid("status", f"Status: {status} is not valid")
+        if changes.get("priority") not in (None, "low", "normal", "high", "urgent"):
+            return _invalid("priority", f"Priority: {changes['priority']} is not valid")
         comment = changes.get("comment")
         if comment is not None:
             if not comment.get("body"):
@@ -120,6 +127,10 @@ class FakeZendesk(FakeServer):
             ticket.status = "open"
         if "subject" in changes:
             ticket.subject = changes["subject"]
+        if "priority" in changes:
+            ticket.priority = changes["priority"]
+        ticket.tags = [t for t in ticket.tags if t not in (changes.get("remove_tags") or [])]
+        ticket.tags += [t for t in changes.get("additional_tags") or [] if t not in ticket.tags]
         return Reply(200, {"ticket": ticket.public(), "audit": {"ticket_id": ticket.id, "events": []}})
 
     def comments(self, request: FakeRequest, ticket_id: str) -> Reply:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import positive_data_acceptance
 
 from tests.support.database import migrate, sqlite_url
 from tests.support.processes import NatsServer, Process
@@ -43,7 +44,10 @@ def test_api_conforms_to_its_schema(api_schema: schemathesis.BaseSchema, fuzzed_
         @given(case=operation.as_strategy())
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case: schemathesis.Case) -> None:
-            case.call_and_validate(base_url=fuzzed_api.url)
+            # Events v2 accepts an event only with a routing_key from INTEGRATION_KEYS, a secret no schema can
+            # express: there, schema-valid events may be refused (400 in PagerDuty's documented shape).
+            excluded = [positive_data_acceptance] if case.operation.path == "/v2/enqueue" else []
+            case.call_and_validate(base_url=fuzzed_api.url, excluded_checks=excluded)
 
         try:
             run()

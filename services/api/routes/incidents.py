@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import Parameter
 
 from services.api.db import from_micros
-from services.api.domain import Acknowledged, Incident, Status
+from services.api.domain import MAX_DEDUP_KEY_LENGTH, MAX_SOURCE_LENGTH, Acknowledged, Incident, Severity, Status
 from services.api.errors import error_response
 from services.api.links import LinkReader
 from services.api.repository import (
@@ -29,6 +29,7 @@ from services.api.schemas import (
     CreateIncident,
     IncidentPage,
     IncidentView,
+    SeverityName,
     StatusResponse,
     Timeline,
     TimelineItem,
@@ -89,7 +90,7 @@ class IncidentController(Controller):
     async def create(
         self, request: Request[Any, Any, Any], data: CreateIncident, repo: IncidentRepository
     ) -> Response[Created]:
-        incident = Incident.open(data.message, utcnow())
+        incident = Incident.open(data.message, utcnow(), data.alert_fields())
         origin = params.origin(request)
 
         def render(created: Incident) -> StoredResponse:
@@ -103,6 +104,9 @@ class IncidentController(Controller):
         repo: IncidentRepository,
         status: Literal["unresolved", "resolved"] | None = None,
         acknowledged: Literal["yes", "no"] | None = None,
+        severity: SeverityName | None = None,
+        source: str | None = Parameter(default=None, max_length=MAX_SOURCE_LENGTH),
+        dedup_key: str | None = Parameter(default=None, max_length=MAX_DEDUP_KEY_LENGTH),
         limit: int = Parameter(default=50, ge=1, le=200),
         cursor: str | None = Parameter(
             default=None, pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"
@@ -111,6 +115,9 @@ class IncidentController(Controller):
         query = ListFilter(
             status=Status(status) if status else None,
             acknowledged=Acknowledged(acknowledged) if acknowledged else None,
+            severity=Severity(severity) if severity else None,
+            source=source,
+            dedup_key=dedup_key,
             before_id=params.decode_cursor(cursor) if cursor else None,
             limit=limit + 1,
         )

@@ -12,7 +12,8 @@ ERRORS: dict[int, ResponseSpec] = {
         400: "Bad input: bad JSON, wrong types, unknown values or fields, bad id",
         401: "Missing or invalid bearer token (when API_TOKENS is set)",
         404: "Incident not found",
-        409: "Conflict: too many concurrent changes, or an Idempotency-Key reused for another request",
+        409: "Conflict: too many concurrent changes, an Idempotency-Key reused for another request, "
+        "or a dedup_key another open incident holds",
         412: "If-Match names a version the incident no longer has",
         413: "Request body too large",
         503: "Database or event handler unavailable; retry later",

@@ -12,6 +12,7 @@ from shared.events import IncidentSnapshot
 
 API = "/rest/api/3"
 COMMENT_PAGE = 100
+SEVERITIES = ("critical", "error", "warning", "info")
 
 
 def search_by_label(settings: JiraSettings, incident_id: int) -> Request:
@@ -20,7 +21,31 @@ def search_by_label(settings: JiraSettings, incident_id: int) -> Request:
 
 
 def description(incident: IncidentSnapshot) -> dict[str, Any]:
-    return document(incident.message, f"Incident {incident.id}, kept in sync by the incident platform.")
+    return document(
+        incident.message, *alert_lines(incident), f"Incident {incident.id}, kept in sync by the incident platform."
+    )
+
+
+def alert_lines(incident: IncidentSnapshot) -> list[str]:
+    """Severity, source, labels and dedup key, one line each, for the description."""
+    lines = []
+    if incident.severity:
+        lines.append(f"Severity: {incident.severity}")
+    if incident.source:
+        lines.append(f"Source: {incident.source}")
+    if incident.labels:
+        lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items())))
+    if incident.dedup_key:
+        lines.append(f"Dedup key: {incident.dedup_key}")
+    return lines
+
+
+def labels(incident: IncidentSnapshot) -> list[str]:
+    """The incident's tag, plus `severity-<level>` so that Jira filters and boards can sort by it."""
+    found = [incident_label(incident.id)]
+    if incident.severity:
+        found.append(f"severity-{incident.severity}")
+    return found
 
 
 def create_issue(settings: JiraSettings, incident: IncidentSnapshot) -> Request:
@@ -29,14 +54,18 @@ def create_issue(settings: JiraSettings, incident: IncidentSnapshot) -> Request:
         "issuetype": {"name": settings.issue_type},
         "summary": summary(incident.message, incident.id),
         "description": description(incident),
-        "labels": [incident_label(incident.id)],
+        "labels": labels(incident),
     }
     return Request("POST", f"{API}/issue", json={"fields": fields})
 
 
 def edit_issue(key: str, incident: IncidentSnapshot) -> Request:
     fields = {"summary": summary(incident.message, incident.id), "description": description(incident)}
-    return Request("PUT", f"{API}/issue/{key}", json={"fields": fields})
+    # Label operations, not a new label list: labels people added in Jira stay.
+    ops: list[dict[str, str]] = [{"remove": f"severity-{level}"} for level in SEVERITIES if level != incident.severity]
+    if incident.severity:
+        ops.append({"add": f"severity-{incident.severity}"})
+    return Request("PUT", f"{API}/issue/{key}", json={"fields": fields, "update": {"labels": ops}})
 
 
 def add_comment(key: str, text: str, tag: str) -> Request:

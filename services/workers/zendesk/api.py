@@ -14,6 +14,7 @@ from shared.events import IncidentSnapshot
 SUBJECT_MAX = 250
 COMMENT_PAGE = 100
 STATUS = {"resolved": "solved", "unresolved": "open"}
+PRIORITY = {"critical": "urgent", "error": "high", "warning": "normal", "info": "low"}
 
 
 class TicketClosed(PermanentError):
@@ -36,15 +37,48 @@ def find_by_external_id(incident_id: int) -> Request:
     return Request("GET", "/api/v2/tickets.json", params={"external_id": incident_label(incident_id)})
 
 
+def tags(incident: IncidentSnapshot) -> list[str]:
+    """The incident's tag, plus `severity_<level>` (Zendesk tags are single words)."""
+    found = [incident_label(incident.id)]
+    if incident.severity:
+        found.append(f"severity_{incident.severity}")
+    return found
+
+
+def body(incident: IncidentSnapshot) -> str:
+    lines = [incident.message or subject(incident)]
+    if incident.source:
+        lines.append(f"Source: {incident.source}")
+    if incident.labels:
+        lines.append("Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(incident.labels.items())))
+    if incident.dedup_key:
+        lines.append(f"Dedup key: {incident.dedup_key}")
+    return "\n".join(lines)
+
+
 def create_ticket(incident: IncidentSnapshot) -> Request:
     label = incident_label(incident.id)
-    ticket = {
+    ticket: dict[str, Any] = {
         "subject": subject(incident),
-        "comment": {"body": incident.message or subject(incident), "public": False},
+        "comment": {"body": body(incident), "public": False},
         "external_id": label,
-        "tags": [label],
+        "tags": tags(incident),
     }
+    if incident.severity in PRIORITY:
+        ticket["priority"] = PRIORITY[incident.severity]
     return Request("POST", "/api/v2/tickets.json", json={"ticket": ticket})
+
+
+def alert_update(ticket_id: str, incident: IncidentSnapshot) -> Request:
+    """Subject, priority and severity tag; tags are added and removed so that tags people set stay."""
+    severity = incident.severity
+    return update_ticket(
+        ticket_id,
+        subject=subject(incident),
+        priority=PRIORITY.get(severity) if severity else None,
+        additional_tags=[f"severity_{severity}"] if severity else [],
+        remove_tags=[f"severity_{level}" for level in PRIORITY if level != severity],
+    )
 
 
 def update_ticket(ticket_id: str, **fields: Any) -> Request:

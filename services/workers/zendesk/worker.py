@@ -75,7 +75,7 @@ class ZendeskWorker(ReconcilingWorker):
         return False
 
     async def update_message(self, ref: ExternalRef, incident: IncidentSnapshot) -> None:
-        await self._update(api.update_ticket(ref.id, subject=api.subject(incident)))
+        await self._update(api.alert_update(ref.id, incident))
 
     async def set_status(self, ref: ExternalRef, status: str) -> None:
         await self._update(api.update_ticket(ref.id, status=api.STATUS[status]))
