@@ -49,13 +49,18 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float:
 
 
 def raise_for_status(vendor: str, response: httpx.Response) -> None:
-    """429 → RateLimited, 5xx → RetryableError, other 4xx → PermanentError."""
+    """429 → RateLimited, 409 and 5xx → RetryableError, other 4xx → PermanentError."""
     status = response.status_code
     if status < 400:
         return
     what = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {response.text[:500]}"
     if status == 429:
         raise RateLimited(what, parse_retry_after(response.headers.get("Retry-After")))
+    if status == 409:
+        # A conflict (Zendesk: concurrent updates of one ticket) refused the change: try again later.
+        retry_after = response.headers.get("Retry-After")
+        delay = parse_retry_after(retry_after) if retry_after else None
+        raise RetryableError(what, delay=delay, maybe_applied=False)
     if status >= 500:
         raise RetryableError(what)
     raise PermanentError(what)

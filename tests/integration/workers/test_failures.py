@@ -10,13 +10,15 @@ from services.workers.jira.worker import JiraWorker
 from services.workers.metrics import Outcome
 from services.workers.slack.worker import SlackWorker
 from services.workers.store import ErrorRecord
+from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import STREAM
 from shared.jetstream import MAX_DELIVER, error_key, refs_bucket
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
+from tests.fakes.zendesk import FakeZendesk
 from tests.integration.workers.helpers import StartWorker, load_record, settled
-from tests.integration.workers.vendors import Vendor, jira_env, make_vendor, slack_env
+from tests.integration.workers.vendors import Vendor, jira_env, make_vendor, slack_env, zendesk_env
 from tests.support.polling import eventually
 
 
@@ -261,3 +263,21 @@ async def test_a_deleted_incident_whose_last_update_failed_still_shows_deleted(
 
     await settled(js, "slack")
     assert "deleted" in fake_slack.only(1).text.lower()
+
+
+async def test_a_zendesk_409_on_a_concurrent_update_is_retried(
+    js: JetStreamContext, fake_zendesk: FakeZendesk, start_worker: StartWorker
+) -> None:
+    """Zendesk answers 409 when two updates of one ticket race, and expects the update to be sent again."""
+    running = await start_worker(ZendeskWorker, zendesk_env(fake_zendesk))
+    feed = IncidentFeed()
+    await publish(js, feed.create("checkout errors"))
+    await settled(js, "zendesk")
+    conflict = {"error": "RecordInvalid", "description": "Ticket was updated concurrently"}
+    fake_zendesk.fail_next(2, 409, conflict, method="PUT", path=r"^/api/v2/tickets/\d+\.json$")
+    await publish(js, feed.comment(1, "rolled back"))
+
+    await settled(js, "zendesk")
+    assert tagged(fake_zendesk.only(1).comment_bodies(), "[incident-1 #1]") == 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 0
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 2

@@ -42,7 +42,18 @@ async def test_429_is_rate_limited_for_its_retry_after() -> None:
     assert not caught.value.maybe_applied
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_409_is_retryable_and_surely_not_applied() -> None:
+    """Zendesk answers 409 to concurrent updates of one ticket and expects a retry."""
+    with pytest.raises(RetryableError) as caught:
+        await answering(409, json={"error": "RecordInvalid"}).json(Request("PUT", "/tickets/1.json"))
+    assert not isinstance(caught.value, RateLimited)
+    assert not caught.value.maybe_applied and caught.value.delay is None
+    with pytest.raises(RetryableError) as caught:
+        await answering(409, headers={"Retry-After": "4"}).json(Request("PUT", "/tickets/1.json"))
+    assert caught.value.delay == 4.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_other_4xx_are_permanent(status: int) -> None:
     with pytest.raises(PermanentError):
         await answering(status, json={"errorMessages": ["no"]}).json(Request("POST", "/things"))
