@@ -28,7 +28,9 @@ DEADLETTERS_LIST_SUBJECT = "eventhandler.deadletters.list"
 DEADLETTERS_REDRIVE_SUBJECT = "eventhandler.deadletters.redrive"
 
 WORKER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-MAX_DELIVER = 10
+# Workers' consumers redeliver without a count limit: a worker gives up on an event by time
+# (WORKER_RETRY_BUDGET_SECONDS since it was stored) and terminates it.
+UNLIMITED_DELIVERIES = -1
 ACK_WAIT_SECONDS = 60.0
 DUPLICATE_WINDOW_SECONDS = 300.0
 
@@ -105,7 +107,7 @@ def worker_consumer_config(
     subjects: list[str],
     *,
     ack_wait: float = ACK_WAIT_SECONDS,
-    max_deliver: int = MAX_DELIVER,
+    max_deliver: int = UNLIMITED_DELIVERIES,
 ) -> ConsumerConfig:
     """The durable pull consumer a worker reads: named after it, filtered to its subscriptions."""
     return ConsumerConfig(

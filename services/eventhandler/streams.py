@@ -21,6 +21,7 @@ from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFo
 
 from shared.events import STREAM
 from shared.jetstream import (
+    UNLIMITED_DELIVERIES,
     deadletter_stream_config,
     incidents_stream_config,
     refs_bucket,
@@ -108,9 +109,21 @@ async def create_consumer_if_missing(nc: Client, js: JetStreamContext, worker: s
     return True
 
 
+async def lift_delivery_limit(nc: Client, js: JetStreamContext, worker: str) -> bool:
+    """Let an existing consumer redeliver without a count limit (older versions capped it at 10), keeping
+    its filter subjects and position: retries are bounded by time in the worker. True when it was changed."""
+    info = await js.consumer_info(STREAM, worker)
+    if info.config.max_deliver == UNLIMITED_DELIVERIES:
+        return False
+    await put_consumer(nc, dataclasses.replace(info.config, max_deliver=UNLIMITED_DELIVERIES), "update")
+    log.info("consumer delivery limit lifted", worker=worker, was=info.config.max_deliver)
+    return True
+
+
 async def ensure_consumers(nc: Client, js: JetStreamContext, subscriptions: dict[str, list[str]]) -> None:
     for worker, subjects in sorted(subscriptions.items()):
         if await create_consumer_if_missing(nc, js, worker, subjects):
             log.info("consumer created", worker=worker, events=subjects)
         else:
             log.info("consumer exists, keeping its filter subjects", worker=worker)
+            await lift_delivery_limit(nc, js, worker)

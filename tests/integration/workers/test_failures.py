@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
 
 from services.workers.jira.worker import JiraWorker
 from services.workers.metrics import Outcome
@@ -12,12 +13,12 @@ from services.workers.slack.worker import SlackWorker
 from services.workers.store import ErrorRecord
 from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import STREAM
-from shared.jetstream import MAX_DELIVER, error_key, refs_bucket
+from shared.jetstream import error_key, refs_bucket
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
-from tests.integration.workers.helpers import StartWorker, load_record, settled
+from tests.integration.workers.helpers import FAST, StartWorker, load_record, settled
 from tests.integration.workers.vendors import Vendor, jira_env, make_vendor, slack_env, zendesk_env
 from tests.support.polling import eventually
 
@@ -89,32 +90,24 @@ async def test_a_4xx_terminates_the_event_and_records_why(
     assert record is not None and record.pending is None and record.lease is None
 
 
-async def test_retryable_errors_are_recorded_until_the_last_delivery(
+async def test_retryable_errors_are_retried_until_the_budget_is_spent_then_terminated(
     js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
 ) -> None:
-    running = await start_worker(JiraWorker, jira_env(fake_jira))
+    """No count of deliveries ends the retries: the time since the event was stored does."""
+    budget = 3.0
+    running = await start_worker(JiraWorker, jira_env(fake_jira), msgspec.structs.replace(FAST, retry_budget=budget))
     fake_jira.fail_next(1000, 503, {"errorMessages": ["maintenance"]})
     seq = await publish(js, IncidentFeed().create("during maintenance"))
+    stored = (await js.get_msg(STREAM, seq=seq)).time
 
-    async def last_delivery_recorded() -> bool:
-        try:
-            error = await read_error(js, "jira", seq)
-        except KeyNotFoundError:
-            return False
-        assert error.deliveries == MAX_DELIVER, error
-        return True
-
-    await eventually(last_delivery_recorded, timeout=20, what="error of the last delivery")
+    await settled(js, "jira", timeout=20)
     error = await read_error(js, "jira", seq)
-    assert "503" in error.error and error.worker == "jira"
-    await eventually(
-        lambda: _true(running.runner.metrics.events[Outcome.DEAD_LETTERED] == 1), what="dead-lettered count"
-    )
-    assert running.runner.metrics.events[Outcome.RETRIED] == MAX_DELIVER - 1
-
-
-async def _true(value: bool) -> bool:
-    return value
+    assert error.error.startswith(f"retry budget of {budget:g} s spent") and "503" in error.error, error
+    assert error.worker == "jira" and error.deliveries > 1
+    assert stored is not None and (datetime.now(UTC) - stored).total_seconds() >= budget
+    assert running.runner.metrics.events[Outcome.DEAD_LETTERED] == 1
+    assert running.runner.metrics.events[Outcome.RETRIED] == error.deliveries - 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 0
 
 
 async def test_an_undecodable_event_is_terminated_with_its_error(
