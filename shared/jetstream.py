@@ -19,6 +19,13 @@ from shared.events import ALL_SUBJECTS, STREAM, SUBJECT_PREFIX
 
 DEADLETTER_STREAM = "DEADLETTERS"
 DEADLETTER_SUBJECT_PREFIX = "deadletter."
+# JetStream's advisories of messages the workers' consumers gave up on are core NATS messages; this
+# stream keeps them until the event handler has dead-lettered each one, so none is lost while it is down.
+ADVISORY_STREAM = "DEADLETTER_ADVISORIES"
+ADVISORY_CONSUMER = "eventhandler"
+MAX_DELIVERIES_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.*"
+TERMINATED_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{STREAM}.*"
+ADVISORY_MAX_AGE_SECONDS = 30 * 24 * 3600.0  # as long as INCIDENTS keeps the messages they point at
 # Request-reply subjects served by the `eventhandler` micro service.
 EVENTHANDLER_SERVICE = "eventhandler"
 PUBLISH_SUBJECT = "eventhandler.publish"
@@ -56,6 +63,28 @@ def deadletter_stream_config(replicas: int = 1) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=90 * 24 * 3600.0,
         num_replicas=replicas,
+    )
+
+
+def advisory_stream_config(replicas: int = 1) -> StreamConfig:
+    """A work queue: each advisory is removed once the event handler acked it (dead-lettered or dismissed)."""
+    return StreamConfig(
+        name=ADVISORY_STREAM,
+        subjects=[MAX_DELIVERIES_ADVISORY, TERMINATED_ADVISORY],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_age=ADVISORY_MAX_AGE_SECONDS,
+        num_replicas=replicas,
+    )
+
+
+def advisory_consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=ADVISORY_CONSUMER,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=UNLIMITED_DELIVERIES,
     )
 
 

@@ -1,4 +1,5 @@
-"""Create or update the INCIDENTS and DEADLETTERS streams, and create the workers' durable consumers.
+"""Create or update the INCIDENTS, DEADLETTERS and DEADLETTER_ADVISORIES streams, and create the workers'
+durable consumers.
 
 A worker's consumer is created from the subscriptions file only when it does not exist yet. When it
 exists, its current filter subjects win, so a change made at run time (`PUT /subscriptions/{worker}`)
@@ -21,7 +22,10 @@ from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFo
 
 from shared.events import STREAM
 from shared.jetstream import (
+    ADVISORY_STREAM,
     UNLIMITED_DELIVERIES,
+    advisory_consumer_config,
+    advisory_stream_config,
     deadletter_stream_config,
     incidents_stream_config,
     refs_bucket,
@@ -49,6 +53,8 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_streams(js: JetStreamContext, replicas: int) -> None:
     await ensure_stream(js, incidents_stream_config(replicas))
     await ensure_stream(js, deadletter_stream_config(replicas))
+    await ensure_stream(js, advisory_stream_config(replicas))
+    await js.add_consumer(ADVISORY_STREAM, advisory_consumer_config())  # the same config: a no-op update
 
 
 async def ensure_worker_buckets(js: JetStreamContext, workers: list[str], replicas: int) -> None:
