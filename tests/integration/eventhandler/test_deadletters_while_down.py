@@ -37,7 +37,8 @@ def start_eventhandler(nats_url: str, tmp_path: Path) -> Process:
 async def test_a_permanent_failure_while_the_eventhandler_is_down_is_dead_lettered_once_it_is_back(
     nats_server: NatsServer, nc: Client, tmp_path: Path
 ) -> None:
-    fake_jira = FakeJira().start()
+    fake_jira = FakeJira()
+    fake_jira.start()
     eventhandler = start_eventhandler(nats_server.url, tmp_path)
     worker: Process | None = None
     try:
