@@ -80,7 +80,8 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         service = await start_service(nc, endpoints, metrics)
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:
-            health = HealthServer(settings.health_host, settings.health_port, readiness(nc, js, deadletters), metrics.render)
+            ready = readiness(nc, js, deadletters)
+            health = HealthServer(settings.health_host, settings.health_port, ready, metrics.render)
             await health.start()
             stack.push_async_callback(health.stop)
         await nc.flush()

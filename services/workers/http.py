@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import structlog
 
+from services.workers.deadline import time_left
 from services.workers.errors import PermanentError, RateLimited, RetryableError
 
 log = structlog.get_logger(__name__)
@@ -106,14 +108,23 @@ class VendorHttp:
                 json=request.json,
             )
             return httpx.Response(200, json=self._dry_run(request))
+        left = time_left()
+        if left is not None and left <= 0:
+            what = f"{self.vendor} {request.method} {request.path}: not sent, the sync's deadline has passed"
+            raise RetryableError(what, maybe_applied=False)
         try:
-            response = await self.client.request(
-                request.method,
-                self.url(request),
-                json=request.json,
-                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
-                headers=self._headers,
-            )
+            async with asyncio.timeout(left):
+                response = await self.client.request(
+                    request.method,
+                    self.url(request),
+                    json=request.json,
+                    auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    headers=self._headers,
+                )
+        except TimeoutError as exc:
+            # The answer did not arrive in full by the deadline: the call may have been applied.
+            what = f"{self.vendor} {request.method} {request.path}: no complete answer by the sync's deadline"
+            raise RetryableError(what) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             what = f"{self.vendor} {request.method} {request.path}: cannot connect ({exc!r})"
             raise RetryableError(what, maybe_applied=False) from exc

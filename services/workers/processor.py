@@ -12,6 +12,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from services.workers.base import Worker
+from services.workers.deadline import sync_deadline
 from services.workers.errors import PermanentError, RetryableError
 from services.workers.lease import LeaseKeeper
 from services.workers.metrics import Outcome, WorkerMetrics
@@ -94,7 +95,8 @@ class Processor:
                 log.info("stale event skipped")
                 return Outcome.SKIPPED, lambda: self._settle(msg.ack(), "ack")
             try:
-                record = await self.worker.sync(event, record, keeper)
+                with sync_deadline(self.settings.sync_timeout):
+                    record = await self.worker.sync(event, record, keeper)
                 await keeper.finish(record, event.incidentversion)
             except BaseException:
                 with contextlib.suppress(*_NATS_TROUBLE):

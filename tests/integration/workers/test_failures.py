@@ -274,3 +274,24 @@ async def test_a_zendesk_409_on_a_concurrent_update_is_retried(
     assert tagged(fake_zendesk.only(1).comment_bodies(), "[incident-1 #1]") == 1
     assert running.runner.metrics.events[Outcome.FAILED] == 0
     assert running.runner.metrics.events[Outcome.RETRIED] >= 2
+
+
+async def test_a_vendor_trickling_its_answer_holds_nothing_past_the_sync_deadline(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    """Each byte comes well within the read timeout, the whole answer would take minutes: the deadline ends
+    the call, its outcome is unknown, and the retry finds the object the call made instead of making another."""
+    settings = msgspec.structs.replace(FAST, sync_timeout=2.0)
+    running = await start_worker(vendor.factory, vendor.env, settings, http_timeout=5.0)
+    vendor.fake.trickle_next(1, 1.0, **vendor.create)
+    feed = IncidentFeed()
+    await publish(js, feed.create("slow vendor"))
+    await publish(js, feed.comment(1, "still slow"))
+
+    await settled(js, vendor.name, timeout=30)
+    assert vendor.creates() == 1
+    assert vendor.objects(1) == 1
+    assert tagged(vendor.posts(1), "[incident-1 #1]") == 1
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 1
+    record = await load_record(js, vendor.name, 1)
+    assert record is not None and record.pending is None and record.lease is None
