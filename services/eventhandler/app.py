@@ -65,7 +65,7 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
     initial = load_subscriptions(settings.subscriptions_file)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
-        nc = await connect(settings.nats, "eventhandler")
+        nc = await connect(settings.nats, "eventhandler", inbox="eventhandler")
         stack.push_async_callback(close, nc)
         js = nc.jetstream()
         await ensure_streams(js, settings.stream_replicas)
