@@ -113,7 +113,7 @@ class DeadLetters:
         except NotFoundError:
             bound.error("dead message no longer in the stream, not dead-lettered")
         except TRANSIENT as exc:
-            delay = min(RETRY_DELAY_MAX, 2.0 ** msg.metadata.num_delivered)
+            delay = min(RETRY_DELAY_MAX, 2.0 ** min(msg.metadata.num_delivered, 8))
             bound.warning("dead-lettering failed; the advisory is kept and retried", error=repr(exc), delay=delay)
             self._metrics.inc("eventhandler_deadletter_failures_total")
             await self._settle(msg.nak(delay=delay))
