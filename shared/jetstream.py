@@ -19,6 +19,13 @@ from shared.events import ALL_SUBJECTS, STREAM, SUBJECT_PREFIX
 
 DEADLETTER_STREAM = "DEADLETTERS"
 DEADLETTER_SUBJECT_PREFIX = "deadletter."
+# JetStream's advisories of messages the workers' consumers gave up on are core NATS messages; this
+# stream keeps them until the event handler has dead-lettered each one, so none is lost while it is down.
+ADVISORY_STREAM = "DEADLETTER_ADVISORIES"
+ADVISORY_CONSUMER = "eventhandler"
+MAX_DELIVERIES_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.*"
+TERMINATED_ADVISORY = f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{STREAM}.*"
+ADVISORY_MAX_AGE_SECONDS = 30 * 24 * 3600.0  # as long as INCIDENTS keeps the messages they point at
 # Request-reply subjects served by the `eventhandler` micro service.
 EVENTHANDLER_SERVICE = "eventhandler"
 PUBLISH_SUBJECT = "eventhandler.publish"
@@ -28,7 +35,9 @@ DEADLETTERS_LIST_SUBJECT = "eventhandler.deadletters.list"
 DEADLETTERS_REDRIVE_SUBJECT = "eventhandler.deadletters.redrive"
 
 WORKER_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
-MAX_DELIVER = 10
+# Workers' consumers redeliver without a count limit: a worker gives up on an event by time
+# (WORKER_RETRY_BUDGET_SECONDS since it was stored) and terminates it.
+UNLIMITED_DELIVERIES = -1
 ACK_WAIT_SECONDS = 60.0
 DUPLICATE_WINDOW_SECONDS = 300.0
 
@@ -54,6 +63,28 @@ def deadletter_stream_config(replicas: int = 1) -> StreamConfig:
         storage=StorageType.FILE,
         max_age=90 * 24 * 3600.0,
         num_replicas=replicas,
+    )
+
+
+def advisory_stream_config(replicas: int = 1) -> StreamConfig:
+    """A work queue: each advisory is removed once the event handler acked it (dead-lettered or dismissed)."""
+    return StreamConfig(
+        name=ADVISORY_STREAM,
+        subjects=[MAX_DELIVERIES_ADVISORY, TERMINATED_ADVISORY],
+        retention=RetentionPolicy.WORK_QUEUE,
+        storage=StorageType.FILE,
+        max_age=ADVISORY_MAX_AGE_SECONDS,
+        num_replicas=replicas,
+    )
+
+
+def advisory_consumer_config() -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=ADVISORY_CONSUMER,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=UNLIMITED_DELIVERIES,
     )
 
 
@@ -105,7 +136,7 @@ def worker_consumer_config(
     subjects: list[str],
     *,
     ack_wait: float = ACK_WAIT_SECONDS,
-    max_deliver: int = MAX_DELIVER,
+    max_deliver: int = UNLIMITED_DELIVERIES,
 ) -> ConsumerConfig:
     """The durable pull consumer a worker reads: named after it, filtered to its subscriptions."""
     return ConsumerConfig(

@@ -37,8 +37,16 @@ class NatsSettings(msgspec.Struct, frozen=True, kw_only=True):
         return cls(servers=servers, user=user, password=password, creds=env_str(env, "NATS_CREDS"))
 
 
-async def connect(settings: NatsSettings, name: str, **options: Any) -> Client:
-    """Connect with unlimited reconnects: the services ride out a NATS restart."""
+def inbox_prefix(user: str) -> str:
+    """`_INBOX_<user>`: the only inbox subjects nats.conf lets that NATS user subscribe to, so that no
+    service can read another's replies (JetStream deliveries, KV answers, the event handler's replies)."""
+    return f"_INBOX_{user}"
+
+
+async def connect(settings: NatsSettings, name: str, *, inbox: str, **options: Any) -> Client:
+    """Connect with unlimited reconnects (the services ride out a NATS restart), with the inbox prefix of
+    the NATS user `inbox`: requests, pull fetches and KV calls of nats-py all take their reply subjects
+    from it."""
 
     async def on_disconnect() -> None:
         log.warning("nats disconnected")
@@ -59,6 +67,7 @@ async def connect(settings: NatsSettings, name: str, **options: Any) -> Client:
         "reconnected_cb": on_reconnect,
         "error_cb": on_error,
         "allow_reconnect": True,
+        "inbox_prefix": inbox_prefix(inbox),
     }
     if settings.user and settings.password:
         kwargs["user"] = settings.user

@@ -54,7 +54,7 @@ async def incident_payloads(database_url: str, incident_id: int) -> list[bytes]:
 
 
 async def run(args: argparse.Namespace) -> int:
-    nc = await connect(NatsSettings.from_env(os.environ), "incidents-admin")
+    nc = await connect(NatsSettings.from_env(os.environ), "incidents-admin", inbox="admin")
     out = sys.stdout
     try:
         if args.command == "tail":

@@ -57,7 +57,7 @@ class NatsLink:
         delay = 0.2
         while True:
             try:
-                self.nc = await connect(self.settings, self.name)
+                self.nc = await connect(self.settings, self.name, inbox="api")
                 self._connected.set()
                 log.info("nats connected", servers=self.settings.servers)
                 return

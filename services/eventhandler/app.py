@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
@@ -27,11 +28,11 @@ from shared.natsconn import connect
 log = structlog.get_logger(__name__)
 
 
-def readiness(nc: Client, js: JetStreamContext) -> Callable[[], Awaitable[bool]]:
-    """Ready: NATS connected and the INCIDENTS stream answers."""
+def readiness(nc: Client, js: JetStreamContext, deadletters: asyncio.Task[None]) -> Callable[[], Awaitable[bool]]:
+    """Ready: NATS connected, the INCIDENTS stream answers and dead letters are being consumed."""
 
     async def ready() -> bool:
-        if not nc.is_connected:
+        if not nc.is_connected or deadletters.done():
             return False
         try:
             await js.stream_info(STREAM)
@@ -53,18 +54,25 @@ async def close(nc: Client) -> None:
             log.info("nats connection already lost at close", error=repr(exc))
 
 
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set; `started` is set once every endpoint answers."""
     initial = load_subscriptions(settings.subscriptions_file)
     metrics = Metrics()
     async with AsyncExitStack() as stack:
-        nc = await connect(settings.nats, "eventhandler")
+        nc = await connect(settings.nats, "eventhandler", inbox="eventhandler")
         stack.push_async_callback(close, nc)
         js = nc.jetstream()
         await ensure_streams(js, settings.stream_replicas)
         await ensure_consumers(nc, js, initial)
         await ensure_worker_buckets(js, sorted(initial), settings.stream_replicas)
-        await DeadLetters(js, metrics).subscribe(nc)
+        deadletters = asyncio.create_task(DeadLetters(js, metrics).consume(stop))
+        stack.push_async_callback(_cancel, deadletters)
         publisher = JetStreamPublisher(nc)
         await publisher.start()
         stack.push_async_callback(publisher.stop)
@@ -72,7 +80,8 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         service = await start_service(nc, endpoints, metrics)
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:
-            health = HealthServer(settings.health_host, settings.health_port, readiness(nc, js), metrics.render)
+            ready = readiness(nc, js, deadletters)
+            health = HealthServer(settings.health_host, settings.health_port, ready, metrics.render)
             await health.start()
             stack.push_async_callback(health.stop)
         await nc.flush()

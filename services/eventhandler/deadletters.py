@@ -1,29 +1,34 @@
 """Dead letters: copy each message a worker gave up on to DEADLETTERS, with the worker's last error.
 
 JetStream announces a message that reached a consumer's max deliveries, or that a worker terminated,
-with an advisory. Advisories are core NATS messages, not persisted: one published while no event
-handler is connected is lost, and its message stays unnoticed in INCIDENTS (it is still there, so it
-can be found again by stream sequence). Replicas share the advisories through a queue group, and the
-DLQ copy's Nats-Msg-Id makes a repeated copy a no-op.
+with an advisory. Advisories are core NATS messages; the DEADLETTER_ADVISORIES stream stores them,
+so one published while no event handler runs (or while it is busy) waits there. The event handler
+reads that stream with a durable pull consumer shared by its replicas and acks an advisory only once
+its message is in DEADLETTERS; the DLQ copy's Nats-Msg-Id makes a repeated copy a no-op.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable
 
 import msgspec
 import nats.errors
+import nats.js.errors
 import structlog
-from nats.aio.client import Client
 from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
 from services.eventhandler.metrics import Metrics
 from shared.events import MSG_ID_HEADER, REQUEST_ID_HEADER, STREAM, TRACEPARENT_HEADER
 from shared.jetstream import (
+    ADVISORY_CONSUMER,
+    ADVISORY_STREAM,
     DEADLETTER_STREAM,
+    MAX_DELIVERIES_ADVISORY,
+    TERMINATED_ADVISORY,
     WORKER_NAME,
     deadletter_subject,
     error_key,
@@ -40,13 +45,12 @@ REASON_HEADER = "Incidents-Reason"
 SUBJECT_HEADER = "Incidents-Subject"
 CARRIED_HEADERS = (REQUEST_ID_HEADER, TRACEPARENT_HEADER)
 
-ADVISORIES = {
-    f"$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{STREAM}.*": "max_deliveries",
-    f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{STREAM}.*": "terminated",
-}
-QUEUE_GROUP = "eventhandler-deadletters"
+ADVISORIES = {MAX_DELIVERIES_ADVISORY: "max_deliveries", TERMINATED_ADVISORY: "terminated"}
 MAX_ERROR_LENGTH = 2000
-RETRY_DELAYS = (0.2, 1.0, 3.0)
+FETCH_BATCH = 100
+FETCH_TIMEOUT = 2.0
+FETCH_WATCHDOG = FETCH_TIMEOUT + 5.0  # nats-py's fetch can hang past its own timeout (nats.py#933)
+RETRY_DELAY_MAX = 30.0
 TRANSIENT = (nats.errors.Error, TimeoutError)
 
 
@@ -70,29 +74,58 @@ class DeadLetters:
         self._js = js
         self._metrics = metrics
 
-    async def subscribe(self, nc: Client) -> list[Subscription]:
-        return [await nc.subscribe(subject, queue=QUEUE_GROUP, cb=self.on_advisory) for subject in ADVISORIES]
+    async def consume(self, stop: asyncio.Event) -> None:
+        """Dead-letter the stored advisories until `stop` is set."""
+        sub = await self._js.pull_subscribe_bind(ADVISORY_CONSUMER, ADVISORY_STREAM)
+        try:
+            while not stop.is_set():
+                try:
+                    msgs = await asyncio.wait_for(sub.fetch(FETCH_BATCH, timeout=FETCH_TIMEOUT), FETCH_WATCHDOG)
+                except TimeoutError:
+                    continue  # nothing stored: an empty fetch raises TimeoutError
+                except (nats.errors.Error, nats.js.errors.Error) as exc:
+                    log.warning("fetching advisories failed", error=repr(exc))
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+                    continue
+                for msg in msgs:
+                    await self.on_advisory(msg)
+        finally:
+            with contextlib.suppress(*TRANSIENT):
+                await sub.unsubscribe()
 
     async def on_advisory(self, msg: Msg) -> None:
-        reason = ADVISORIES[msg.subject.rsplit(".", 1)[0] + ".*"]
-        advisory = msgspec.json.decode(msg.data, type=Advisory)
-        bound = log.bind(worker=advisory.consumer, stream_seq=advisory.stream_seq, reason=reason)
-        if not WORKER_NAME.match(advisory.consumer):
-            bound.warning("advisory for a consumer that is no worker, ignored")
+        """Ack once the message is dead-lettered (or can't be); nak with a delay when JetStream is in trouble."""
+        reason = ADVISORIES.get(msg.subject.rsplit(".", 1)[0] + ".*")
+        try:
+            advisory = msgspec.json.decode(msg.data, type=Advisory)
+        except msgspec.DecodeError as exc:
+            log.error("undecodable advisory dropped", subject=msg.subject, error=str(exc))
+            await self._settle(msg.ack())
             return
-        for delay in (*RETRY_DELAYS, None):
-            try:
-                await self.dead_letter(advisory.consumer, advisory.stream_seq, advisory.deliveries, reason)
-                return
-            except NotFoundError:
-                bound.error("dead message no longer in the stream, not dead-lettered")
-                return
-            except TRANSIENT as exc:
-                if delay is None:
-                    bound.error("dead-lettering failed, advisory lost", error=repr(exc))
-                    self._metrics.inc("eventhandler_deadletter_failures_total")
-                    return
-                await asyncio.sleep(delay)  # backoff before retrying JetStream
+        bound = log.bind(worker=advisory.consumer, stream_seq=advisory.stream_seq, reason=reason)
+        if reason is None or not WORKER_NAME.match(advisory.consumer):
+            bound.warning("advisory for a consumer that is no worker, ignored", subject=msg.subject)
+            await self._settle(msg.ack())
+            return
+        try:
+            await self.dead_letter(advisory.consumer, advisory.stream_seq, advisory.deliveries, reason)
+        except NotFoundError:
+            bound.error("dead message no longer in the stream, not dead-lettered")
+        except TRANSIENT as exc:
+            delay = min(RETRY_DELAY_MAX, 2.0 ** min(msg.metadata.num_delivered, 8))
+            bound.warning("dead-lettering failed; the advisory is kept and retried", error=repr(exc), delay=delay)
+            self._metrics.inc("eventhandler_deadletter_failures_total")
+            await self._settle(msg.nak(delay=delay))
+            return
+        await self._settle(msg.ack())
+
+    @staticmethod
+    async def _settle(settlement: Awaitable[None]) -> None:
+        try:
+            await settlement
+        except TRANSIENT as exc:  # unsettled: the advisory comes back after AckWait
+            log.warning("could not settle an advisory", error=repr(exc))
 
     async def dead_letter(self, worker: str, stream_seq: int, deliveries: int, reason: str) -> None:
         original = await self._js.get_msg(STREAM, seq=stream_seq)

@@ -1,4 +1,5 @@
-"""Create or update the INCIDENTS and DEADLETTERS streams, and create the workers' durable consumers.
+"""Create or update the INCIDENTS, DEADLETTERS and DEADLETTER_ADVISORIES streams, and create the workers'
+durable consumers.
 
 A worker's consumer is created from the subscriptions file only when it does not exist yet. When it
 exists, its current filter subjects win, so a change made at run time (`PUT /subscriptions/{worker}`)
@@ -21,6 +22,10 @@ from nats.js.errors import APIError, BadRequestError, BucketNotFoundError, NotFo
 
 from shared.events import STREAM
 from shared.jetstream import (
+    ADVISORY_STREAM,
+    UNLIMITED_DELIVERIES,
+    advisory_consumer_config,
+    advisory_stream_config,
     deadletter_stream_config,
     incidents_stream_config,
     refs_bucket,
@@ -48,6 +53,8 @@ async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def ensure_streams(js: JetStreamContext, replicas: int) -> None:
     await ensure_stream(js, incidents_stream_config(replicas))
     await ensure_stream(js, deadletter_stream_config(replicas))
+    await ensure_stream(js, advisory_stream_config(replicas))
+    await js.add_consumer(ADVISORY_STREAM, advisory_consumer_config())  # the same config: a no-op update
 
 
 async def ensure_worker_buckets(js: JetStreamContext, workers: list[str], replicas: int) -> None:
@@ -108,9 +115,21 @@ async def create_consumer_if_missing(nc: Client, js: JetStreamContext, worker: s
     return True
 
 
+async def lift_delivery_limit(nc: Client, js: JetStreamContext, worker: str) -> bool:
+    """Let an existing consumer redeliver without a count limit (older versions capped it at 10), keeping
+    its filter subjects and position: retries are bounded by time in the worker. True when it was changed."""
+    info = await js.consumer_info(STREAM, worker)
+    if info.config.max_deliver == UNLIMITED_DELIVERIES:
+        return False
+    await put_consumer(nc, dataclasses.replace(info.config, max_deliver=UNLIMITED_DELIVERIES), "update")
+    log.info("consumer delivery limit lifted", worker=worker, was=info.config.max_deliver)
+    return True
+
+
 async def ensure_consumers(nc: Client, js: JetStreamContext, subscriptions: dict[str, list[str]]) -> None:
     for worker, subjects in sorted(subscriptions.items()):
         if await create_consumer_if_missing(nc, js, worker, subjects):
             log.info("consumer created", worker=worker, events=subjects)
         else:
             log.info("consumer exists, keeping its filter subjects", worker=worker)
+            await lift_delivery_limit(nc, js, worker)

@@ -75,7 +75,7 @@ async def serve(
             health = HealthServer(settings.health_host, settings.health_port, ready, metrics.render)
             await health.start()
             stack.push_async_callback(health.stop)
-        nc = await _unless_stopped(connect(settings.nats, name=f"worker-{worker.name}"), stop)
+        nc = await _unless_stopped(connect(settings.nats, f"worker-{worker.name}", inbox=worker.name), stop)
         if nc is None:
             return
         stack.push_async_callback(nc.drain)

@@ -1,7 +1,7 @@
 """Failures a worker raises, so the runner can choose between ack, nak-with-delay and term.
 
 WorkerError
-├── RetryableError      5xx, timeouts, connection errors, a lease held too long: nak with backoff
+├── RetryableError      409, 5xx, timeouts, connection errors, a lease held too long: nak with backoff
 │   └── RateLimited     429 with Retry-After: nak after `retry_after` seconds
 └── PermanentError      other 4xx, an event that can't be decoded or applied: term
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import structlog
 
+from services.workers.deadline import time_left
 from services.workers.errors import PermanentError, RateLimited, RetryableError
 
 log = structlog.get_logger(__name__)
@@ -49,13 +51,18 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float:
 
 
 def raise_for_status(vendor: str, response: httpx.Response) -> None:
-    """429 → RateLimited, 5xx → RetryableError, other 4xx → PermanentError."""
+    """429 → RateLimited, 409 and 5xx → RetryableError, other 4xx → PermanentError."""
     status = response.status_code
     if status < 400:
         return
     what = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {response.text[:500]}"
     if status == 429:
         raise RateLimited(what, parse_retry_after(response.headers.get("Retry-After")))
+    if status == 409:
+        # A conflict (Zendesk: concurrent updates of one ticket) refused the change: try again later.
+        retry_after = response.headers.get("Retry-After")
+        delay = parse_retry_after(retry_after) if retry_after else None
+        raise RetryableError(what, delay=delay, maybe_applied=False)
     if status >= 500:
         raise RetryableError(what)
     raise PermanentError(what)
@@ -101,14 +108,23 @@ class VendorHttp:
                 json=request.json,
             )
             return httpx.Response(200, json=self._dry_run(request))
+        left = time_left()
+        if left is not None and left <= 0:
+            what = f"{self.vendor} {request.method} {request.path}: not sent, the sync's deadline has passed"
+            raise RetryableError(what, maybe_applied=False)
         try:
-            response = await self.client.request(
-                request.method,
-                self.url(request),
-                json=request.json,
-                auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
-                headers=self._headers,
-            )
+            async with asyncio.timeout(left):
+                response = await self.client.request(
+                    request.method,
+                    self.url(request),
+                    json=request.json,
+                    auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
+                    headers=self._headers,
+                )
+        except TimeoutError as exc:
+            # The answer did not arrive in full by the deadline: the call may have been applied.
+            what = f"{self.vendor} {request.method} {request.path}: no complete answer by the sync's deadline"
+            raise RetryableError(what) from exc
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             what = f"{self.vendor} {request.method} {request.path}: cannot connect ({exc!r})"
             raise RetryableError(what, maybe_applied=False) from exc

@@ -12,6 +12,7 @@ import structlog
 from nats.aio.msg import Msg
 
 from services.workers.base import Worker
+from services.workers.deadline import sync_deadline
 from services.workers.errors import PermanentError, RetryableError
 from services.workers.lease import LeaseKeeper
 from services.workers.metrics import Outcome, WorkerMetrics
@@ -29,7 +30,8 @@ Settlement = Callable[[], Awaitable[None]]
 
 
 def backoff(deliveries: int, base: float, cap: float) -> float:
-    return float(min(cap, base * 2 ** max(deliveries - 1, 0)))
+    # The exponent is capped: with no delivery limit, 2**deliveries would overflow a float.
+    return float(min(cap, base * 2 ** min(max(deliveries - 1, 0), 32)))
 
 
 class Processor:
@@ -40,14 +42,12 @@ class Processor:
         settings: RunnerSettings,
         metrics: WorkerMetrics,
         owner: str,
-        max_deliver: int,
     ) -> None:
         self.worker = worker
         self.store = store
         self.settings = settings
         self.metrics = metrics
         self.owner = owner
-        self.max_deliver = max_deliver
         self.active: set[LeaseKeeper] = set()
 
     async def skip(self, msg: Msg, reason: str) -> Outcome:
@@ -95,7 +95,8 @@ class Processor:
                 log.info("stale event skipped")
                 return Outcome.SKIPPED, lambda: self._settle(msg.ack(), "ack")
             try:
-                record = await self.worker.sync(event, record, keeper)
+                with sync_deadline(self.settings.sync_timeout):
+                    record = await self.worker.sync(event, record, keeper)
                 await keeper.finish(record, event.incidentversion)
             except BaseException:
                 with contextlib.suppress(*_NATS_TROUBLE):
@@ -122,18 +123,25 @@ class Processor:
                 await self.store.clear_error(msg.metadata.sequence.stream)
 
     async def _retry(self, msg: Msg, exc: RetryableError) -> tuple[Outcome, Settlement]:
-        deliveries = msg.metadata.num_delivered
-        final = deliveries >= self.max_deliver
+        """Nak with backoff (or the vendor's Retry-After) while the retry budget lasts; then term it, so the
+        event handler dead-letters it from the terminated advisory."""
+        meta = msg.metadata
+        deliveries = meta.num_delivered
+        budget = self.settings.retry_budget
+        remaining = budget - (time.time() - meta.timestamp.timestamp())
+        if remaining <= 0:
+            error = f"retry budget of {budget:g} s spent after {deliveries} deliveries: {exc}"
+            await self._write_error(msg, error)
+            log.error("event dead-lettered: retry budget spent", error=str(exc), deliveries=deliveries)
+            return Outcome.DEAD_LETTERED, lambda: self._settle(msg.term(), "term")
         await self._write_error(msg, str(exc))
-        if final:
-            delay = 0.0
-        elif exc.delay is not None:
+        if exc.delay is not None:
             delay = exc.delay
         else:
             delay = backoff(deliveries, self.settings.retry_base, self.settings.retry_max)
-        log.warning("event will be redelivered", error=str(exc), deliveries=deliveries, delay=delay, final=final)
-        outcome = Outcome.DEAD_LETTERED if final else Outcome.RETRIED
-        return outcome, lambda: self._settle(msg.nak(delay=delay), "nak")
+        delay = min(delay, remaining)  # one last try when the budget ends
+        log.warning("event will be redelivered", error=str(exc), deliveries=deliveries, delay=delay)
+        return Outcome.RETRIED, lambda: self._settle(msg.nak(delay=delay), "nak")
 
     async def _fail(self, msg: Msg, error: str) -> tuple[Outcome, Settlement]:
         await self._write_error(msg, error)

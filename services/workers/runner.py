@@ -24,7 +24,7 @@ from services.workers.processor import Processor
 from services.workers.settings import RunnerSettings
 from services.workers.store import RecordStore
 from shared.events import REDRIVE_HEADER, STREAM, CloudEvent, decode_event
-from shared.jetstream import ACK_WAIT_SECONDS, MAX_DELIVER
+from shared.jetstream import ACK_WAIT_SECONDS
 
 log = structlog.get_logger(__name__)
 
@@ -74,11 +74,8 @@ class Runner:
         if bound is None:
             return
         sub, info = bound
-        max_deliver = info.config.max_deliver if info.config.max_deliver and info.config.max_deliver > 0 else None
         ack_wait = info.config.ack_wait or ACK_WAIT_SECONDS
-        self.processor = Processor(
-            self.worker, self.store, self.settings, self.metrics, self.owner, max_deliver or MAX_DELIVER
-        )
+        self.processor = Processor(self.worker, self.store, self.settings, self.metrics, self.owner)
         helpers = [
             asyncio.create_task(self._heartbeat(min(ack_wait, self.settings.lease_ttl) / 3)),
             asyncio.create_task(self._watch_pending(stop)),

@@ -14,6 +14,8 @@ DEFAULT_HEALTH_HOST = "127.0.0.1"  # the manifests set 0.0.0.0 for kubelet probe
 
 
 DEFAULT_CREATE_GRACE = 30.0
+DEFAULT_RETRY_BUDGET = 48 * 3600.0  # as long as PagerDuty retries
+DEFAULT_SYNC_TIMEOUT = 120.0
 
 
 def env_create_grace(env: Mapping[str, str]) -> float:
@@ -37,13 +39,19 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """WORKER_RETRY_BASE_SECONDS: first redelivery delay; doubles with each delivery."""
     retry_max: float = 300.0
     """WORKER_RETRY_MAX_SECONDS: cap of the redelivery delay."""
+    retry_budget: float = DEFAULT_RETRY_BUDGET
+    """WORKER_RETRY_BUDGET_SECONDS: retryable failures are retried until this long after the event was
+    stored in the stream; then it is dead-lettered. No count of deliveries limits it."""
+    sync_timeout: float = DEFAULT_SYNC_TIMEOUT
+    """WORKER_SYNC_TIMEOUT_SECONDS: the deadline of one sync of an incident; a vendor call still running
+    then is abandoned as a call of unknown outcome and the event is retried."""
     shutdown_grace: float = 20.0
     """WORKER_SHUTDOWN_GRACE_SECONDS: time to finish in-flight events on SIGTERM."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RunnerSettings:
         d = cls()
-        return cls(
+        settings = cls(
             concurrency=env_int(env, "WORKER_CONCURRENCY", d.concurrency, minimum=1, maximum=1024),
             fetch_batch=env_int(env, "WORKER_FETCH_BATCH", d.fetch_batch, minimum=1, maximum=1000),
             fetch_timeout=env_float(env, "WORKER_FETCH_TIMEOUT_SECONDS", d.fetch_timeout, minimum=0.1),
@@ -51,8 +59,21 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
             lease_wait=env_float(env, "WORKER_LEASE_WAIT_SECONDS", d.lease_wait, minimum=0.0),
             retry_base=env_float(env, "WORKER_RETRY_BASE_SECONDS", d.retry_base, minimum=0.0),
             retry_max=env_float(env, "WORKER_RETRY_MAX_SECONDS", d.retry_max, minimum=0.0),
+            retry_budget=env_float(env, "WORKER_RETRY_BUDGET_SECONDS", d.retry_budget, minimum=1.0),
+            sync_timeout=env_float(env, "WORKER_SYNC_TIMEOUT_SECONDS", d.sync_timeout, minimum=1.0),
             shutdown_grace=env_float(env, "WORKER_SHUTDOWN_GRACE_SECONDS", d.shutdown_grace, minimum=0.0),
         )
+        if settings.retry_max < settings.retry_base:
+            raise ConfigError(
+                f"WORKER_RETRY_MAX_SECONDS ({settings.retry_max:g}) must be >= "
+                f"WORKER_RETRY_BASE_SECONDS ({settings.retry_base:g})"
+            )
+        if settings.retry_budget < settings.retry_max:
+            raise ConfigError(
+                f"WORKER_RETRY_BUDGET_SECONDS ({settings.retry_budget:g}) must be >= "
+                f"WORKER_RETRY_MAX_SECONDS ({settings.retry_max:g})"
+            )
+        return settings
 
 
 class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):

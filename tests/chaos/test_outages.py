@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from shared.jetstream import MAX_DELIVER
 from tests.chaos.outage import OutagePlan, run_outage
 
 pytestmark = [pytest.mark.slow, pytest.mark.mysql]
@@ -25,7 +24,7 @@ async def test_jira_down_for_a_minute_then_everything_is_delivered(tmp_path: Pat
     assert 0 < report.others_caught_up_after < 35, explanation
     assert report.answered_503 > 0 and report.refused_phase, explanation
     assert report.waiting_seen > 0 and report.redelivered_seen > 0, explanation
-    assert 1 < report.max_deliveries < MAX_DELIVER, explanation
+    assert report.max_deliveries > 1, explanation
     # Afterwards: nothing dead-lettered, everything delivered once.
     assert report.deadletters == 0, explanation
     assert (report.duplicates, report.lost, report.converged) == (0, 0, 100.0), explanation

@@ -7,6 +7,7 @@ resolved against the example Secret, so its placeholder values are proven usable
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,8 @@ from services.eventhandler.streams import ensure_consumers, ensure_streams
 from services.workers.store import open_bucket
 from shared.events import STREAM
 from shared.jetstream import (
+    ADVISORY_CONSUMER,
+    ADVISORY_STREAM,
     DEADLETTER_STREAM,
     DEADLETTERS_LIST_SUBJECT,
     DEADLETTERS_REDRIVE_SUBJECT,
@@ -33,6 +36,7 @@ from shared.jetstream import (
     SUBSCRIPTIONS_SET_SUBJECT,
     refs_bucket,
 )
+from shared.natsconn import inbox_prefix
 from tests.deploy.manifests import example_secrets, render
 from tests.deploy.natsconf import DeployedNats, deployed_conf, localize, start_deployed_nats
 from tests.support.polling import eventually
@@ -86,6 +90,7 @@ async def login(deployed_nats: DeployedNats) -> AsyncIterator[object]:
             error_cb=on_error,
             allow_reconnect=False,
             name=f"deploy-test-{user}",
+            inbox_prefix=inbox_prefix(user),  # as the services connect (shared/natsconn.py)
         )
         clients.append(nc)
         return User(nc, nc.jetstream(timeout=DENIED_WAIT), found)
@@ -186,16 +191,8 @@ async def test_eventhandler_owns_streams_consumers_and_events(login: object) -> 
     await eventhandler.violation("publish", "$KV.refs-jira.incident.1")
 
 
-async def test_eventhandler_hears_the_advisories_a_worker_causes(login: object) -> None:
+async def test_eventhandler_reads_the_stored_advisories_a_worker_causes(login: object) -> None:
     eventhandler = await setup_streams(login)
-    heard: list[str] = []
-
-    async def on_advisory(msg: Msg) -> None:
-        heard.append(msg.subject)
-
-    for kind in ("MAX_DELIVERIES", "MSG_TERMINATED"):
-        await eventhandler.nc.subscribe(f"$JS.EVENT.ADVISORY.CONSUMER.{kind}.{STREAM}.*", cb=on_advisory)
-    await eventhandler.nc.flush()
     await eventhandler.js.publish("incident.resolved", b"{}", stream=STREAM)
     jira = await as_user(login, "jira")
     subscription = await jira.js.pull_subscribe_bind("jira", stream=STREAM)
@@ -207,12 +204,61 @@ async def test_eventhandler_hears_the_advisories_a_worker_causes(login: object) 
         await msg.ack()
     await msg.term()
 
-    async def terminated() -> bool:
-        return f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{STREAM}.jira" in heard
-
-    await eventually(terminated, timeout=5, what="the terminated advisory")
+    # Stored while nobody listens: the event handler reads it from its stream when it gets to it.
+    advisories = await eventhandler.js.pull_subscribe_bind(ADVISORY_CONSUMER, ADVISORY_STREAM)
+    (advisory,) = await advisories.fetch(1, timeout=5)
+    assert advisory.subject == f"$JS.EVENT.ADVISORY.CONSUMER.MSG_TERMINATED.{STREAM}.jira"
+    assert json.loads(advisory.data)["stream_seq"] == msg.metadata.sequence.stream
+    await advisory.ack_sync()
+    await advisories.unsubscribe()
     eventhandler.clean()
     jira.clean()
+
+
+async def test_each_user_reads_only_its_own_inbox(login: object, deployed_nats: DeployedNats) -> None:
+    """Whoever holds the jira password must not read slack's deliveries, KV answers or replies."""
+    eventhandler = await setup_streams(login)
+    await eventhandler.js.publish("incident.created", b'{"secret": "slack delivery"}', stream=STREAM)
+    jira = await as_user(login, "jira")
+    overheard: list[Msg] = []
+
+    async def overhear(msg: Msg) -> None:
+        overheard.append(msg)
+
+    for pattern in ("_INBOX.>", "_INBOX_slack.>", "_INBOX_eventhandler.>", "_INBOX_api.>", ">"):
+        await jira.nc.subscribe(pattern, cb=overhear)
+        await jira.violation("subscription", pattern)
+    slack = await as_user(login, "slack")
+    slack.js = slack.nc.jetstream(timeout=5)
+    subscription = await slack.js.pull_subscribe_bind("slack", stream=STREAM)
+    (delivery,) = await subscription.fetch(1, timeout=5)
+    assert delivery.data == b'{"secret": "slack delivery"}' and delivery.subject == "incident.created"
+    await delivery.ack_sync()
+    await (await open_bucket(slack.js, "slack")).put("incident.1", b"slack-ref")
+    await jira.nc.flush()
+    assert overheard == []
+    await subscription.unsubscribe()
+    slack.clean()
+
+    # A default `_INBOX` prefix gets no JetStream answer at all: the server refuses to deliver it.
+    errors: list[str] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    stray = await nats.connect(
+        deployed_nats.url,
+        user="jira",
+        password=deployed_nats.passwords["jira"],
+        allow_reconnect=False,
+        error_cb=on_error,
+    )
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await stray.jetstream(timeout=DENIED_WAIT).consumer_info(STREAM, "jira")
+        assert any('subscription to "_inbox.' in e.lower() for e in errors), errors
+    finally:
+        await stray.close()
 
 
 async def test_worker_reads_its_own_consumer(login: object) -> None:

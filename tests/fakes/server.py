@@ -44,6 +44,8 @@ class Fault:
     count: int
     reply: Reply | None = None
     delay: float = 0.0
+    trickle: float = 0.0
+    """Seconds between the bytes of the answer's body (the request itself is applied at once)."""
     method: str | None = None
     path: str | None = None
 
@@ -66,6 +68,7 @@ class FakeServer:
         self.requests: list[FakeRequest] = []
         self._faults: list[Fault] = []
         self.in_flight = 0
+        self._stopping = False
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -83,6 +86,7 @@ class FakeServer:
         return self
 
     def stop(self) -> None:
+        self._stopping = True  # ends trickling answers, so that the server can shut down
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
@@ -117,6 +121,11 @@ class FakeServer:
     def slow_next(self, count: int, seconds: float, **match: Any) -> None:
         with self.lock:
             self._faults.append(Fault(count, None, delay=seconds, **match))
+
+    def trickle_next(self, count: int, seconds_per_byte: float, **match: Any) -> None:
+        """Apply the next matching requests at once, but send each answer's body one byte at a time."""
+        with self.lock:
+            self._faults.append(Fault(count, None, trickle=seconds_per_byte, **match))
 
     def _take_fault(self, request: FakeRequest) -> Fault | None:
         with self.lock:
@@ -182,7 +191,21 @@ class FakeServer:
             reply = self.unauthorized()
         else:
             reply = self._dispatch(request)
+        if fault is not None and fault.trickle:
+            await self._trickle(send, reply, fault.trickle)
+            return
         await self._send(send, reply)
+
+    async def _trickle(self, send: Any, reply: Reply, seconds_per_byte: float) -> None:
+        payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+        headers = [(b"content-type", b"application/json; charset=utf-8"), (b"content-length", b"%d" % len(payload))]
+        await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+        for i in range(len(payload)):
+            if self._stopping:
+                return
+            await send({"type": "http.response.body", "body": payload[i : i + 1], "more_body": True})
+            await asyncio.sleep(seconds_per_byte)
+        await send({"type": "http.response.body", "body": b""})
 
     def _dispatch(self, request: FakeRequest) -> Reply:
         for method, pattern, handler in self.routes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import datetime
 
@@ -11,6 +12,7 @@ from nats.aio.client import Client
 from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from services.eventhandler.streams import put_consumer
 from shared.events import STREAM, EventType, decode_event, encode_event
 from shared.jetstream import (
     DEADLETTER_STREAM,
@@ -21,6 +23,7 @@ from shared.jetstream import (
     PUBLISH_SUBJECT,
     SUBSCRIPTIONS_GET_SUBJECT,
     SUBSCRIPTIONS_SET_SUBJECT,
+    UNLIMITED_DELIVERIES,
 )
 from tests.integration.eventhandler.support import InProcessEventHandler, ServiceErrorReply, call, publish_body
 from tests.support.polling import eventually
@@ -193,6 +196,26 @@ async def test_a_runtime_change_survives_a_restart(nc: Client, eventhandler: InP
     subscriptions = await call(nc, SUBSCRIPTIONS_GET_SUBJECT, {})
     assert subscriptions["slack"] == ["incident.deleted"]
     assert subscriptions["zendesk"] == SHIPPED["zendesk"]  # deleted: back to the file
+
+
+async def test_start_lifts_the_delivery_limit_of_an_older_consumer_and_keeps_its_filters(
+    nc: Client, eventhandler: InProcessEventHandler
+) -> None:
+    """Consumers made by an older version stop redelivering after 10 tries; retries are bounded by time now."""
+    await call(nc, SUBSCRIPTIONS_SET_SUBJECT, {"worker": "slack", "events": ["incident.deleted"]})
+    await eventhandler.stop()
+    js = nc.jetstream()
+    info = await js.consumer_info(STREAM, "slack")
+    await put_consumer(nc, dataclasses.replace(info.config, max_deliver=10), "update")
+    assert (await js.consumer_info(STREAM, "slack")).config.max_deliver == 10
+
+    await eventhandler.start()
+
+    upgraded = await js.consumer_info(STREAM, "slack")
+    assert upgraded.config.max_deliver == UNLIMITED_DELIVERIES
+    assert upgraded.config.filter_subjects == ["incident.deleted"]
+    for worker in SHIPPED:
+        assert (await js.consumer_info(STREAM, worker)).config.max_deliver == UNLIMITED_DELIVERIES
 
 
 async def test_two_replicas_start_at_once(nc: Client, eventhandler: InProcessEventHandler) -> None:

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import msgspec
 from nats.js import JetStreamContext
-from nats.js.errors import KeyNotFoundError
 
 from services.workers.jira.worker import JiraWorker
 from services.workers.metrics import Outcome
 from services.workers.slack.worker import SlackWorker
 from services.workers.store import ErrorRecord
+from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import STREAM
-from shared.jetstream import MAX_DELIVER, error_key, refs_bucket
+from shared.jetstream import error_key, refs_bucket
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
-from tests.integration.workers.helpers import StartWorker, load_record, settled
-from tests.integration.workers.vendors import Vendor, jira_env, make_vendor, slack_env
+from tests.fakes.zendesk import FakeZendesk
+from tests.integration.workers.helpers import FAST, StartWorker, load_record, settled
+from tests.integration.workers.vendors import Vendor, jira_env, make_vendor, slack_env, zendesk_env
 from tests.support.polling import eventually
 
 
@@ -87,32 +90,24 @@ async def test_a_4xx_terminates_the_event_and_records_why(
     assert record is not None and record.pending is None and record.lease is None
 
 
-async def test_retryable_errors_are_recorded_until_the_last_delivery(
+async def test_retryable_errors_are_retried_until_the_budget_is_spent_then_terminated(
     js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
 ) -> None:
-    running = await start_worker(JiraWorker, jira_env(fake_jira))
+    """No count of deliveries ends the retries: the time since the event was stored does."""
+    budget = 3.0
+    running = await start_worker(JiraWorker, jira_env(fake_jira), msgspec.structs.replace(FAST, retry_budget=budget))
     fake_jira.fail_next(1000, 503, {"errorMessages": ["maintenance"]})
     seq = await publish(js, IncidentFeed().create("during maintenance"))
+    stored = (await js.get_msg(STREAM, seq=seq)).time
 
-    async def last_delivery_recorded() -> bool:
-        try:
-            error = await read_error(js, "jira", seq)
-        except KeyNotFoundError:
-            return False
-        assert error.deliveries == MAX_DELIVER, error
-        return True
-
-    await eventually(last_delivery_recorded, timeout=20, what="error of the last delivery")
+    await settled(js, "jira", timeout=20)
     error = await read_error(js, "jira", seq)
-    assert "503" in error.error and error.worker == "jira"
-    await eventually(
-        lambda: _true(running.runner.metrics.events[Outcome.DEAD_LETTERED] == 1), what="dead-lettered count"
-    )
-    assert running.runner.metrics.events[Outcome.RETRIED] == MAX_DELIVER - 1
-
-
-async def _true(value: bool) -> bool:
-    return value
+    assert error.error.startswith(f"retry budget of {budget:g} s spent") and "503" in error.error, error
+    assert error.worker == "jira" and error.deliveries > 1
+    assert stored is not None and (datetime.now(UTC) - stored).total_seconds() >= budget
+    assert running.runner.metrics.events[Outcome.DEAD_LETTERED] == 1
+    assert running.runner.metrics.events[Outcome.RETRIED] == error.deliveries - 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 0
 
 
 async def test_an_undecodable_event_is_terminated_with_its_error(
@@ -261,3 +256,42 @@ async def test_a_deleted_incident_whose_last_update_failed_still_shows_deleted(
 
     await settled(js, "slack")
     assert "deleted" in fake_slack.only(1).text.lower()
+
+
+async def test_a_zendesk_409_on_a_concurrent_update_is_retried(
+    js: JetStreamContext, fake_zendesk: FakeZendesk, start_worker: StartWorker
+) -> None:
+    """Zendesk answers 409 when two updates of one ticket race, and expects the update to be sent again."""
+    running = await start_worker(ZendeskWorker, zendesk_env(fake_zendesk))
+    feed = IncidentFeed()
+    await publish(js, feed.create("checkout errors"))
+    await settled(js, "zendesk")
+    conflict = {"error": "RecordInvalid", "description": "Ticket was updated concurrently"}
+    fake_zendesk.fail_next(2, 409, conflict, method="PUT", path=r"^/api/v2/tickets/\d+\.json$")
+    await publish(js, feed.comment(1, "rolled back"))
+
+    await settled(js, "zendesk")
+    assert tagged(fake_zendesk.only(1).comment_bodies(), "[incident-1 #1]") == 1
+    assert running.runner.metrics.events[Outcome.FAILED] == 0
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 2
+
+
+async def test_a_vendor_trickling_its_answer_holds_nothing_past_the_sync_deadline(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
+) -> None:
+    """Each byte comes well within the read timeout, the whole answer would take minutes: the deadline ends
+    the call, its outcome is unknown, and the retry finds the object the call made instead of making another."""
+    settings = msgspec.structs.replace(FAST, sync_timeout=2.0)
+    running = await start_worker(vendor.factory, vendor.env, settings, http_timeout=5.0)
+    vendor.fake.trickle_next(1, 1.0, **vendor.create)
+    feed = IncidentFeed()
+    await publish(js, feed.create("slow vendor"))
+    await publish(js, feed.comment(1, "still slow"))
+
+    await settled(js, vendor.name, timeout=30)
+    assert vendor.creates() == 1
+    assert vendor.objects(1) == 1
+    assert tagged(vendor.posts(1), "[incident-1 #1]") == 1
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 1
+    record = await load_record(js, vendor.name, 1)
+    assert record is not None and record.pending is None and record.lease is None

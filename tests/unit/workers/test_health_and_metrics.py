@@ -64,6 +64,6 @@ def test_metrics_render_counters_histogram_and_gauges() -> None:
     assert text.endswith("\n")
 
 
-@pytest.mark.parametrize(("deliveries", "expected"), [(1, 2.0), (2, 4.0), (5, 32.0), (10, 300.0)])
+@pytest.mark.parametrize(("deliveries", "expected"), [(1, 2.0), (2, 4.0), (5, 32.0), (10, 300.0), (5000, 300.0)])
 def test_backoff_doubles_per_delivery_up_to_the_cap(deliveries: int, expected: float) -> None:
     assert backoff(deliveries, base=2.0, cap=300.0) == expected

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
 import pytest
 
+from services.workers.deadline import sync_deadline
 from services.workers.errors import PermanentError, RateLimited, RetryableError, WorkerError
 from services.workers.http import Request, VendorHttp, parse_retry_after
 
@@ -42,7 +45,18 @@ async def test_429_is_rate_limited_for_its_retry_after() -> None:
     assert not caught.value.maybe_applied
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422])
+async def test_409_is_retryable_and_surely_not_applied() -> None:
+    """Zendesk answers 409 to concurrent updates of one ticket and expects a retry."""
+    with pytest.raises(RetryableError) as caught:
+        await answering(409, json={"error": "RecordInvalid"}).json(Request("PUT", "/tickets/1.json"))
+    assert not isinstance(caught.value, RateLimited)
+    assert not caught.value.maybe_applied and caught.value.delay is None
+    with pytest.raises(RetryableError) as caught:
+        await answering(409, headers={"Retry-After": "4"}).json(Request("PUT", "/tickets/1.json"))
+    assert caught.value.delay == 4.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_other_4xx_are_permanent(status: int) -> None:
     with pytest.raises(PermanentError):
         await answering(status, json={"errorMessages": ["no"]}).json(Request("POST", "/things"))
@@ -88,3 +102,26 @@ def test_retry_after_accepts_seconds_and_http_dates_and_defaults_when_missing() 
 def test_the_error_tree() -> None:
     assert issubclass(RateLimited, RetryableError) and issubclass(RetryableError, WorkerError)
     assert issubclass(PermanentError, WorkerError) and not issubclass(PermanentError, RetryableError)
+
+
+async def test_a_call_still_unanswered_at_the_sync_deadline_may_have_been_applied() -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200)
+
+    started = time.monotonic()
+    with sync_deadline(0.2), pytest.raises(RetryableError, match="deadline") as caught:
+        await vendor(httpx.MockTransport(slow)).json(Request("POST", "/things"))
+    assert caught.value.maybe_applied and time.monotonic() - started < 5
+
+
+async def test_no_call_is_sent_once_the_sync_deadline_has_passed() -> None:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    with sync_deadline(0.0), pytest.raises(RetryableError, match="not sent") as caught:
+        await vendor(httpx.MockTransport(record)).json(Request("GET", "/x"))
+    assert not caught.value.maybe_applied and sent == []

@@ -33,9 +33,18 @@ def test_cli_rejects_an_unknown_worker(capsys: pytest.CaptureFixture[str]) -> No
     assert "known workers: " in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("WORKER_CONCURRENCY", "many", "WORKER_CONCURRENCY must be an integer"),
+        ("WORKER_RETRY_BUDGET_SECONDS", "48h", "WORKER_RETRY_BUDGET_SECONDS must be a number"),
+        ("WORKER_RETRY_BUDGET_SECONDS", "10", "WORKER_RETRY_BUDGET_SECONDS (10) must be >= WORKER_RETRY_MAX_SECONDS"),
+        ("WORKER_SYNC_TIMEOUT_SECONDS", "0", "WORKER_SYNC_TIMEOUT_SECONDS must be >= 1.0"),
+    ],
+)
 def test_cli_rejects_a_bad_setting_before_connecting(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
 ) -> None:
-    monkeypatch.setenv("WORKER_CONCURRENCY", "many")
+    monkeypatch.setenv(name, value)
     assert main(["jira"]) == 2
-    assert "WORKER_CONCURRENCY must be an integer" in capsys.readouterr().err
+    assert message in capsys.readouterr().err

@@ -75,3 +75,26 @@ def test_runner_and_service_settings() -> None:
     for bad in ({"LOG_FORMAT": "xml"}, {"LOG_LEVEL": "LOUD"}, {"HEALTH_PORT": "99999"}, {"WORKER_FETCH_BATCH": "0"}):
         with pytest.raises(ConfigError):
             ServiceSettings.from_env(bad)
+
+
+def test_retry_budget_and_sync_deadline() -> None:
+    defaults = RunnerSettings.from_env({})
+    assert (defaults.retry_budget, defaults.sync_timeout) == (172800.0, 120.0)
+    settings = RunnerSettings.from_env({"WORKER_RETRY_BUDGET_SECONDS": "3600", "WORKER_SYNC_TIMEOUT_SECONDS": "15"})
+    assert (settings.retry_budget, settings.sync_timeout) == (3600.0, 15.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"WORKER_RETRY_BUDGET_SECONDS": "two days"}, "WORKER_RETRY_BUDGET_SECONDS must be a number"),
+        ({"WORKER_RETRY_BUDGET_SECONDS": "0"}, "WORKER_RETRY_BUDGET_SECONDS must be >= 1.0"),
+        ({"WORKER_RETRY_BUDGET_SECONDS": "60"}, r"WORKER_RETRY_BUDGET_SECONDS \(60\) must be >= WORKER_RETRY_MAX"),
+        ({"WORKER_RETRY_BASE_SECONDS": "10", "WORKER_RETRY_MAX_SECONDS": "5"}, "WORKER_RETRY_MAX_SECONDS"),
+        ({"WORKER_SYNC_TIMEOUT_SECONDS": "0.1"}, "WORKER_SYNC_TIMEOUT_SECONDS must be >= 1.0"),
+        ({"WORKER_SYNC_TIMEOUT_SECONDS": "-"}, "WORKER_SYNC_TIMEOUT_SECONDS must be a number"),
+    ],
+)
+def test_bad_retry_budget_or_sync_deadline_stops_the_worker(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        RunnerSettings.from_env(env)
