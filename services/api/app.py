@@ -27,8 +27,10 @@ from services.api.repository import IncidentRepository, SqlIncidentRepository
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
+from services.api.routes.webhooks import WebhookController
 from services.api.schemas import STRICT_BODIES
 from services.api.settings import ApiSettings
+from services.api.webhooks import WebhookStore
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -59,6 +61,12 @@ def build_components(settings: ApiSettings) -> Components:
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
     parts = components or build_components(settings)
+    webhooks = WebhookStore(
+        parts.link,
+        parts.db,
+        allow_private=settings.webhook_allow_private,
+        secret_overlap=settings.webhook_secret_overlap,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -78,7 +86,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             await parts.db.disconnect()
 
     app = Litestar(
-        route_handlers=[IncidentController, SubscriptionController, live, ready, metrics_endpoint],
+        route_handlers=[IncidentController, SubscriptionController, WebhookController, live, ready, metrics_endpoint],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
@@ -87,13 +95,23 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
             "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
             "links": Provide(lambda: parts.links, sync_to_thread=False),
+            "webhooks": Provide(lambda: webhooks, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
+        signature_types=[
+            IncidentRepository,
+            Db,
+            NatsLink,
+            OutboxStore,
+            EventHandlerClient,
+            ApiMetrics,
+            LinkReader,
+            WebhookStore,
+        ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )

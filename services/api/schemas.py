@@ -140,4 +140,6 @@ class Timeline(msgspec.Struct):
     items: list[TimelineItem]
 
 
-STRICT_BODIES = frozenset({"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions"})
+STRICT_BODIES = frozenset(
+    {"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions", "CreateWebhook", "UpdateWebhook"}
+)
