@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -133,3 +134,154 @@ async def test_a_failing_endpoint_gets_everything_later_while_another_keeps_rece
     for incident_id, wanted in _versions(expected).items():
         assert versions[incident_id] == wanted
     assert all(r.verified_by for r in receiver_a.snapshot())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_rotation_old_and_new_secret_both_verify_during_the_overlap(
+    stack: Stack, receiver_a: WebhookReceiver
+) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        system = await start_system(stack, http, {"WEBHOOK_SECRET_OVERLAP_SECONDS": "4"})
+        try:
+            webhook = await system.register(receiver_a, ["incident.created"])
+            old = receiver_a.secrets[0]
+            rotated = await http.post(f"/webhooks/{webhook}/rotate")
+            assert rotated.status_code == 200, rotated.text
+            new = rotated.json()["secret"]
+            assert new.startswith("whsec_") and new != old
+            assert rotated.json()["previous_expires_at"]
+            receiver_a.trust(new)
+            shown = (await http.get(f"/webhooks/{webhook}")).json()
+            assert len(shown["secrets"]) == 2 and old not in str(shown) and new not in str(shown)
+
+            await http.post("/incident/", json={"message": "during the overlap"})
+            await eventually(lambda: _accepted(receiver_a, 1), timeout=30, what="the first delivery")
+            first = receiver_a.accepted()[0]
+            assert first.signatures == 2
+            assert first.verified_by == [old, new], "both secrets verify during the overlap"
+
+            async def old_expired() -> bool:
+                view = (await http.get(f"/webhooks/{webhook}")).json()
+                expiry = next(s["expires_at"] for s in view["secrets"] if s.get("expires_at"))
+                return _past(expiry)
+
+            await eventually(old_expired, timeout=30, interval=0.2, what="the overlap to end")
+            await http.post("/incident/", json={"message": "after the overlap"})
+            await eventually(lambda: _accepted(receiver_a, 2), timeout=30, what="the second delivery")
+            second = receiver_a.accepted()[1]
+            assert second.signatures == 1
+            assert second.verified_by == [new], "after the overlap only the new secret signs"
+        finally:
+            system.stop()
+
+
+async def _accepted(fake: WebhookReceiver, count: int) -> bool:
+    return len(fake.accepted()) >= count
+
+
+def _past(moment: str) -> bool:
+    return datetime.fromisoformat(moment) < datetime.now(UTC)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_410_disables_the_endpoint_and_nothing_is_lost_when_it_is_enabled_again(
+    system: WebhookSystem, receiver_a: WebhookReceiver, receiver_b: WebhookReceiver
+) -> None:
+    gone = await system.register(receiver_a, ["incident.created"])
+    await system.register(receiver_b, ["incident.created"])
+    receiver_a.answer(410)
+    await system.http.post("/incident/", json={"message": "one"})
+
+    async def disabled() -> bool:
+        view = (await system.http.get(f"/webhooks/{gone}")).json()
+        assert view["enabled"] is False, view
+        assert "410" in view["disabled_reason"]
+        return True
+
+    await eventually(disabled, timeout=30, what="the endpoint to be disabled")
+    await system.http.post("/incident/", json={"message": "two"})
+    await eventually(lambda: _accepted(receiver_b, 2), timeout=30, what="the other endpoint to get both")
+    assert len(receiver_a.snapshot()) == 1, "a disabled endpoint gets nothing more"
+    log = await system.deliveries(gone)
+    assert [(e["outcome"], e["status_code"]) for e in log] == [("disabled", 410)]
+
+    receiver_a.answer(200)
+    enabled = await system.http.patch(f"/webhooks/{gone}", json={"enabled": True})
+    assert enabled.status_code == 200 and enabled.json()["enabled"] is True
+    await eventually(lambda: _accepted(receiver_a, 2), timeout=60, what="the held events after enabling")
+    assert [r.event["data"]["incident"]["message"] for r in receiver_a.accepted()] == ["one", "two"]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite", "mariadb"], indirect=True)
+async def test_redeliver_sends_an_event_again_and_logs_it(system: WebhookSystem, receiver_a: WebhookReceiver) -> None:
+    webhook = await system.register(receiver_a, ["incident.created"])
+    await system.http.post("/incident/", json={"message": "again"})
+    await eventually(lambda: _accepted(receiver_a, 1), timeout=30, what="the delivery")
+    event_id = receiver_a.accepted()[0].webhook_id
+
+    response = await system.http.post(f"/webhooks/{webhook}/deliveries/{event_id}/redeliver")
+    assert response.status_code == 200, response.text
+    attempt = response.json()
+    assert attempt["manual"] is True and attempt["outcome"] == "delivered" and attempt["status_code"] == 200
+    assert receiver_a.accepted_ids() == [event_id, event_id], "same webhook-id, so the receiver can dedup"
+    assert all(r.verified_by for r in receiver_a.snapshot())
+    log = await system.deliveries(webhook)
+    assert [e.get("manual", False) for e in log] == [True, False], "newest first"
+
+    missing = await system.http.post(f"/webhooks/{webhook}/deliveries/{'0' * 8}-0000-0000-0000-{'0' * 12}/redeliver")
+    assert missing.status_code == 404 and missing.json() == {"status": "Not Found", "error": "event not found"}
+    unknown = await system.http.post(f"/webhooks/{'f' * 16}/deliveries/{event_id}/redeliver")
+    assert unknown.status_code == 404 and unknown.json()["error"] == "webhook not found"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_worker_sigkilled_mid_delivery_loses_nothing(
+    system: WebhookSystem, receiver_a: WebhookReceiver
+) -> None:
+    await system.register(receiver_a, ALL)
+    receiver_a.slow_next(1000, 1.0)  # every answer takes a second: the kill lands mid-delivery
+    await incident_story(system.http, 2)
+    await wait_for_empty_outbox(system.stack.database_url)
+    expected = await system.expected()
+
+    async def in_flight() -> bool:
+        return len(receiver_a.snapshot()) >= 3 and not receiver_a.idle()
+
+    await eventually(in_flight, timeout=30, interval=0.02, what="a delivery in flight")
+    system.workers[0].kill()
+    receiver_a.clear_faults()
+    await system.start_worker()
+    await wait_for_all(receiver_a, expected, timeout=120)
+    versions = first_accepted_versions(receiver_a.snapshot())
+    for incident_id, wanted in _versions(expected).items():
+        assert versions[incident_id] == wanted
+    assert all(r.verified_by for r in receiver_a.snapshot())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_delivery_time_guard_refuses_what_the_worker_may_not_reach(
+    stack: Stack, receiver_a: WebhookReceiver
+) -> None:
+    """The API allows loopback here, the worker does not: the worker's own check after DNS refuses it."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        system = await start_system(stack, http)
+        try:
+            system.workers[0].stop()
+            await system.start_worker(WEBHOOK_ALLOW_PRIVATE_NETWORKS="false")
+            url = f"http://localhost:{receiver_a.port}/hooks/in"
+            webhook = await system.register(receiver_a, ["incident.created"], url=url)
+            await http.post("/incident/", json={"message": "m"})
+
+            async def refused() -> bool:
+                log = await system.deliveries(webhook)
+                assert log, "no attempt yet"
+                return True
+
+            await eventually(refused, timeout=30, what="a refused attempt")
+            entry = (await system.deliveries(webhook))[-1]
+            assert "status_code" not in entry, "no answer: the request was never sent"
+            assert entry["error"].startswith("refused: localhost resolves to"), entry
+            assert "loopback" in entry["error"] and entry["outcome"] == "retrying"
+            assert receiver_a.snapshot() == [], "no request left the worker"
+        finally:
+            system.stop()
