@@ -77,7 +77,8 @@ class Endpoint(msgspec.Struct, frozen=True, kw_only=True):
         return [s.value for s in self.secrets if s.active(now)]
 
     def __repr__(self) -> str:
-        return f"Endpoint(id={self.id!r}, url={self.url!r}, events={self.events!r}, enabled={self.enabled!r})"
+        # No url: it may carry a token (Slack-style incoming webhook URLs do).
+        return f"Endpoint(id={self.id!r}, events={self.events!r}, enabled={self.enabled!r})"
 
 
 class Attempt(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

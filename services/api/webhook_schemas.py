@@ -24,7 +24,7 @@ class UpdateWebhook(Body, omit_defaults=True):
     """true enables an endpoint again (after a 410, for example); deliveries resume where they stopped."""
 
 
-class SecretInfo(msgspec.Struct):
+class SecretInfo(msgspec.Struct, omit_defaults=True):
     """A signing secret, without its value."""
 
     created_at: datetime

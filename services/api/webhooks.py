@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import msgspec
 import nats.errors
@@ -95,7 +96,9 @@ class WebhookStore:
             await kv.create(endpoint_key(endpoint.id), encode(endpoint))
         except _TROUBLE as exc:
             raise WebhooksUnavailable(f"NATS: {type(exc).__name__}") from None
-        log.info("webhook endpoint created", endpoint_id=endpoint.id, url=endpoint.url, events=endpoint.events)
+        # The host only: URLs may carry a token in their path or query (like Slack's incoming webhooks).
+        host = urlsplit(endpoint.url).hostname
+        log.info("webhook endpoint created", endpoint_id=endpoint.id, host=host, events=endpoint.events)
 
     async def get(self, endpoint_id: str) -> Endpoint:
         return (await self._get(endpoint_id))[0]

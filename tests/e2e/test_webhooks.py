@@ -6,7 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 
 import httpx
+import nats
 import pytest
+from nats.aio.client import Client
 
 from tests.e2e.webhooks_support import (
     WebhookSystem,
@@ -285,3 +287,50 @@ async def test_delivery_time_guard_refuses_what_the_worker_may_not_reach(
             assert receiver_a.snapshot() == [], "no request left the worker"
         finally:
             system.stop()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_retry_budget_spent_dead_letters_the_delivery_and_shows_it(
+    system: WebhookSystem, receiver_a: WebhookReceiver, receiver_b: WebhookReceiver
+) -> None:
+    system.workers[0].stop()
+    await system.start_worker(WEBHOOK_RETRY_BUDGET_SECONDS="3")
+    broken = await system.register(receiver_a, ["incident.created"])
+    receiver_a.answer(500)
+    await system.http.post("/incident/", json={"message": "never accepted"})
+
+    async def dead_lettered() -> bool:
+        log = await system.deliveries(broken)
+        assert log and log[0]["outcome"] == "dead_lettered", [e["outcome"] for e in log]
+        return True
+
+    await eventually(dead_lettered, timeout=30, what="the delivery to be dead-lettered")
+    log = await system.deliveries(broken)
+    assert all(e["outcome"] == "retrying" for e in log[1:]) and len(log) >= 2
+    event_id = log[0]["event_id"]
+
+    nc = await _nats(system)
+    js = nc.jetstream()
+
+    async def in_deadletters() -> bool:
+        info = await js.stream_info("DEADLETTERS")
+        assert info.state.messages >= 1
+        return True
+
+    await eventually(in_deadletters, timeout=30, what="the dead letter")
+    dead = await js.get_msg("DEADLETTERS", seq=1)
+    headers = dead.headers or {}
+    assert headers["Incidents-Worker"] == f"webhooks-{broken}"
+    assert headers["Incidents-Error"] == "HTTP 500"
+    assert event_id in (dead.data or b"").decode()
+    await nc.close()
+
+    # The next event goes out once the endpoint answers again: the dead one no longer holds it back.
+    receiver_a.answer(200)
+    await system.http.post("/incident/", json={"message": "accepted"})
+    await eventually(lambda: _accepted(receiver_a, 1), timeout=30, what="the next event")
+    assert receiver_a.accepted()[0].event["data"]["incident"]["message"] == "accepted"
+
+
+async def _nats(system: WebhookSystem) -> Client:
+    return await nats.connect(system.stack.nats.url)
