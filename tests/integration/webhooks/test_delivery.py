@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from services.workers.webhooks.delivery import Deliverer
-from services.workers.webhooks.worker import http_client
 from services.workers.webhooks.settings import WebhookSettings
+from services.workers.webhooks.worker import http_client
 from shared.webhooks import Endpoint, EndpointSecret, new_secret
 from tests.fakes.webhook_receiver import WebhookReceiver
 
