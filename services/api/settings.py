@@ -40,7 +40,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     webhook_allow_private: bool = False
     """WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhook URLs may point at loopback and private addresses (never link-local)."""
     webhook_secret_overlap: float = 86400.0
-    """WEBHOOK_SECRET_OVERLAP_SECONDS: after a rotation, the previous secret keeps signing this long."""
+    """WEBHOOK_ROTATION_OVERLAP_SECONDS: after a rotation, the previous secret keeps signing this long."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -68,7 +68,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
             webhook_allow_private=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
-            webhook_secret_overlap=env_float(env, "WEBHOOK_SECRET_OVERLAP_SECONDS", 86400.0, minimum=0.0),
+            webhook_secret_overlap=env_float(env, "WEBHOOK_ROTATION_OVERLAP_SECONDS", 86400.0, minimum=0.0),
             log_format=log_format,
             log_level=log_level,
         )

@@ -143,7 +143,7 @@ async def test_rotation_old_and_new_secret_both_verify_during_the_overlap(
     stack: Stack, receiver_a: WebhookReceiver
 ) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
-        system = await start_system(stack, http, {"WEBHOOK_SECRET_OVERLAP_SECONDS": "4"})
+        system = await start_system(stack, http, {"WEBHOOK_ROTATION_OVERLAP_SECONDS": "4"})
         try:
             webhook = await system.register(receiver_a, ["incident.created"])
             old = receiver_a.secrets[0]
