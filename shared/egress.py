@@ -71,6 +71,10 @@ def parse_target(url: str) -> Target:
         raise BadUrl("url must not contain credentials")
     if parts.fragment:
         raise BadUrl("url must not contain a fragment")
+    try:
+        parts.hostname.encode("idna")
+    except UnicodeError:
+        raise BadUrl("url host is not a valid host name") from None
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
@@ -132,7 +136,7 @@ async def allowed_addresses(
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
                 addresses = await resolver(target.host, target.port)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError, UnicodeError) as exc:
             raise TargetRefused(f"{target.host} does not resolve: {exc or type(exc).__name__}") from None
         if not addresses:
             raise TargetRefused(f"{target.host} does not resolve")

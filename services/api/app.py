@@ -27,7 +27,7 @@ from services.api.repository import IncidentRepository, SqlIncidentRepository
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
-from services.api.routes.webhooks import WebhookController
+from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import STRICT_BODIES
 from services.api.settings import ApiSettings
 from services.api.webhooks import WebhookStore
@@ -116,6 +116,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
     _document_strict_bodies(app)
+    document_webhook_bodies(app.openapi_schema.components.schemas or {})
     return app
 
 

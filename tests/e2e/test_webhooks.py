@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import httpx
 import nats
+import nats.js.errors
 import pytest
 from nats.aio.client import Client
 
@@ -83,6 +84,10 @@ async def test_every_event_is_delivered_signed_and_in_order(
     assert {entry["event_id"] for entry in log} == {row["event_id"] for row in expected_all}
     assert all(entry["status_code"] == 200 and entry["attempt"] == 1 for entry in log)
     assert len(await system.deliveries(some)) == len(expected_some)
+    metrics = await system.metrics()
+    delivered = f'incidents_webhook_attempts_total{{endpoint="{everything}",outcome="delivered"}} {len(expected_all)}'
+    assert delivered in metrics
+    assert f'incidents_webhook_lag_seconds{{endpoint="{some}"}}' in metrics
 
     # Secrets are never logged, by any service.
     secrets = receiver_a.secrets + receiver_b.secrets
@@ -334,3 +339,47 @@ async def test_retry_budget_spent_dead_letters_the_delivery_and_shows_it(
 
 async def _nats(system: WebhookSystem) -> Client:
     return await nats.connect(system.stack.nats.url)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_changing_and_deleting_an_endpoint_changes_what_it_receives(
+    system: WebhookSystem, receiver_a: WebhookReceiver, receiver_b: WebhookReceiver
+) -> None:
+    webhook = await system.register(receiver_a, ["incident.created"])
+    await system.register(receiver_b, ["incident.resolved"])
+    first = (await system.http.post("/incident/", json={"message": "one"})).json()["ID"]
+    await eventually(lambda: _accepted(receiver_a, 1), timeout=30, what="the created event")
+
+    changed = await system.http.patch(f"/webhooks/{webhook}", json={"events": ["incident.resolved"]})
+    assert changed.status_code == 200 and changed.json()["events"] == ["incident.resolved"]
+
+    nc = await _nats(system)
+    js = nc.jetstream()
+
+    async def filter_updated() -> bool:
+        info = await js.consumer_info("INCIDENTS", f"webhooks-{webhook}")
+        assert info.config.filter_subjects == ["incident.resolved"], info.config.filter_subjects
+        return True
+
+    await eventually(filter_updated, timeout=30, what="the consumer's filter to follow the endpoint")
+    await system.http.post("/incident/", json={"message": "two"})
+    await system.http.post(f"/incident/{first}/resolve")
+    await eventually(lambda: _accepted(receiver_a, 2), timeout=30, what="the resolved event")
+    assert [r.event["type"] for r in receiver_a.accepted()] == ["incident.created", "incident.resolved"]
+
+    deleted = await system.http.delete(f"/webhooks/{webhook}")
+    assert deleted.status_code == 200
+
+    async def consumer_gone() -> bool:
+        try:
+            await js.consumer_info("INCIDENTS", f"webhooks-{webhook}")
+        except nats.js.errors.NotFoundError:
+            return True
+        return False
+
+    await eventually(consumer_gone, timeout=30, what="the deleted endpoint's consumer to go")
+    await nc.close()
+    second = (await system.http.post("/incident/", json={"message": "three"})).json()["ID"]
+    await system.http.post(f"/incident/{second}/resolve")
+    await eventually(lambda: _accepted(receiver_b, 2), timeout=30, what="the other endpoint to get it")
+    assert len(receiver_a.snapshot()) == 2, "a deleted endpoint gets nothing more"

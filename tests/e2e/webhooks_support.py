@@ -30,6 +30,7 @@ class WebhookSystem:
     stack: Stack
     http: httpx.AsyncClient
     workers: list[Process] = field(default_factory=list)
+    health_ports: list[int] = field(default_factory=list)
 
     async def start_worker(self, **overrides: str) -> Process:
         port = free_port()
@@ -37,6 +38,7 @@ class WebhookSystem:
         name = f"webhooks-{len(self.workers)}"
         process = module_process(name, ["services.workers", "webhooks"], self.stack.workdir, env).start()
         self.workers.append(process)
+        self.health_ports.append(port)
 
         async def ready() -> bool:
             assert process.alive(), process.output()[-3000:]
@@ -48,6 +50,10 @@ class WebhookSystem:
 
         await eventually(ready, timeout=30, what="the webhooks worker to be ready")
         return process
+
+    async def metrics(self) -> str:
+        async with httpx.AsyncClient() as client:
+            return (await client.get(f"http://127.0.0.1:{self.health_ports[-1]}/metrics", timeout=5)).text
 
     def stop(self) -> None:
         for process in self.workers:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.support.database import migrate, sqlite_url
 from tests.support.processes import NatsServer, Process
@@ -34,6 +36,11 @@ def api_schema(fuzzed_api: ApiProcess) -> schemathesis.BaseSchema:
     return schemathesis.openapi.from_url(f"{fuzzed_api.url}/schema/openapi.json")
 
 
+# Whether a webhook URL is accepted depends on what its host resolves to (the SSRF guard): a schema
+# can't say that, so a schema-valid URL may get the documented 400. Every other check still runs.
+DEPENDS_ON_DNS = {"POST /webhooks", "PATCH /webhooks/{webhook_id}"}
+
+
 def test_api_conforms_to_its_schema(api_schema: schemathesis.BaseSchema, fuzzed_api: ApiProcess) -> None:
     failures: list[str] = []
     operations = [result.ok() for result in api_schema.get_all_operations()]  # type: ignore[union-attr]
@@ -43,7 +50,8 @@ def test_api_conforms_to_its_schema(api_schema: schemathesis.BaseSchema, fuzzed_
         @given(case=operation.as_strategy())
         @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
         def run(case: schemathesis.Case) -> None:
-            case.call_and_validate(base_url=fuzzed_api.url)
+            excluded: list[Any] | None = [positive_data_acceptance] if case.operation.label in DEPENDS_ON_DNS else None
+            case.call_and_validate(base_url=fuzzed_api.url, excluded_checks=excluded)
 
         try:
             run()

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.openapi.spec import Schema
 from litestar.params import Parameter
 
 from services.api.errors import BadRequest, error_response
@@ -26,6 +27,7 @@ from shared.egress import BadUrl, TargetRefused
 from shared.webhooks import (
     ENDPOINT_ID,
     MAX_DESCRIPTION_LENGTH,
+    MAX_URL_LENGTH,
     Attempt,
     Endpoint,
     EndpointSecret,
@@ -33,6 +35,7 @@ from shared.webhooks import (
     new_secret,
 )
 
+URL_PATTERN = r"^https?://[^\s/?#@]+(/[^\s#]*)?$"
 WebhookId = Annotated[str, Parameter(pattern=ENDPOINT_ID.pattern, description="The webhook's id")]
 EventId = Annotated[str, Parameter(pattern=r"^[0-9A-Za-z-]{1,64}$", description="An event id (the webhook-id)")]
 
@@ -63,6 +66,24 @@ def _unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
 
 def _conflict(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return error_response(409, str(exc))
+
+
+def document_webhook_bodies(schemas: dict[str, Any]) -> None:
+    """Write the bodies' rules into the OpenAPI schema. Whether a URL is accepted also depends on
+    what its host resolves to (the SSRF guard), which no schema can say: that is a documented 400."""
+    for name in ("CreateWebhook", "UpdateWebhook"):
+        schema = schemas.get(name)
+        if not isinstance(schema, Schema):
+            continue
+        props = schema.properties or {}
+        if isinstance(url := props.get("url"), Schema):
+            url.pattern, url.max_length = URL_PATTERN, MAX_URL_LENGTH
+        if isinstance(events := props.get("events"), Schema):
+            events.min_items = 1
+        if isinstance(description := props.get("description"), Schema):
+            description.max_length = MAX_DESCRIPTION_LENGTH
+        if name == "UpdateWebhook":
+            schema.min_properties = 1
 
 
 class WebhookController(Controller):

@@ -57,7 +57,7 @@ def test_parse_target_keeps_host_port_and_path() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://x/", "x", "http://", "http://a b/", "http://u:p@x/", "http://x/#frag", "http://x:0x/", "h" * 3000]
+    "url", ["ftp://x/", "x", "http://", "http://a b/", "http://u:p@x/", "http://x/#frag", "http://x:0x/", "h" * 3000, "http://\u00e4\ud800/"]
 )
 def test_parse_target_refuses(url: str) -> None:
     with pytest.raises(BadUrl):
