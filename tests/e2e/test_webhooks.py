@@ -383,3 +383,24 @@ async def test_changing_and_deleting_an_endpoint_changes_what_it_receives(
     await system.http.post(f"/incident/{second}/resolve")
     await eventually(lambda: _accepted(receiver_b, 2), timeout=30, what="the other endpoint to get it")
     assert len(receiver_a.snapshot()) == 2, "a deleted endpoint gets nothing more"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_consumer_deleted_by_hand_is_created_again(system: WebhookSystem, receiver_a: WebhookReceiver) -> None:
+    webhook = await system.register(receiver_a, ["incident.created"])
+    await system.http.post("/incident/", json={"message": "before"})
+    await eventually(lambda: _accepted(receiver_a, 1), timeout=30, what="the first event")
+    nc = await _nats(system)
+    await nc.jetstream().delete_consumer("INCIDENTS", f"webhooks-{webhook}")
+    await nc.close()
+    await system.http.post("/incident/", json={"message": "after"})
+
+    async def after_delivered() -> bool:
+        messages = [r.event["data"]["incident"]["message"] for r in receiver_a.accepted()]
+        assert "after" in messages, messages
+        return True
+
+    await eventually(after_delivered, timeout=60, what="delivery to go on")
+    # It starts again at the endpoint's creation time: earlier events come again, with their ids.
+    ids = receiver_a.accepted_ids()
+    assert len(set(ids)) == 2 and all(r.verified_by for r in receiver_a.snapshot())

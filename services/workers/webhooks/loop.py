@@ -34,6 +34,7 @@ log = structlog.get_logger(__name__)
 FETCH_WATCHDOG_MARGIN = 5.0  # nats-py's fetch can outlive its timeout (nats-io/nats.py#933)
 NATS_TROUBLE = (nats.errors.Error, TimeoutError)
 OnGone = Callable[[Endpoint, str], Awaitable[None]]
+Ensure = Callable[[Endpoint], Awaitable[None]]
 
 
 def retry_delay(attempt: int, settings: WebhookSettings, retry_after: float | None) -> float:
@@ -73,6 +74,7 @@ class EndpointLoop:
         settings: WebhookSettings,
         metrics: WebhookMetrics,
         on_gone: OnGone,
+        ensure: Ensure,
     ) -> None:
         self.endpoint = endpoint  # replaced by the supervisor when the endpoint changes (url, secrets)
         self.consumer = consumer_name(endpoint.id)
@@ -82,6 +84,7 @@ class EndpointLoop:
         self.settings = settings
         self.metrics = metrics
         self.on_gone = on_gone
+        self.ensure = ensure
         self.stop = asyncio.Event()
 
     async def run(self) -> None:
@@ -98,6 +101,7 @@ class EndpointLoop:
                     continue
                 except (nats.errors.Error, nats.js.errors.Error) as exc:
                     log.warning("fetch failed", consumer=self.consumer, error=repr(exc))
+                    await self._recover()
                     await self._pause(1.0)
                     continue
                 for msg in msgs:
@@ -105,6 +109,17 @@ class EndpointLoop:
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+
+    async def _recover(self) -> None:
+        """A consumer deleted by hand (or never created) is made again, from the endpoint's creation time."""
+        try:
+            await self.js.consumer_info(STREAM, self.consumer)
+        except nats.js.errors.NotFoundError:
+            log.warning("endpoint's consumer missing, creating it", consumer=self.consumer)
+            with contextlib.suppress(*NATS_TROUBLE, nats.js.errors.Error):
+                await self.ensure(self.endpoint)
+        except NATS_TROUBLE:
+            pass
 
     async def _pause(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):

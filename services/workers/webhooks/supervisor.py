@@ -114,10 +114,13 @@ class Supervisor:
             running[0].endpoint = endpoint
             return
         loop = EndpointLoop(
-            endpoint, self.js, self.deliverer, self.journal, self.settings, self.metrics, self._disable
+            endpoint, self.js, self.deliverer, self.journal, self.settings, self.metrics, self._disable, self._ensure
         )
         self.loops[endpoint.id] = (loop, asyncio.create_task(loop.run(), name=f"webhook-{endpoint.id}"))
         log.info("endpoint delivery started", endpoint_id=endpoint.id, events=endpoint.events)
+
+    async def _ensure(self, endpoint: Endpoint) -> None:
+        await ensure_consumer(self.nc, self.js, endpoint, self.settings.ack_wait)
 
     async def _removed(self, endpoint_id: str) -> None:
         self.endpoints.pop(endpoint_id, None)
