@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import uvicorn
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.fakes.server import FakeRequest, FakeServer, Reply
+from tests.support.polling import eventually_sync
 
 
 @dataclass
@@ -31,12 +35,36 @@ class WebhookReceiver(FakeServer):
     vendor = "webhook receiver"
     routes = [("POST", re.compile(r"/hooks/.*"), _receive)]
 
-    def __init__(self) -> None:
+    def __init__(self, tls: tuple[str, str] | None = None) -> None:
         super().__init__()
+        self.tls = tls
+        """(certificate file, key file): serve HTTPS."""
         self.secrets: list[str] = []
         self.status = 200
         """What to answer to verified requests: 500 for an outage, 410 to say "gone"."""
         self.received: list[Received] = []
+
+    def start(self) -> WebhookReceiver:
+        if self.tls is None:
+            super().start()
+            return self
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.asgi,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            interface="asgi3",
+            ssl_certfile=self.tls[0],
+            ssl_keyfile=self.tls[1],
+        )
+        server = self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        eventually_sync(lambda: server.started, what="the TLS webhook receiver")
+        return self
 
     @property
     def hook_url(self) -> str:

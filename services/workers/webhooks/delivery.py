@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -50,20 +51,37 @@ def _short(error: str) -> str:
 
 
 class Deliverer:
-    """Sends one event to one endpoint; never raises for a failure of the endpoint, returns it."""
+    """Sends one event to one endpoint; never raises for a failure of the endpoint, returns it.
+
+    Requests go to IP addresses, so connection pools are kept per host name: a TLS connection
+    verified for one name is never reused for another name that shares its address.
+    """
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        new_client: Callable[[], httpx.AsyncClient],
         *,
         timeout: float,
         allow_private: bool,
         resolver: Resolver = system_resolver,
     ) -> None:
-        self.client = client
+        self.new_client = new_client
         self.timeout = timeout
         self.allow_private = allow_private
         self.resolver = resolver
+        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
+
+    def _client(self, target: Target) -> httpx.AsyncClient:
+        key = (target.scheme, target.host)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = self.new_client()
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
 
     async def deliver(self, endpoint: Endpoint, msg_id: str, body: bytes) -> Result:
         started = time.monotonic()
@@ -106,7 +124,7 @@ class Deliverer:
         last: httpx.ConnectError | None = None
         for address in addresses:
             try:
-                async with self.client.stream(
+                async with self._client(target).stream(
                     "POST", target.url_for(address), content=body, headers=headers, extensions=extensions
                 ) as response:
                     return response.status_code, retry_after_seconds(response.headers.get("retry-after"), time.time())

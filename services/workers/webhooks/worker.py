@@ -28,12 +28,13 @@ log = structlog.get_logger(__name__)
 
 
 def http_client(settings: WebhookSettings) -> httpx.AsyncClient:
-    """No redirects (a redirect would be a target the guard never checked), no proxy from the environment."""
+    """One per host name (see Deliverer). No redirects: a redirect would be a target the guard never
+    checked. No proxy from the environment: the connection must go to the address that was checked."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.timeout),
         follow_redirects=False,
         trust_env=False,
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        limits=httpx.Limits(max_connections=10, max_keepalive_connections=2),
         headers={"User-Agent": USER_AGENT},
     )
 
@@ -65,7 +66,6 @@ class WebhooksWorker:
             return bool(nc is not None and nc.is_connected and supervisor is not None and supervisor.watching)
 
         async with contextlib.AsyncExitStack() as stack:
-            client = await stack.enter_async_context(http_client(webhook_settings))
             if settings.health_port is not None:
                 health = HealthServer(settings.health_host, settings.health_port, ready, metrics.render)
                 await health.start()
@@ -77,8 +77,11 @@ class WebhooksWorker:
             if kv is None:
                 return
             deliverer = Deliverer(
-                client, timeout=webhook_settings.timeout, allow_private=webhook_settings.allow_private
+                lambda: http_client(webhook_settings),
+                timeout=webhook_settings.timeout,
+                allow_private=webhook_settings.allow_private,
             )
+            stack.push_async_callback(deliverer.aclose)
             supervisor = Supervisor(nc, js, kv, deliverer, webhook_settings, metrics)
             log.info(
                 "webhooks worker running",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ssl
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import httpx
 import pytest
@@ -37,10 +40,16 @@ def receiver() -> Iterator[WebhookReceiver]:
     fake.stop()
 
 
+def new_client() -> httpx.AsyncClient:
+    return http_client(WebhookSettings(timeout=2.0, ack_wait=5.0))
+
+
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    async with http_client(WebhookSettings(timeout=2.0, ack_wait=5.0)) as c:
-        yield c
+async def deliverers() -> AsyncIterator[list[Deliverer]]:
+    made: list[Deliverer] = []
+    yield made
+    for deliverer in made:
+        await deliverer.aclose()
 
 
 def endpoint(url: str, secret: str) -> Endpoint:
@@ -56,12 +65,13 @@ def endpoint(url: str, secret: str) -> Endpoint:
 
 
 async def test_connects_to_the_checked_address_and_refuses_a_rebound_name(
-    client: httpx.AsyncClient, receiver: WebhookReceiver
+    deliverers: list[Deliverer], receiver: WebhookReceiver
 ) -> None:
     secret = new_secret()
     receiver.trust(secret)
     dns = FlippingResolver(["127.0.0.1"], ["169.254.169.254"])
-    deliverer = Deliverer(client, timeout=2.0, allow_private=True, resolver=dns)
+    deliverer = Deliverer(new_client, timeout=2.0, allow_private=True, resolver=dns)
+    deliverers.append(deliverer)
     target = endpoint(f"http://hooks.example.test:{receiver.port}/hooks/in", secret)
 
     first = await deliverer.deliver(target, "e1", BODY)
@@ -79,11 +89,12 @@ async def test_connects_to_the_checked_address_and_refuses_a_rebound_name(
 
 
 async def test_redirects_are_not_followed_and_slow_answers_time_out(
-    client: httpx.AsyncClient, receiver: WebhookReceiver
+    deliverers: list[Deliverer], receiver: WebhookReceiver
 ) -> None:
     secret = new_secret()
     receiver.trust(secret)
-    deliverer = Deliverer(client, timeout=1.0, allow_private=True)
+    deliverer = Deliverer(new_client, timeout=1.0, allow_private=True)
+    deliverers.append(deliverer)
     target = endpoint(f"{receiver.url}/hooks/in", secret)
 
     receiver.fail_next(1, 302, headers={"Location": "http://169.254.169.254/"})
@@ -100,8 +111,64 @@ async def test_redirects_are_not_followed_and_slow_answers_time_out(
     assert limited.status_code == 503 and limited.retry_after == 42.0
 
 
-async def test_loopback_refused_without_the_setting(client: httpx.AsyncClient, receiver: WebhookReceiver) -> None:
-    deliverer = Deliverer(client, timeout=2.0, allow_private=False)
+async def test_loopback_refused_without_the_setting(deliverers: list[Deliverer], receiver: WebhookReceiver) -> None:
+    deliverer = Deliverer(new_client, timeout=2.0, allow_private=False)
+    deliverers.append(deliverer)
     result = await deliverer.deliver(endpoint(f"{receiver.url}/hooks/in", new_secret()), "e1", BODY)
     assert result.error == "refused: 127.0.0.1 is loopback (WEBHOOK_ALLOW_PRIVATE_NETWORKS is off)"
     assert receiver.snapshot() == []
+
+
+def make_certificates(folder: Path, name: str) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for `name` (openssl CLI)."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "1",
+            "-subj", "/CN=webhook test CA")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj",
+            f"/CN={name}")
+    (folder / "san.ext").write_text(f"subjectAltName=DNS:{name}\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+            "server.pem", "-days", "1", "-extfile", "san.ext")
+    return folder / "ca.pem", folder / "server.pem", folder / "server.key"
+
+
+async def test_https_goes_to_the_checked_address_and_verifies_the_host_name(
+    tmp_path: Path, deliverers: list[Deliverer]
+) -> None:
+    ca, cert, key = make_certificates(tmp_path, "hooks.example.test")
+    receiver = WebhookReceiver(tls=(str(cert), str(key))).start()
+    try:
+        secret = new_secret()
+        receiver.trust(secret)
+        trusted = ssl.create_default_context(cafile=str(ca))
+
+        def tls_client() -> httpx.AsyncClient:
+            return httpx.AsyncClient(verify=trusted, trust_env=False, follow_redirects=False, timeout=2.0)
+
+        dns = FlippingResolver(["127.0.0.1"])
+        deliverer = Deliverer(tls_client, timeout=2.0, allow_private=True, resolver=dns)
+        deliverers.append(deliverer)
+        result = await deliverer.deliver(endpoint(f"https://hooks.example.test:{receiver.port}/hooks/in", secret),
+                                         "e1", BODY)
+        assert result.ok, result
+        assert receiver.snapshot()[0].headers["host"] == f"hooks.example.test:{receiver.port}"
+        assert receiver.snapshot()[0].verified_by == [secret]
+
+        # Another name on the same address: the certificate does not match it, so nothing is sent,
+        # even though a verified connection to that address is open in the pool.
+        dns_other = FlippingResolver(["127.0.0.1"])
+        other = Deliverer(tls_client, timeout=2.0, allow_private=True, resolver=dns_other)
+        deliverers.append(other)
+        wrong = await other.deliver(endpoint(f"https://other.example.test:{receiver.port}/hooks/in", secret),
+                                    "e2", BODY)
+        assert wrong.status_code is None and wrong.error is not None and "CERTIFICATE_VERIFY_FAILED" in wrong.error
+        reused = await deliverer.deliver(
+            endpoint(f"https://other.example.test:{receiver.port}/hooks/in", secret), "e3", BODY
+        )
+        assert reused.status_code is None, "a pooled connection for another name is never reused"
+        assert len(receiver.snapshot()) == 1
+    finally:
+        receiver.stop()
