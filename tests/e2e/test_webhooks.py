@@ -148,7 +148,7 @@ async def test_rotation_old_and_new_secret_both_verify_during_the_overlap(
     stack: Stack, receiver_a: WebhookReceiver
 ) -> None:
     async with httpx.AsyncClient(timeout=30) as http:
-        system = await start_system(stack, http, {"WEBHOOK_ROTATION_OVERLAP_SECONDS": "4"})
+        system = await start_system(stack, http, {"WEBHOOK_ROTATION_OVERLAP_SECONDS": "15"})
         try:
             webhook = await system.register(receiver_a, ["incident.created"])
             old = receiver_a.secrets[0]
@@ -404,3 +404,16 @@ async def test_a_consumer_deleted_by_hand_is_created_again(system: WebhookSystem
     # It starts again at the endpoint's creation time: earlier events come again, with their ids.
     ids = receiver_a.accepted_ids()
     assert len(set(ids)) == 2 and all(r.verified_by for r in receiver_a.snapshot())
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_retry_after_is_honoured(system: WebhookSystem, receiver_a: WebhookReceiver) -> None:
+    webhook = await system.register(receiver_a, ["incident.created"])
+    receiver_a.fail_next(1, 503, headers={"Retry-After": "3"})
+    await system.http.post("/incident/", json={"message": "later, please"})
+    await eventually(lambda: _accepted(receiver_a, 1), timeout=30, what="the delivery after Retry-After")
+    log = await system.deliveries(webhook)
+    assert [(e["attempt"], e["outcome"]) for e in log] == [(2, "delivered"), (1, "retrying")]
+    assert log[1]["status_code"] == 503 and log[1]["next_attempt_in_seconds"] == 3.0
+    waited = datetime.fromisoformat(log[0]["time"]) - datetime.fromisoformat(log[1]["time"])
+    assert waited.total_seconds() >= 2.9, "not before the receiver asked (the fast retry base is 0.2 s)"
