@@ -20,7 +20,7 @@ run-api:
 run-eventhandler:
     python -m services.eventhandler
 
-# One worker by name (jira, slack, zendesk, or a plugin's name).
+# One worker by name (jira, slack, zendesk, webhooks, or a plugin's name).
 run-worker NAME:
     python -m services.workers {{NAME}}
 

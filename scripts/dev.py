@@ -13,7 +13,7 @@ from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = ROOT / "var"
-WORKERS = ("jira", "slack", "zendesk")
+WORKERS = ("jira", "slack", "zendesk", "webhooks")
 COLOURS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
 STOP_GRACE_SECONDS = 25
@@ -80,6 +80,8 @@ async def main() -> int:
     env.setdefault("NATS_URL", "nats://127.0.0.1:4222")
     env.setdefault("DATABASE_URL", "sqlite+aiosqlite:///./var/incidents.db")
     env.setdefault("LOG_FORMAT", "console")
+    # Webhook receivers in development usually listen on localhost (link-local stays refused).
+    env.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
     env["PYTHONUNBUFFERED"] = "1"
     VAR.mkdir(exist_ok=True)
     python = sys.executable
@@ -127,7 +129,12 @@ async def main() -> int:
     for n, worker in enumerate(WORKERS):
         worker_env = env | {"HEALTH_PORT": str(8082 + n)}
         services.append(
-            Child(f"worker-{worker}", [python, "-m", "services.workers", worker], worker_env, COLOURS[3 + n])
+            Child(
+                f"worker-{worker}",
+                [python, "-m", "services.workers", worker],
+                worker_env,
+                COLOURS[(3 + n) % len(COLOURS)],
+            )
         )
     for child in services:
         await child.start()

@@ -1,4 +1,9 @@
-"""Outbound webhook endpoints (and whatever else webhooks out needs in SQL).
+"""Webhooks out: nothing in SQL.
+
+Endpoints and their secrets live in the JetStream key-value bucket `webhook-endpoints`, which the
+webhooks worker (which never sees the database) watches, and the delivery log on the stream
+WEBHOOK_DELIVERIES (see README, "Webhooks out"). Redelivery reads events from `incident_events`,
+which exists already. The revision stays, empty, to keep the chain 0001 → 0004.
 
 Revision ID: 0004
 Revises: 0003

@@ -42,8 +42,10 @@ from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
+from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
 from services.api.settings import ApiSettings, AutoResolve
+from services.api.webhooks import WebhookStore
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
@@ -80,6 +82,12 @@ def build_components(settings: ApiSettings) -> Components:
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
     parts = components or build_components(settings)
+    webhooks = WebhookStore(
+        parts.link,
+        parts.db,
+        allow_private=settings.webhook_allow_private,
+        secret_overlap=settings.webhook_secret_overlap,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -105,6 +113,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         route_handlers=[
             IncidentController,
             SubscriptionController,
+            WebhookController,
             enqueue,
             alertmanager_webhook,
             live,
@@ -121,6 +130,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "links": Provide(lambda: parts.links, sync_to_thread=False),
             "intake": Provide(lambda: parts.intake, sync_to_thread=False),
             "routing_keys": Provide(lambda: parts.routing_keys, sync_to_thread=False),
+            "webhooks": Provide(lambda: webhooks, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
@@ -137,11 +147,13 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             LinkReader,
             AlertIntake,
             RoutingKeys,
+            WebhookStore,
         ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
     _document_strict_bodies(app)
+    document_webhook_bodies(app.openapi_schema.components.schemas or {})
     return app
 
 

@@ -187,5 +187,7 @@ class Timeline(msgspec.Struct):
     items: list[TimelineItem]
 
 
-STRICT_BODIES = frozenset({"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions"})
+STRICT_BODIES = frozenset(
+    {"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions", "CreateWebhook", "UpdateWebhook"}
+)
 ALERT_BODIES = frozenset({"Notification", "PagerDutyEvent"})

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from shared.config import ConfigError, Secret, env_int, env_list, env_str
+from shared.config import ConfigError, Secret, env_bool, env_float, env_int, env_list, env_str
 from shared.natsconn import NatsSettings
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/incidents.db"
@@ -57,6 +57,10 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """OUTBOX_BATCH_SIZE: events per request to the event handler."""
     link_workers: tuple[str, ...] = ("jira", "slack", "zendesk")
     """LINK_WORKERS: whose KV buckets `GET /incident/{id}` reads for `links`."""
+    webhook_allow_private: bool = False
+    """WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhook URLs may point at loopback and private addresses (never link-local)."""
+    webhook_secret_overlap: float = 86400.0
+    """WEBHOOK_ROTATION_OVERLAP_SECONDS: after a rotation, the previous secret keeps signing this long."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -86,6 +90,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
+            webhook_allow_private=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
+            webhook_secret_overlap=env_float(env, "WEBHOOK_ROTATION_OVERLAP_SECONDS", 86400.0, minimum=0.0),
             log_format=log_format,
             log_level=log_level,
         )

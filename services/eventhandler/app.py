@@ -19,7 +19,12 @@ from services.eventhandler.publishing import BatchPublisher
 from services.eventhandler.redrive import DeadLetterQueue
 from services.eventhandler.service import Endpoints, start_service
 from services.eventhandler.settings import Settings
-from services.eventhandler.streams import ensure_consumers, ensure_streams, ensure_worker_buckets
+from services.eventhandler.streams import (
+    ensure_consumers,
+    ensure_streams,
+    ensure_webhook_objects,
+    ensure_worker_buckets,
+)
 from services.eventhandler.subscriptions import Subscriptions, load_subscriptions
 from shared.events import STREAM
 from shared.health import HealthServer
@@ -71,6 +76,7 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         await ensure_streams(js, settings.stream_replicas)
         await ensure_consumers(nc, js, initial)
         await ensure_worker_buckets(js, sorted(initial), settings.stream_replicas)
+        await ensure_webhook_objects(js, settings.stream_replicas)
         deadletters = asyncio.create_task(DeadLetters(js, metrics).consume(stop))
         stack.push_async_callback(_cancel, deadletters)
         publisher = JetStreamPublisher(nc)

@@ -34,6 +34,7 @@ from shared.jetstream import (
     error_key,
     refs_bucket,
 )
+from shared.webhooks import DELIVERIES_STREAM, WEBHOOK_WORKER, decode_attempt, deliveries_subject
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +52,7 @@ FETCH_BATCH = 100
 FETCH_TIMEOUT = 2.0
 FETCH_WATCHDOG = FETCH_TIMEOUT + 5.0  # nats-py's fetch can hang past its own timeout (nats.py#933)
 RETRY_DELAY_MAX = 30.0
+WEBHOOK_CONSUMER_PREFIX = WEBHOOK_WORKER + "-"
 TRANSIENT = (nats.errors.Error, TimeoutError)
 
 
@@ -157,6 +159,8 @@ class DeadLetters:
 
     async def last_error(self, worker: str, stream_seq: int) -> str:
         """The worker's last error for this message, from its KV bucket; "unknown" if it wrote none."""
+        if worker.startswith(WEBHOOK_CONSUMER_PREFIX):
+            return await self.last_webhook_error(worker.removeprefix(WEBHOOK_CONSUMER_PREFIX))
         try:
             kv = await self._js.key_value(refs_bucket(worker))
             entry = await kv.get(error_key(stream_seq))
@@ -167,3 +171,12 @@ class DeadLetters:
             return msgspec.json.decode(raw, type=ErrorRecord).error
         except msgspec.DecodeError:
             return raw.decode(errors="replace") or "unknown"
+
+    async def last_webhook_error(self, endpoint_id: str) -> str:
+        """A webhook endpoint's consumer: the last attempt in the delivery log says what went wrong."""
+        try:
+            entry = await self._js.get_msg(DELIVERIES_STREAM, subject=deliveries_subject(endpoint_id))
+            attempt = decode_attempt(entry.data or b"")
+        except (NotFoundError, msgspec.DecodeError, msgspec.ValidationError):
+            return "unknown"
+        return attempt.error or f"HTTP {attempt.status_code}"

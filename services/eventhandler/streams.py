@@ -32,6 +32,7 @@ from shared.jetstream import (
     refs_bucket_config,
     worker_consumer_config,
 )
+from shared.webhooks import deliveries_stream_config, endpoints_bucket_config
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +72,23 @@ async def ensure_worker_buckets(js: JetStreamContext, workers: list[str], replic
         except BadRequestError as exc:
             if exc.err_code != STREAM_NAME_IN_USE:  # a worker or another replica made it first
                 raise
+
+
+async def ensure_webhook_objects(js: JetStreamContext, replicas: int) -> None:
+    """Webhooks out: the endpoints bucket (written by the API) and the delivery log stream (by the worker)."""
+    await ensure_stream(js, deliveries_stream_config(replicas))
+    config = endpoints_bucket_config(replicas)
+    try:
+        await js.key_value(config.bucket)
+        return
+    except BucketNotFoundError:
+        pass
+    try:
+        await js.create_key_value(config)
+        log.info("webhook endpoints bucket created", bucket=config.bucket, replicas=replicas)
+    except BadRequestError as exc:
+        if exc.err_code != STREAM_NAME_IN_USE:
+            raise
 
 
 async def put_consumer(nc: Client, config: ConsumerConfig, action: str) -> dict[str, Any]:

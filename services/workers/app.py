@@ -59,6 +59,10 @@ async def serve(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    own_transport = getattr(factory, "serve", None)
+    if own_transport is not None:  # e.g. webhooks: per-event deliveries on its own consumers, not a state sync
+        await own_transport(env, settings, stop)
+        return
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(http_client(settings))
         worker = factory.from_env(env, client)

@@ -15,6 +15,8 @@ from services.api.settings import ApiSettings
 from services.eventhandler.settings import Settings as EventHandlerSettings
 from services.workers.registry import known_workers, load_worker
 from services.workers.settings import ServiceSettings
+from services.workers.webhooks.settings import WebhookSettings
+from shared.webhooks import WEBHOOK_WORKER
 from tests.deploy.dockerfile import image_config
 from tests.deploy.manifests import (
     Obj,
@@ -82,7 +84,9 @@ def test_every_registered_worker_is_deployed_once(objects: list[Obj]) -> None:
     assert sorted(deployed) == known_workers()
     assert deployed == {name: f"incidents-worker-{name}" for name in deployed}
     subscriptions = tomllib.loads((ROOT / "config" / "subscriptions.toml").read_text())
-    assert sorted(subscriptions["workers"]) == sorted(deployed), "every worker in the subscriptions file runs"
+    # webhooks subscribes per endpoint (POST /webhooks), not in the file.
+    per_endpoint = {WEBHOOK_WORKER}
+    assert sorted(subscriptions["workers"]) == sorted(set(deployed) - per_endpoint), "every listed worker runs"
 
 
 def test_every_env_var_is_read_by_the_code_it_is_given_to(objects: list[Obj]) -> None:
@@ -155,6 +159,20 @@ async def test_worker_settings_accept_the_manifest(objects: list[Obj], worker: s
     async with httpx.AsyncClient() as client:
         built = load_worker(worker).from_env(spec.env, client)
         assert built.dry_run, "the base config has no vendor credentials: the worker runs dry"
+
+
+def test_webhooks_worker_settings_accept_the_manifest(objects: list[Obj]) -> None:
+    name = "incidents-worker-webhooks"
+    spec = launch_spec(objects, name, example_secrets())
+    settings = ServiceSettings.from_env(spec.env)
+    webhooks = WebhookSettings.from_env(spec.env)
+    (container,) = containers(one(objects, "Deployment", name))
+    assert settings.health_host == "0.0.0.0"
+    assert settings.health_port == port_named(container, "health") == spec.probes["readiness"][1]
+    assert settings.nats.user == WEBHOOK_WORKER and len(settings.nats.servers) == 3
+    assert webhooks.allow_private is False and webhooks.timeout == 15.0 and webhooks.retry_budget == 259200.0
+    api = ApiSettings.from_env(launch_spec(objects, "incidents-api", example_secrets()).env)
+    assert api.webhook_allow_private is webhooks.allow_private, "the API and the worker apply the same guard"
 
 
 def test_each_worker_gets_only_its_own_vendor_settings(objects: list[Obj]) -> None:

@@ -50,7 +50,7 @@ def test_every_variable_comes_from_the_container_env(objects: list[Obj]) -> None
 def test_every_service_user_has_a_password_variable(objects: list[Obj]) -> None:
     conf = deployed_conf(objects)
     users = dict(re.findall(r"user:\s*(\w+)\s*[\n,]\s*password:\s*\$(\w+)", conf))
-    assert set(users) == {"sys", "admin", "api", "eventhandler", "jira", "slack", "zendesk"}, users
+    assert set(users) == {"sys", "admin", "api", "eventhandler", "jira", "slack", "zendesk", "webhooks"}, users
     for workload in find(objects, "Deployment"):
         for container in containers(workload):
             env = {v["name"]: v for v in container.get("env", [])}

@@ -22,6 +22,7 @@ from tests.deploy.manifests import LaunchSpec, Obj, example_secrets, launch_spec
 from tests.deploy.natsconf import start_deployed_nats
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
+from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.zendesk import FakeZendesk
 from tests.support import mariadb as mariadb_support
 from tests.support.mariadb import MariaDB
@@ -86,7 +87,17 @@ async def ready(spec: LaunchSpec, process: Process) -> None:
     await eventually(answers, timeout=45, interval=0.2, what=f"{spec.name} to be ready")
 
 
-async def test_services_run_from_the_manifests(tmp_path: Path, mariadb: MariaDB, fakes: Fakes) -> None:
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    fake = WebhookReceiver()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+async def test_services_run_from_the_manifests(
+    tmp_path: Path, mariadb: MariaDB, fakes: Fakes, receiver: WebhookReceiver
+) -> None:
     objects: list[Obj] = render()
     secrets = copy.deepcopy(example_secrets())
     config, vendor_secrets = vendor_settings(fakes)
@@ -124,7 +135,10 @@ async def test_services_run_from_the_manifests(tmp_path: Path, mariadb: MariaDB,
         # One NATS server: the streams can't be R3 here.
         specs = [spec("incidents-eventhandler", STREAM_REPLICAS="1")]
         specs += [spec(f"incidents-worker-{worker}") for worker in WORKERS]
-        specs.append(spec("incidents-api"))
+        # The receiver listens on loopback, which the manifests (rightly) refuse.
+        loopback = {"WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}
+        specs.append(spec("incidents-worker-webhooks", **loopback))
+        specs.append(spec("incidents-api", **loopback))
         for launched in specs:
             processes.append(Process(launched.name, launched.argv, launched.env, tmp_path / f"{launched.name}.log"))
             processes[-1].start()
@@ -136,6 +150,10 @@ async def test_services_run_from_the_manifests(tmp_path: Path, mariadb: MariaDB,
         headers = {"Authorization": f"Bearer {api_token(secrets)}"}
         async with httpx.AsyncClient(timeout=5) as client:
             assert (await client.post(f"{base}/incident/", json={"message": "disk full"})).status_code == 401
+            hook = {"url": receiver.hook_url, "events": ["incident.created"]}
+            registered = await client.post(f"{base}/webhooks", json=hook, headers=headers)
+            assert registered.status_code == 201, registered.text
+            receiver.trust(registered.json()["secret"])
             created = await client.post(f"{base}/incident/", json={"message": "disk full"}, headers=headers)
             assert created.status_code == 200, created.text
             incident_id = int(created.json()["ID"])
@@ -144,6 +162,8 @@ async def test_services_run_from_the_manifests(tmp_path: Path, mariadb: MariaDB,
                 fakes.jira.only(incident_id)
                 fakes.slack.only(incident_id)
                 fakes.zendesk.only(incident_id)
+                assert [r.event["subject"] for r in receiver.accepted()] == [str(incident_id)]
+                assert receiver.accepted()[0].verified_by
                 return True
 
             await eventually(synced, timeout=30, interval=0.2, what="every vendor to get the incident")

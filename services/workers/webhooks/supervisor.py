@@ -1,0 +1,202 @@
+"""Watches the endpoints bucket and runs one delivery loop per enabled endpoint; answers manual redeliveries."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+
+import msgspec
+import nats.errors
+import nats.js.errors
+import structlog
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+
+from services.workers.webhooks.consumers import delete_consumer, ensure_consumer
+from services.workers.webhooks.delivery import Deliverer
+from services.workers.webhooks.journal import Journal
+from services.workers.webhooks.loop import NATS_TROUBLE, EndpointLoop, attempt_record
+from services.workers.webhooks.metrics import WebhookMetrics
+from services.workers.webhooks.settings import WebhookSettings
+from shared.events import decode_event
+from shared.webhooks import (
+    REDELIVER_QUEUE,
+    REDELIVER_SUBJECT,
+    Endpoint,
+    RedeliverReply,
+    RedeliverRequest,
+    decode_endpoint,
+    encode,
+    endpoint_key,
+)
+
+log = structlog.get_logger(__name__)
+
+WATCH_POLL_SECONDS = 1.0
+SHUTDOWN_GRACE_SECONDS = 20.0
+
+
+class Supervisor:
+    def __init__(
+        self,
+        nc: Client,
+        js: JetStreamContext,
+        kv: KeyValue,
+        deliverer: Deliverer,
+        settings: WebhookSettings,
+        metrics: WebhookMetrics,
+    ) -> None:
+        self.nc = nc
+        self.js = js
+        self.kv = kv
+        self.deliverer = deliverer
+        self.journal = Journal(js)
+        self.settings = settings
+        self.metrics = metrics
+        self.endpoints: dict[str, Endpoint] = {}
+        self.loops: dict[str, tuple[EndpointLoop, asyncio.Task[None]]] = {}
+        self.watching = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        redeliveries = await self.nc.subscribe(REDELIVER_SUBJECT, queue=REDELIVER_QUEUE, cb=self._on_redeliver)
+        try:
+            await self._watch(stop)
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await redeliveries.unsubscribe()
+            await self._stop_all()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        watcher = await self.kv.watch("endpoint.*")
+        self.watching = True
+        try:
+            while not stop.is_set():
+                try:
+                    entry = await watcher.updates(timeout=WATCH_POLL_SECONDS)
+                except nats.errors.TimeoutError:
+                    continue
+                if entry is None:  # the initial values have all been seen
+                    log.info("endpoints loaded", endpoints=len(self.endpoints), running=len(self.loops))
+                    continue
+                endpoint_id = entry.key.removeprefix("endpoint.")
+                if entry.operation in (KV_DEL, KV_PURGE):
+                    await self._removed(endpoint_id)
+                    continue
+                try:
+                    endpoint = decode_endpoint(entry.value or b"")
+                except msgspec.MsgspecError as exc:
+                    log.error("unreadable endpoint entry ignored", key=entry.key, error=str(exc))
+                    continue
+                await self._changed(endpoint)
+        finally:
+            self.watching = False
+            with contextlib.suppress(nats.errors.Error):
+                await watcher.stop()
+
+    async def _changed(self, endpoint: Endpoint) -> None:
+        self.endpoints[endpoint.id] = endpoint
+        running = self.loops.get(endpoint.id)
+        if not endpoint.enabled:
+            if running is not None:
+                log.info("endpoint disabled, delivery stopped", endpoint_id=endpoint.id, why=endpoint.disabled_reason)
+                await self._stop_loop(endpoint.id)
+            return
+        try:
+            await ensure_consumer(self.nc, self.js, endpoint, self.settings.ack_wait)
+        except (*NATS_TROUBLE, nats.js.errors.Error) as exc:
+            # The loop keeps trying to bind; the next change or restart tries the consumer again.
+            log.error("could not create or update the endpoint's consumer", endpoint_id=endpoint.id, error=repr(exc))
+        if running is not None:
+            running[0].endpoint = endpoint
+            return
+        loop = EndpointLoop(
+            endpoint, self.js, self.deliverer, self.journal, self.settings, self.metrics, self._disable, self._ensure
+        )
+        self.loops[endpoint.id] = (loop, asyncio.create_task(loop.run(), name=f"webhook-{endpoint.id}"))
+        log.info("endpoint delivery started", endpoint_id=endpoint.id, events=endpoint.events)
+
+    async def _ensure(self, endpoint: Endpoint) -> None:
+        await ensure_consumer(self.nc, self.js, endpoint, self.settings.ack_wait)
+
+    async def _removed(self, endpoint_id: str) -> None:
+        self.endpoints.pop(endpoint_id, None)
+        await self._stop_loop(endpoint_id)
+        self.metrics.forget(endpoint_id)
+        with contextlib.suppress(*NATS_TROUBLE):
+            await delete_consumer(self.js, endpoint_id)
+        log.info("endpoint deleted, consumer removed", endpoint_id=endpoint_id)
+
+    async def _stop_loop(self, endpoint_id: str) -> None:
+        running = self.loops.pop(endpoint_id, None)
+        if running is None:
+            return
+        loop, task = running
+        loop.stop.set()
+        if task is not asyncio.current_task():
+            await asyncio.wait({task}, timeout=self.settings.timeout + 5)
+
+    async def _stop_all(self) -> None:
+        for loop, _ in self.loops.values():
+            loop.stop.set()
+        tasks = [task for _, task in self.loops.values()] + list(self._tasks)
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self.loops.clear()
+
+    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
+        """410 Gone: the receiver asks us to stop. Compare-and-set, so a concurrent edit is not lost."""
+        key = endpoint_key(endpoint.id)
+        for _ in range(5):
+            try:
+                entry = await self.kv.get(key)
+                current = decode_endpoint(entry.value or b"")
+                if not current.enabled:
+                    return
+                disabled = msgspec.structs.replace(
+                    current, enabled=False, disabled_reason=reason, updated_at=datetime.now(UTC)
+                )
+                await self.kv.update(key, encode(disabled), last=entry.revision)
+                log.warning("endpoint disabled", endpoint_id=endpoint.id, reason=reason)
+                return
+            except nats.js.errors.KeyWrongLastSequenceError:
+                continue
+            except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+                return
+            except NATS_TROUBLE as exc:
+                log.warning("could not disable the endpoint yet", endpoint_id=endpoint.id, error=repr(exc))
+                return
+
+    async def _on_redeliver(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._redeliver(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _redeliver(self, msg: Msg) -> None:
+        """One attempt now, outside the schedule; the answer goes to the delivery log and back to the API."""
+        try:
+            request = msgspec.json.decode(msg.data, type=RedeliverRequest)
+            event = decode_event(request.event.encode())
+        except (msgspec.MsgspecError, ValueError) as exc:
+            reply = RedeliverReply(error=f"bad request: {exc}")
+        else:
+            endpoint = self.endpoints.get(request.endpoint_id)
+            if endpoint is None:
+                reply = RedeliverReply(error="unknown endpoint")
+            else:
+                with structlog.contextvars.bound_contextvars(endpoint_id=endpoint.id, event_id=event.id):
+                    result = await self.deliverer.deliver(endpoint, event.id, request.event.encode())
+                    outcome = "delivered" if result.ok else "failed"
+                    attempt = attempt_record(endpoint, event, 1, outcome, result, manual=True)
+                    await self.journal.record(attempt)
+                    self.metrics.attempted(endpoint.id, outcome, result.ok, result.duration)
+                    log.info("manual redelivery", outcome=outcome, status_code=result.status_code, error=result.error)
+                reply = RedeliverReply(attempt=attempt)
+        with contextlib.suppress(*NATS_TROUBLE):
+            await msg.respond(encode(reply))
