@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import structlog
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -31,6 +32,7 @@ from services.api.schemas import STRICT_BODIES
 from services.api.settings import ApiSettings
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -51,7 +53,13 @@ def build_components(settings: ApiSettings) -> Components:
     client = EventHandlerClient(link)
     outbox = OutboxStore(db)
     metrics = ApiMetrics()
-    relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
+    relay = OutboxRelay(
+        outbox,
+        client,
+        batch_size=settings.relay_batch_size,
+        max_backoff=settings.relay_retry_max_seconds,
+        metrics=metrics,
+    )
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
     links = LinkReader(link, settings.link_workers)
     return Components(db, link, client, outbox, relay, repo, metrics, links)
@@ -87,13 +95,25 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
             "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
             "links": Provide(lambda: parts.links, sync_to_thread=False),
+            "relay": Provide(lambda: parts.relay, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
+        signature_types=[
+            IncidentRepository,
+            Db,
+            NatsLink,
+            OutboxStore,
+            EventHandlerClient,
+            ApiMetrics,
+            LinkReader,
+            OutboxRelay,
+            ApiSettings,
+        ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
@@ -129,9 +149,10 @@ def _limit_text(schema: Schema, limit: int) -> None:
 
 
 async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> None:
-    """Forget idempotency keys after a day."""
+    """Forget idempotency keys a day after their request."""
     while not stop.is_set():
         with contextlib.suppress(*UNAVAILABLE_ERRORS):
-            await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
+            pruned = await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
+            log.info("idempotency keys pruned", pruned=pruned)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)
