@@ -245,15 +245,7 @@ class SqlIncidentRepository:
         pruned = 0
         while True:
             async with self.db.write():
-                chunk = [
-                    str(row[0])
-                    for row in await self.db.database.fetch_all(
-                        sa.select(idempotency_keys.c.key)
-                        .where(idempotency_keys.c.created_at < older_than_micros)
-                        .order_by(idempotency_keys.c.created_at)
-                        .limit(PRUNE_CHUNK)
-                    )
-                ]
+                chunk = [str(row[0]) for row in await self.db.database.fetch_all(expired_keys(older_than_micros))]
                 if chunk:
                     await self.db.database.execute(
                         idempotency_keys.delete().where(
@@ -354,6 +346,16 @@ class SqlIncidentRepository:
                 created_at=to_micros(utcnow()),  # the request's time: a no-op on an old incident is kept too
             )
         )
+
+
+def expired_keys(older_than_micros: int) -> sa.Select[Any]:
+    """The next chunk of keys to prune, oldest first: a range scan of ix_idempotency_keys_created_at."""
+    return (
+        sa.select(idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < older_than_micros)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(PRUNE_CHUNK)
+    )
 
 
 class _Stale(Exception):
