@@ -10,7 +10,6 @@ retried; `health()` tells readiness when it is dead, stalled or holding parked i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from shared.relay import MAX_EVENT_BYTES, MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BY
 log = structlog.get_logger(__name__)
 
 RETRY_LATER: tuple[type[BaseException], ...] = (EventHandlerUnavailable, *UNAVAILABLE_ERRORS)
+SHUTDOWN_LEFTOVERS: tuple[type[BaseException], ...] = (TimeoutError, EventHandlerError, *RETRY_LATER)
 REFUSED_CODES = (400, 413)  # the request itself is refused: find the row that causes it
 
 
@@ -111,10 +111,14 @@ class OutboxRelay:
 
     async def flush(self, timeout: float) -> None:
         """One last attempt at shutdown; what is left stays in the outbox for the next start."""
-        with contextlib.suppress(TimeoutError, EventHandlerError, *RETRY_LATER):
+        try:
             async with asyncio.timeout(timeout):
                 while await self.send_batch():
                     pass
+        except SHUTDOWN_LEFTOVERS as exc:
+            log.info("outbox left for the next start", error=str(exc) or type(exc).__name__)
+        except Exception:  # shutdown goes on to close NATS and the database; the rows stay in the outbox
+            log.exception("last outbox attempt failed")
 
     async def send_batch(self) -> bool:
         """Send one claim of rows; True when a full claim went out and more may be waiting."""
