@@ -30,8 +30,8 @@ from tests.integration.eventhandler.support import (
     publish_body,
     settings_for,
 )
-from tests.support.processes import ROOT, NatsServer
 from tests.support.polling import eventually
+from tests.support.processes import ROOT, NatsServer
 from tests.unit.eventhandler.factory import make_event
 
 SHIPPED = {
