@@ -206,7 +206,7 @@ class OutboxRelay:
         now = time.monotonic()
         previous = self.parked.get(row.incident_id)
         attempts = previous.attempts + 1 if previous and previous.event_id == row.event_id else 1
-        delay = min(self.park_base * 2 ** (attempts - 1), self.max_backoff)
+        delay = min(self.park_base * 2 ** min(attempts - 1, 30), self.max_backoff)  # a parked row may wait days
         since = previous.since if previous and previous.event_id == row.event_id else now
         self.parked[row.incident_id] = Parked(row.event_id, reason, attempts, since, now + delay)
         log.error(
