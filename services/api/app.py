@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
 
+import structlog
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.exceptions import HTTPException
@@ -49,6 +50,7 @@ from services.api.webhooks import WebhookStore
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -71,7 +73,13 @@ def build_components(settings: ApiSettings) -> Components:
     client = EventHandlerClient(link)
     outbox = OutboxStore(db)
     metrics = ApiMetrics()
-    relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
+    relay = OutboxRelay(
+        outbox,
+        client,
+        batch_size=settings.relay_batch_size,
+        max_backoff=settings.relay_retry_max_seconds,
+        metrics=metrics,
+    )
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
     links = LinkReader(link, settings.link_workers)
     intake = AlertIntake(repo)
@@ -131,6 +139,8 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "intake": Provide(lambda: parts.intake, sync_to_thread=False),
             "routing_keys": Provide(lambda: parts.routing_keys, sync_to_thread=False),
             "webhooks": Provide(lambda: webhooks, sync_to_thread=False),
+            "relay": Provide(lambda: parts.relay, sync_to_thread=False),
+            "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
@@ -148,6 +158,8 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             AlertIntake,
             RoutingKeys,
             WebhookStore,
+            OutboxRelay,
+            ApiSettings,
         ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
@@ -213,10 +225,11 @@ def _limit_text(schema: Schema, limit: int) -> None:
 
 
 async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> None:
-    """Forget idempotency keys after a day."""
+    """Forget idempotency keys a day after their request."""
     while not stop.is_set():
         with contextlib.suppress(*UNAVAILABLE_ERRORS):
-            await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
+            pruned = await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
+            log.info("idempotency keys pruned", pruned=pruned)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=3600)
 

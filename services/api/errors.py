@@ -12,7 +12,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from services.api.db import UNAVAILABLE_ERRORS
 from services.api.domain import DomainError, IncidentDeleted
 from services.api.eventhandler_client import EventHandlerError, EventHandlerUnavailable
-from services.api.repository import DedupKeyInUse, IdempotencyMismatch, NotFound, PreconditionFailed, VersionConflict
+from services.api.repository import (
+    DedupKeyInUse,
+    EventTooLarge,
+    IdempotencyMismatch,
+    NotFound,
+    PreconditionFailed,
+    VersionConflict,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -60,6 +67,8 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, NotFound | IncidentDeleted):
         return error_response(404, "incident not found")
+    if isinstance(exc, EventTooLarge):
+        return error_response(413, str(exc))
     if isinstance(exc, BadRequest | DomainError):
         return error_response(400, str(exc))
     if isinstance(exc, PreconditionFailed):
@@ -67,7 +76,7 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if isinstance(exc, VersionConflict | IdempotencyMismatch | DedupKeyInUse):
         return error_response(409, str(exc))
     if isinstance(exc, EventHandlerError):
-        return error_response(400 if exc.code == 400 else 503, exc.description)
+        return error_response(exc.code if exc.code in (400, 404) else 503, exc.description)
     if isinstance(exc, EventHandlerUnavailable):
         return error_response(503, "event handler unavailable, try again later", {"Retry-After": "1"})
     if isinstance(exc, UNAVAILABLE_ERRORS):

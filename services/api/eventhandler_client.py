@@ -9,11 +9,12 @@ from typing import Any
 import msgspec
 import structlog
 from nats.aio.client import Client
-from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError
+from nats.errors import ConnectionClosedError, MaxPayloadError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from shared import jetstream
 from shared.natsconn import NatsSettings, connect
+from shared.relay import PublishReply, encode_request
 
 log = structlog.get_logger(__name__)
 
@@ -26,18 +27,12 @@ class EventHandlerUnavailable(RuntimeError):
 
 
 class EventHandlerError(RuntimeError):
-    """The event handler refused a request (a micro service error reply)."""
+    """The event handler refused a request (a micro service error reply), or NATS could not carry it (413)."""
 
     def __init__(self, code: int, description: str) -> None:
         super().__init__(description)
         self.code = code
         self.description = description
-
-
-class PublishReply(msgspec.Struct, frozen=True):
-    stored: list[str] = []
-    failed: list[dict[str, str]] = []
-    rejected: list[dict[str, str]] = []
 
 
 class NatsLink:
@@ -93,6 +88,9 @@ class NatsLink:
             reply = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
         except (NoRespondersError, NatsTimeoutError, TimeoutError, ConnectionClosedError) as exc:
             raise EventHandlerUnavailable(f"event handler did not answer: {type(exc).__name__}") from exc
+        except MaxPayloadError as exc:
+            limit = self.nc.max_payload
+            raise EventHandlerError(413, f"request of {len(payload)} bytes exceeds NATS max_payload {limit}") from exc
         code = (reply.headers or {}).get(ERROR_CODE_HEADER)
         if code:
             description = (reply.headers or {}).get(ERROR_HEADER, "event handler error")
@@ -108,7 +106,7 @@ class EventHandlerClient:
         self.timeout = timeout
 
     async def publish(self, payloads: list[bytes], headers: dict[str, str] | None = None) -> PublishReply:
-        body = b'{"events":[' + b",".join(payloads) + b"]}"
+        body = encode_request(payloads)
         raw = await self.link.request(jetstream.PUBLISH_SUBJECT, body, self.timeout, headers)
         return msgspec.json.decode(raw, type=PublishReply)
 

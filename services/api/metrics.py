@@ -27,6 +27,15 @@ class ApiMetrics:
         self.relay_failures = self.registry.counter(
             "incidents_api_relay_failures_total", "Relay rounds that failed and will be retried."
         )
+        self.relay_errors = self.registry.counter(
+            "incidents_api_relay_errors_total", "Relay rounds that failed unexpectedly (see logs) and will be retried."
+        )
+        self.parked = 0
+        self.registry.gauge(
+            "incidents_api_outbox_parked_incidents",
+            "Incidents whose next event was rejected or can't be sent; their events wait (see readiness).",
+            lambda: self.parked,
+        )
         self.backlog: float | None = None
         self.oldest_age: float | None = None
         self.registry.gauge(

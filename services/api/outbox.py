@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -52,11 +52,14 @@ class OutboxStore:
         self.db = db
 
     @contextlib.asynccontextmanager
-    async def claim(self, limit: int) -> AsyncIterator[Claim]:
-        """Claim the oldest rows. On MySQL rows stay locked (SKIP LOCKED) until the block ends."""
+    async def claim(self, limit: int, exclude: Collection[int] = ()) -> AsyncIterator[Claim]:
+        """Claim the oldest rows of incidents not in `exclude` (parked ones).
+
+        On MySQL rows stay locked (SKIP LOCKED) until the block ends.
+        """
         if self.db.is_sqlite:
             async with self.db.session():
-                rows = await self._rows(limit, lock=False)
+                rows = await self._rows(limit, lock=False, exclude=exclude)
             yield Claim(rows, self.db)
             return
         async with self.db.database.connection() as connection:
@@ -64,7 +67,7 @@ class OutboxStore:
             # so the API's writes never wait for the relay's round trip to the event handler.
             await connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
             async with connection.transaction():
-                rows = await self._rows(limit, lock=True)
+                rows = await self._rows(limit, lock=True, exclude=exclude)
                 yield Claim(await self._first_in_line(rows), self.db)
 
     async def backlog(self) -> Backlog:
@@ -74,8 +77,10 @@ class OutboxStore:
             return Backlog(0, 0.0)
         return Backlog(size, max(0.0, (utcnow() - from_micros(int(row[1]))).total_seconds()))
 
-    async def _rows(self, limit: int, *, lock: bool) -> list[OutboxRow]:
+    async def _rows(self, limit: int, *, lock: bool, exclude: Collection[int]) -> list[OutboxRow]:
         stmt = sa.select(outbox.c.id, outbox.c.event_row_id, outbox.c.incident_id).order_by(outbox.c.id).limit(limit)
+        if exclude:
+            stmt = stmt.where(outbox.c.incident_id.not_in(sorted(exclude)))
         if lock:
             stmt = stmt.with_for_update(skip_locked=True)
         claimed = await self.db.database.fetch_all(stmt)

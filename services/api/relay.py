@@ -1,20 +1,57 @@
-"""The outbox relay: hands committed events to the event handler in order, retrying until they are stored."""
+"""The outbox relay: hands committed events to the event handler in order, retrying until they are stored.
+
+Each request is bounded by shared.relay's limits (events and bytes). An event the event handler
+rejects, or one that can't be sent at all (too large, refused), stays in the outbox and *parks* its
+incident: that incident's later events wait behind it and it is retried with backoff, while every
+other incident goes on. The relay never ends on an error: whatever fails is logged, counted and
+retried; `health()` tells readiness when it is dead, stalled or holding parked incidents.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 
 from services.api.db import UNAVAILABLE_ERRORS
 from services.api.eventhandler_client import EventHandlerClient, EventHandlerError, EventHandlerUnavailable
 from services.api.metrics import ApiMetrics
-from services.api.outbox import OutboxStore
+from services.api.outbox import Claim, OutboxRow, OutboxStore
+from shared.relay import MAX_EVENT_BYTES, MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES, PublishReply, request_bytes
 
 log = structlog.get_logger(__name__)
 
-RETRY_LATER: tuple[type[BaseException], ...] = (EventHandlerUnavailable, EventHandlerError, *UNAVAILABLE_ERRORS)
+RETRY_LATER: tuple[type[BaseException], ...] = (EventHandlerUnavailable, *UNAVAILABLE_ERRORS)
+SHUTDOWN_LEFTOVERS: tuple[type[BaseException], ...] = (TimeoutError, EventHandlerError, *RETRY_LATER)
+REFUSED_CODES = (400, 413)  # the request itself is refused: find the row that causes it
+
+
+def retry_later(exc: BaseException) -> bool:
+    """A failure of the path (NATS, event handler, JetStream, database): the whole relay waits and retries."""
+    return isinstance(exc, RETRY_LATER) or (isinstance(exc, EventHandlerError) and exc.code not in REFUSED_CODES)
+
+
+@dataclass(slots=True)
+class Parked:
+    """An incident whose first outbox row could not be delivered; nothing of it is sent before `retry_at`."""
+
+    event_id: str
+    reason: str
+    attempts: int
+    since: float
+    retry_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class RelayHealth:
+    running: bool
+    stalled_seconds: float
+    """How long the relay has gone without a round that ended normally."""
+    parked: dict[int, Parked]
+    last_error: str | None
 
 
 class OutboxRelay:
@@ -25,7 +62,8 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         idle_poll: float = 1.0,
-        max_backoff: float = 5.0,
+        max_backoff: float = 30.0,
+        park_base: float = 1.0,
         metrics: ApiMetrics | None = None,
     ) -> None:
         self.metrics = metrics
@@ -34,58 +72,227 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.idle_poll = idle_poll
         self.max_backoff = max_backoff
-        self._wake = asyncio.Event()
+        self.park_base = park_base
+        self.parked: dict[int, Parked] = {}
+        self.running = False
+        self.last_error: str | None = None
         self.delivered_total = 0
+        self._last_progress = time.monotonic()
+        self._wake = asyncio.Event()
 
     def notify(self) -> None:
         """Called after each commit that wrote outbox rows."""
         self._wake.set()
 
+    def health(self) -> RelayHealth:
+        stalled = 0.0 if not self.running else time.monotonic() - self._last_progress
+        return RelayHealth(self.running, stalled, dict(self.parked), self.last_error)
+
     async def run(self, stop: asyncio.Event) -> None:
+        """Send until `stop`; every failure is logged, counted and retried with backoff."""
+        self.running = True
+        self._last_progress = time.monotonic()
         backoff = 0.0
-        while not stop.is_set():
-            self._wake.clear()
-            try:
-                more = await self.send_batch()
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    more = await self.send_batch()
+                except Exception as exc:  # supervision: nothing may end the relay; see _failed
+                    backoff = min(max(0.1, backoff * 2), self.max_backoff)
+                    self._failed(exc, backoff)
+                    await _wait_any(stop, None, backoff)
+                    continue
                 backoff = 0.0
-            except RETRY_LATER as exc:
-                backoff = min(max(0.1, backoff * 2), self.max_backoff)
-                if self.metrics is not None:
-                    self.metrics.relay_failures.inc()
-                log.warning("outbox relay will retry", error=str(exc) or type(exc).__name__, retry_in=backoff)
-                await _wait_any(stop, None, backoff)
-                continue
-            if not more:
-                await _wait_any(stop, self._wake, self.idle_poll)
+                if not more:
+                    await _wait_any(stop, self._wake, self._idle_timeout())
+        finally:
+            self.running = False
 
     async def flush(self, timeout: float) -> None:
         """One last attempt at shutdown; what is left stays in the outbox for the next start."""
-        with contextlib.suppress(TimeoutError, *RETRY_LATER):
+        try:
             async with asyncio.timeout(timeout):
                 while await self.send_batch():
                     pass
+        except SHUTDOWN_LEFTOVERS as exc:
+            log.info("outbox left for the next start", error=str(exc) or type(exc).__name__)
+        except Exception:  # shutdown goes on to close NATS and the database; the rows stay in the outbox
+            log.exception("last outbox attempt failed")
 
     async def send_batch(self) -> bool:
-        """Send one batch; True when a full batch went out and more may be waiting."""
-        async with self.store.claim(self.batch_size) as claim:
-            if not claim.rows:
-                return False
-            reply = await self.client.publish([row.payload for row in claim.rows])
-            # A rejected event is invalid for good; it leaves the outbox but stays in the event log.
-            done = set(reply.stored) | {r.get("id", "") for r in reply.rejected}
-            await claim.delivered({row.id for row in claim.rows if row.event_id in done})
-            self.delivered_total += len(reply.stored)
-            if self.metrics is not None:
-                self.metrics.relayed.inc(len(reply.stored))
-        for rejected in reply.rejected:
-            log.error(
-                "event handler rejected an outbox event", event_id=rejected.get("id"), error=rejected.get("error")
-            )
-            if self.metrics is not None:
-                self.metrics.rejected.inc()
-        if reply.failed:
-            raise EventHandlerUnavailable(f"{len(reply.failed)} events not stored yet")
+        """Send one claim of rows; True when a full claim went out and more may be waiting."""
+        now = time.monotonic()
+        waiting = {incident for incident, parked in self.parked.items() if parked.retry_at > now}
+        trouble: BaseException | None = None
+        async with self.store.claim(self.batch_size, exclude=waiting) as claim:
+            if len(claim.rows) < self.batch_size:
+                self._forget_gone(claim.rows, waiting)
+            if claim.rows:
+                trouble = await self._send(claim, claim.rows, set())
+        if trouble is not None:
+            raise trouble
+        self._last_progress = time.monotonic()
+        self.last_error = None
+        self._observe_parked()
         return len(claim.rows) >= self.batch_size
+
+    async def _send(
+        self, claim: Claim, rows: Sequence[OutboxRow], blocked: set[int], *, one_each: bool = False
+    ) -> BaseException | None:
+        """Send `rows` in bounded requests, in order; an incident in `blocked` sends nothing more this round.
+
+        Returns the failure that should make the whole relay wait (NATS, the event handler or JetStream).
+        """
+        for request in _Requests(self, rows, blocked, one_each):
+            try:
+                reply = await self.client.publish([row.payload for row in request])
+            except EventHandlerError as exc:
+                if exc.code not in REFUSED_CODES:
+                    return exc
+                if len(request) == 1:
+                    self._park(request[0], f"refused by the event handler ({exc.code}): {exc.description}")
+                    blocked.add(request[0].incident_id)
+                    continue
+                # One row spoils the request for all: send them one by one so it parks only its incident.
+                trouble = await self._send(claim, request, blocked, one_each=True)
+                if trouble is not None:
+                    return trouble
+                continue
+            except RETRY_LATER as exc:
+                return exc
+            trouble = await self._settle(claim, request, reply, blocked)
+            if trouble is not None:
+                return trouble
+        return None
+
+    async def _settle(
+        self, claim: Claim, request: list[OutboxRow], reply: PublishReply, blocked: set[int]
+    ) -> BaseException | None:
+        stored = set(reply.stored)
+        rejected = {item.id: item.error for item in reply.rejected}
+        failed = {item.id: item.error for item in reply.failed}
+        delivered: set[int] = set()
+        not_stored = 0
+        for row in request:
+            if row.event_id in stored:
+                delivered.add(row.id)
+                self._unpark(row)
+            elif row.event_id in rejected:
+                self._park(row, f"rejected by the event handler: {rejected[row.event_id]}")
+                blocked.add(row.incident_id)
+                if self.metrics is not None:
+                    self.metrics.rejected.inc()
+            elif row.event_id in failed:
+                if row.incident_id not in blocked:  # behind a rejected event of its incident is not a failure
+                    not_stored += 1
+                    log.warning("event not stored yet", event_id=row.event_id, error=failed[row.event_id])
+                blocked.add(row.incident_id)
+            else:
+                self._park(row, "the event handler's reply does not mention this event")
+                blocked.add(row.incident_id)
+        await claim.delivered(delivered)
+        self.delivered_total += len(delivered)
+        if self.metrics is not None:
+            self.metrics.relayed.inc(len(delivered))
+        if not_stored:
+            return EventHandlerUnavailable(f"{not_stored} events not stored yet")
+        return None
+
+    def oversized(self, row: OutboxRow) -> None:
+        self._park(row, f"event of {len(row.payload)} bytes exceeds the limit of {MAX_EVENT_BYTES}")
+
+    def _park(self, row: OutboxRow, reason: str) -> None:
+        now = time.monotonic()
+        previous = self.parked.get(row.incident_id)
+        attempts = previous.attempts + 1 if previous and previous.event_id == row.event_id else 1
+        delay = min(self.park_base * 2 ** min(attempts - 1, 30), self.max_backoff)  # a parked row may wait days
+        since = previous.since if previous and previous.event_id == row.event_id else now
+        self.parked[row.incident_id] = Parked(row.event_id, reason, attempts, since, now + delay)
+        log.error(
+            "outbox event parked: its incident waits, others go on",
+            incident_id=row.incident_id,
+            event_id=row.event_id,
+            reason=reason,
+            attempts=attempts,
+            retry_in=round(delay, 3),
+        )
+        self._observe_parked()
+
+    def _unpark(self, row: OutboxRow) -> None:
+        parked = self.parked.pop(row.incident_id, None)
+        if parked is not None:
+            log.info("parked incident delivered again", incident_id=row.incident_id, event_id=row.event_id)
+            self._observe_parked()
+
+    def _forget_gone(self, rows: Sequence[OutboxRow], waiting: set[int]) -> None:
+        """A due parked incident absent from a claim that saw every eligible row was delivered elsewhere."""
+        present = {row.incident_id for row in rows}
+        for incident in [i for i in self.parked if i not in waiting and i not in present]:
+            del self.parked[incident]
+            log.info("parked incident no longer in the outbox", incident_id=incident)
+
+    def _observe_parked(self) -> None:
+        if self.metrics is not None:
+            self.metrics.parked = len(self.parked)
+
+    def _failed(self, exc: BaseException, backoff: float) -> None:
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if retry_later(exc):
+            if self.metrics is not None:
+                self.metrics.relay_failures.inc()
+            log.warning("outbox relay will retry", error=str(exc) or type(exc).__name__, retry_in=backoff)
+            return
+        if self.metrics is not None:
+            self.metrics.relay_errors.inc()
+        log.exception("outbox relay failed unexpectedly, will retry", error=self.last_error, retry_in=backoff)
+
+    def _idle_timeout(self) -> float:
+        if not self.parked:
+            return self.idle_poll
+        due = min(parked.retry_at for parked in self.parked.values()) - time.monotonic()
+        return max(0.01, min(self.idle_poll, due))
+
+
+class _Requests:
+    """Packs rows into requests within the count and byte limits, skipping blocked incidents.
+
+    Iterated lazily, so a row rejected in one request blocks its incident's rows in the next ones.
+    A row that is too large for any request parks its incident.
+    """
+
+    def __init__(self, relay: OutboxRelay, rows: Sequence[OutboxRow], blocked: set[int], one_each: bool) -> None:
+        self._relay = relay
+        self._rows = rows
+        self._blocked = blocked
+        self._limit = 1 if one_each else MAX_EVENTS_PER_REQUEST
+        self._position = 0
+
+    def __iter__(self) -> _Requests:
+        return self
+
+    def __next__(self) -> list[OutboxRow]:
+        request: list[OutboxRow] = []
+        size = request_bytes([])
+        while self._position < len(self._rows):
+            row = self._rows[self._position]
+            if row.incident_id in self._blocked:
+                self._position += 1
+                continue
+            if len(row.payload) > MAX_EVENT_BYTES:
+                self._relay.oversized(row)
+                self._blocked.add(row.incident_id)
+                self._position += 1
+                continue
+            grown = size + len(row.payload) + (1 if request else 0)  # the comma between events
+            if len(request) >= self._limit or (request and grown > MAX_REQUEST_BYTES):
+                break
+            request.append(row)
+            size = grown
+            self._position += 1
+        if not request:
+            raise StopIteration
+        return request
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:

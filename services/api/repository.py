@@ -17,8 +17,10 @@ from services.api.domain import Acknowledged, AlertFields, Incident, Severity, S
 from services.api.events import Origin, cloud_event
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import encode_event, utcnow
+from shared.relay import MAX_EVENT_BYTES
 
 MAX_CAS_ATTEMPTS = 8
+PRUNE_CHUNK = 1000  # idempotency keys deleted per statement: each delete holds its locks only briefly
 # The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at, severity, source, labels, "
@@ -67,6 +69,16 @@ class Replayed(RuntimeError):
 
 class IdempotencyMismatch(ValueError):
     """An Idempotency-Key was reused for a different request."""
+
+
+class EventTooLarge(ValueError):
+    """The change's event would not fit in one request to the event handler: nothing is written."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(
+            f"the incident would be too large to deliver: its event is {size} bytes, at most {MAX_EVENT_BYTES}"
+        )
+        self.size = size
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,11 +293,21 @@ class SqlIncidentRepository:
         )
         return [TimelineEntry(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in rows]
 
-    async def prune_idempotency_keys(self, older_than_micros: int) -> None:
-        async with self.db.write():
-            await self.db.database.execute(
-                idempotency_keys.delete().where(idempotency_keys.c.created_at < older_than_micros)
-            )
+    async def prune_idempotency_keys(self, older_than_micros: int) -> int:
+        """Delete keys stored before the cutoff, a chunk per transaction, by the `created_at` index."""
+        pruned = 0
+        while True:
+            async with self.db.write():
+                chunk = [str(row[0]) for row in await self.db.database.fetch_all(expired_keys(older_than_micros))]
+                if chunk:
+                    await self.db.database.execute(
+                        idempotency_keys.delete().where(
+                            idempotency_keys.c.key.in_(chunk), idempotency_keys.c.created_at < older_than_micros
+                        )
+                    )
+            pruned += len(chunk)
+            if len(chunk) < PRUNE_CHUNK:
+                return pruned
 
     async def _load(self, incident_id: int, *, for_update: bool = False) -> Incident | None:
         stmt = sa.select(incidents).where(incidents.c.id == incident_id, incidents.c.deleted_at.is_(None))
@@ -359,7 +381,7 @@ class SqlIncidentRepository:
                     "actor": origin.actor[:128],
                     "request_id": origin.request_id,
                     "comment": change.comment,
-                    "payload": encode_event(event).decode(),
+                    "payload": _fitting(encode_event(event)).decode(),
                     "created_at": at,
                 },
             )
@@ -378,13 +400,29 @@ class SqlIncidentRepository:
                 fingerprint=claim.fingerprint,
                 status_code=response.status_code,
                 response=response.body.decode(),
-                created_at=to_micros(incident.updated_at or utcnow()),
+                created_at=to_micros(utcnow()),  # the request's time: a no-op on an old incident is kept too
             )
         )
 
 
+def expired_keys(older_than_micros: int) -> sa.Select[Any]:
+    """The next chunk of keys to prune, oldest first: a range scan of ix_idempotency_keys_created_at."""
+    return (
+        sa.select(idempotency_keys.c.key)
+        .where(idempotency_keys.c.created_at < older_than_micros)
+        .order_by(idempotency_keys.c.created_at)
+        .limit(PRUNE_CHUNK)
+    )
+
+
 class _Stale(Exception):
     """The version check of an UPDATE matched no row: reload and try again."""
+
+
+def _fitting(payload: bytes) -> bytes:
+    if len(payload) > MAX_EVENT_BYTES:
+        raise EventTooLarge(len(payload))
+    return payload
 
 
 def _incident(row: Any, comments: list[str]) -> Incident:

@@ -9,6 +9,7 @@ import msgspec
 
 from shared.config import ConfigError, Secret, env_bool, env_float, env_int, env_list, env_str
 from shared.natsconn import NatsSettings
+from shared.relay import MAX_EVENTS_PER_REQUEST
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/incidents.db"
 ALERTMANAGER_INTEGRATION = "alertmanager"
@@ -54,7 +55,11 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     db_pool_size: int = 20
     """DB_POOL_SIZE: MySQL connections per API process."""
     relay_batch_size: int = 500
-    """OUTBOX_BATCH_SIZE: events per request to the event handler."""
+    """OUTBOX_BATCH_SIZE: outbox rows claimed per round; requests are further bounded by shared.relay's limits."""
+    relay_retry_max_seconds: float = 30.0
+    """RELAY_RETRY_MAX_SECONDS: the longest wait between the relay's retries (after a failure or a parked event)."""
+    relay_stall_seconds: float = 120.0
+    """RELAY_STALL_SECONDS: readiness fails when the relay has waiting events but moved none for this long."""
     link_workers: tuple[str, ...] = ("jira", "slack", "zendesk")
     """LINK_WORKERS: whose KV buckets `GET /incident/{id}` reads for `links`."""
     webhook_allow_private: bool = False
@@ -88,13 +93,25 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             auto_resolve=parse_auto_resolve(env_list(env, "ALERT_AUTO_RESOLVE"), keys),
             max_body_bytes=env_int(env, "API_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
-            relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
+            relay_batch_size=batch_size(env),
+            relay_retry_max_seconds=env_float(env, "RELAY_RETRY_MAX_SECONDS", 30.0, minimum=0.1),
+            relay_stall_seconds=env_float(env, "RELAY_STALL_SECONDS", 120.0, minimum=1.0),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
             webhook_allow_private=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
             webhook_secret_overlap=env_float(env, "WEBHOOK_ROTATION_OVERLAP_SECONDS", 86400.0, minimum=0.0),
             log_format=log_format,
             log_level=log_level,
         )
+
+
+def batch_size(env: Mapping[str, str]) -> int:
+    size = env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1)
+    if size > MAX_EVENTS_PER_REQUEST:
+        raise ConfigError(
+            f"OUTBOX_BATCH_SIZE must be at most {MAX_EVENTS_PER_REQUEST} "
+            f"(the events the event handler takes in one request), got {size}"
+        )
+    return size
 
 
 def parse_tokens(entries: list[str]) -> tuple[ApiToken, ...]:

@@ -82,7 +82,9 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         publisher = JetStreamPublisher(nc)
         await publisher.start()
         stack.push_async_callback(publisher.stop)
-        endpoints = Endpoints(BatchPublisher(publisher, metrics), Subscriptions(nc, js), DeadLetterQueue(js, metrics))
+        endpoints = Endpoints(
+            BatchPublisher(publisher, metrics), Subscriptions(nc, js, sorted(initial)), DeadLetterQueue(js, metrics)
+        )
         service = await start_service(nc, endpoints, metrics)
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:

@@ -11,7 +11,6 @@ import nats.errors
 import structlog
 
 from services.eventhandler.metrics import Metrics
-from services.eventhandler.schemas import EventError, PublishReply
 from shared.events import (
     MSG_ID_HEADER,
     REQUEST_ID_HEADER,
@@ -20,6 +19,7 @@ from shared.events import (
     decode_event,
     encode_event,
 )
+from shared.relay import EventError, PublishReply
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +40,7 @@ class Publisher(Protocol):
 class _Head(msgspec.Struct):
     id: str = ""
     type: str = ""
+    subject: str = ""
 
 
 def event_headers(event: CloudEvent) -> dict[str, str]:
@@ -61,8 +62,11 @@ class BatchPublisher:
 
     async def publish(self, raws: Sequence[bytes | msgspec.Raw]) -> PublishReply:
         rejected: list[EventError] = []
+        failed: list[EventError] = []
         order: list[str] = []
         chains: dict[str, list[CloudEvent]] = {}
+        # An incident whose event was rejected: its later events wait behind it (per-incident order).
+        halted: dict[str, str] = {}
         for index, raw in enumerate(raws):
             try:
                 event = decode_event(raw)
@@ -70,7 +74,13 @@ class BatchPublisher:
                 head = _head(raw)
                 error = str(exc) if isinstance(exc, msgspec.DecodeError) else f"unknown event type: {head.type}"
                 rejected.append(EventError(id=head.id, error=f"event #{index}: {error}"))
-                log.warning("event rejected", event_id=head.id, error=error)
+                log.warning("event rejected", event_id=head.id, incident_id=head.subject, error=error)
+                if head.subject:
+                    halted.setdefault(head.subject, head.id)
+                continue
+            if event.subject in halted:
+                error = f"not attempted: earlier event {halted[event.subject]} of incident {event.subject} was rejected"
+                failed.append(EventError(id=event.id, error=error))
                 continue
             order.append(event.id)
             chains.setdefault(event.subject, []).append(event)
@@ -78,7 +88,6 @@ class BatchPublisher:
         deadline = asyncio.get_running_loop().time() + self._timeout
         outcomes = await asyncio.gather(*(self._chain(chain, deadline) for chain in chains.values()))
         stored: set[str] = set()
-        failed: list[EventError] = []
         for chain_stored, chain_failed in outcomes:
             stored.update(chain_stored)
             failed += chain_failed

@@ -11,22 +11,6 @@ class Base(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """Requests reject unknown fields so a typo is a 400, not a silent default."""
 
 
-class PublishRequest(Base):
-    events: list[msgspec.Raw]
-
-
-class EventError(msgspec.Struct, kw_only=True):
-    id: str
-    """The event's id; empty for a rejected event whose id could not be read."""
-    error: str
-
-
-class PublishReply(msgspec.Struct, kw_only=True):
-    stored: list[str]
-    failed: list[EventError]
-    rejected: list[EventError]
-
-
 class SubscriptionSetRequest(Base):
     worker: str
     events: list[str]

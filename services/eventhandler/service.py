@@ -21,7 +21,6 @@ from services.eventhandler.redrive import DeadLetterQueue
 from services.eventhandler.schemas import (
     DeadLetterListReply,
     DeadLetterListRequest,
-    PublishRequest,
     RedriveReply,
     RedriveRequest,
     SubscriptionReply,
@@ -29,11 +28,11 @@ from services.eventhandler.schemas import (
 )
 from services.eventhandler.subscriptions import Subscriptions, check_worker
 from shared.jetstream import EVENTHANDLER_SERVICE
+from shared.relay import MAX_EVENTS_PER_REQUEST, PublishRequest
 
 log = structlog.get_logger(__name__)
 
 VERSION = "0.1.0"
-MAX_EVENTS = 1000
 MAX_LIST = 1000
 # JetStream or NATS did not answer: the caller should retry later.
 UNAVAILABLE = (
@@ -65,8 +64,8 @@ class Endpoints:
 
     async def publish(self, data: bytes) -> bytes:
         request = decode(data, PublishRequest)
-        if len(request.events) > MAX_EVENTS:
-            raise RequestError(f"too many events: {len(request.events)} (at most {MAX_EVENTS} a request)")
+        if len(request.events) > MAX_EVENTS_PER_REQUEST:
+            raise RequestError(f"too many events: {len(request.events)} (at most {MAX_EVENTS_PER_REQUEST} a request)")
         reply = await self._publisher.publish(request.events)
         if reply.failed or reply.rejected:
             log.info(

@@ -18,6 +18,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import BadRequestError, NotFoundError
 
+from services.eventhandler.errors import NotFoundError as UnknownWorker
 from services.eventhandler.errors import RequestError
 from services.eventhandler.streams import CONSUMER_ALREADY_EXISTS, consumer_config, put_consumer
 from shared.config import ConfigError
@@ -78,12 +79,19 @@ def consumer_subscriptions(config: ConsumerConfig) -> list[str]:
 
 
 class Subscriptions:
-    def __init__(self, nc: Client, js: JetStreamContext) -> None:
+    """Known workers are those of the subscriptions file and those that have a consumer; no others.
+
+    A consumer for a name no worker reads would pile up events forever, so setting one is a 404.
+    """
+
+    def __init__(self, nc: Client, js: JetStreamContext, file_workers: list[str]) -> None:
         self._nc = nc
         self._js = js
+        self._file_workers = file_workers
 
     async def get_all(self) -> dict[str, list[str]]:
-        result: dict[str, list[str]] = {}
+        """Every known worker's subscriptions; a file worker without a consumer (yet) receives nothing."""
+        result: dict[str, list[str]] = {worker: [] for worker in self._file_workers}
         offset = 0
         while True:
             page = await self._js.consumers_info(STREAM, offset=offset)
@@ -96,6 +104,9 @@ class Subscriptions:
 
     async def set(self, worker: str, events: list[str], start: str | None) -> list[str]:
         check_worker(worker)
+        known = await self.get_all()
+        if worker not in known:
+            raise UnknownWorker(f"unknown worker: {worker!r} (known workers: {', '.join(known) or 'none'})")
         subjects = sorted({event_subject(e) for e in events})
         position = parse_start(start)
         if position is None:

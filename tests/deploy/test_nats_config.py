@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from shared.relay import NATS_MAX_PAYLOAD
 from tests.deploy.manifests import Obj, config_maps, containers, find, one, pod_spec, render
 from tests.deploy.natsconf import deployed_conf, routes, setting, variables
 
@@ -93,3 +94,7 @@ def test_jetstream_store_is_on_the_claim(objects: list[Obj]) -> None:
     (container,) = containers(one(objects, "StatefulSet", "nats"))
     data = next(m["mountPath"] for m in container["volumeMounts"] if m["name"] == "data")
     assert store.startswith(data + "/")
+
+
+def test_max_payload_is_the_one_the_relay_sizes_its_requests_to(objects: list[Obj]) -> None:
+    assert int(setting(deployed_conf(objects), "max_payload")) == NATS_MAX_PAYLOAD

@@ -8,6 +8,7 @@ from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from shared.events import STREAM, decode_event
+from tests.support.processes import ROOT
 from tests.support.stack import Stack, wait_for_empty_outbox, wait_for_eventhandler
 
 
@@ -31,7 +32,6 @@ async def test_changing_a_subscription_changes_what_the_worker_receives(stack: S
     stack.start_eventhandler()
     api = stack.start_api()
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
-
         await wait_for_eventhandler(http)
         initial = (await http.get("/subscriptions")).json()
         assert set(initial) >= {"jira", "slack", "zendesk"}
@@ -65,10 +65,14 @@ async def test_changing_a_subscription_changes_what_the_worker_receives(stack: S
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_new_subscriber_starts_now_or_replays_history(stack: Stack, js_client: Client) -> None:
+    # New workers are made known by the subscriptions file; their consumers then start where PUT says.
+    extra = "[workers.audit-now]\nevents = []\n[workers.audit-all]\nevents = []\n"
+    file = stack.workdir / "subscriptions.toml"
+    file.write_text((ROOT / "config/subscriptions.toml").read_text() + extra)
+    stack.extra_env["SUBSCRIPTIONS_FILE"] = str(file)
     stack.start_eventhandler()
     api = stack.start_api()
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
-
         await wait_for_eventhandler(http)
         for n in range(3):
             await http.post("/incident/", json={"message": f"before {n}"})

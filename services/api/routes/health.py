@@ -1,4 +1,4 @@
-"""Liveness and readiness: ready means the database and NATS answer; the outbox backlog is reported."""
+"""Liveness and readiness: ready means the database and NATS answer and the relay moves the outbox."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ from litestar import Response, get
 from services.api.db import UNAVAILABLE_ERRORS, Db
 from services.api.eventhandler_client import NatsLink
 from services.api.outbox import OutboxStore
+from services.api.relay import OutboxRelay
 from services.api.routes.openapi import ERRORS
+from services.api.settings import ApiSettings
+
+MAX_PARKED_SHOWN = 20
 
 
 @get("/health/live", tags=["health"], summary="The process is up")
@@ -17,8 +21,15 @@ async def live() -> dict[str, str]:
     return {"status": "live"}
 
 
-@get("/health/ready", tags=["health"], summary="The database and NATS answer", responses={503: ERRORS[503]})
-async def ready(db: Db, link: NatsLink, outbox_store: OutboxStore) -> Response[dict[str, Any]]:
+@get(
+    "/health/ready",
+    tags=["health"],
+    summary="The database and NATS answer, and the relay is neither dead nor stalled (parked incidents are shown)",
+    responses={503: ERRORS[503]},
+)
+async def ready(
+    db: Db, link: NatsLink, outbox_store: OutboxStore, relay: OutboxRelay, settings: ApiSettings
+) -> Response[dict[str, Any]]:
     checks: dict[str, Any] = {"database": "ok", "nats": "ok" if link.connected else "disconnected"}
     try:
         await db.ping()
@@ -27,8 +38,30 @@ async def ready(db: Db, link: NatsLink, outbox_store: OutboxStore) -> Response[d
         checks["outbox_oldest_age_seconds"] = round(backlog.oldest_age_seconds, 3)
     except UNAVAILABLE_ERRORS:
         checks["database"] = "unavailable"
-    failing = [name for name in ("database", "nats") if checks[name] != "ok"]
+    checks["relay"] = relay_check(relay, settings.relay_stall_seconds, checks)
+    # A parked incident holds back only itself: shown, alerted on by metric, but not a reason to take
+    # every API replica out of service.
+    failing = [name for name in ("database", "nats", "relay") if checks[name] not in ("ok", "parked")]
     if failing:
         body = {"status": "Service Unavailable", "error": f"not ready: {', '.join(failing)}", "checks": checks}
         return Response(body, status_code=503)
     return Response({"status": "ready", "checks": checks})
+
+
+def relay_check(relay: OutboxRelay, stall_seconds: float, checks: dict[str, Any]) -> str:
+    health = relay.health()
+    if health.last_error:
+        checks["relay_last_error"] = health.last_error
+    if health.parked:
+        checks["relay_parked"] = [
+            {"incident_id": incident, "event_id": parked.event_id, "reason": parked.reason, "attempts": parked.attempts}
+            for incident, parked in sorted(health.parked.items())[:MAX_PARKED_SHOWN]
+        ]
+    if not health.running:
+        return "dead"
+    if health.stalled_seconds > stall_seconds:
+        checks["relay_stalled_seconds"] = round(health.stalled_seconds, 3)
+        return "stalled"
+    if health.parked:
+        return "parked"
+    return "ok"

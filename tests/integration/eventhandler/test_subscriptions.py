@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 from nats.aio.client import Client
@@ -25,8 +26,15 @@ from shared.jetstream import (
     SUBSCRIPTIONS_SET_SUBJECT,
     UNLIMITED_DELIVERIES,
 )
-from tests.integration.eventhandler.support import InProcessEventHandler, ServiceErrorReply, call, publish_body
+from tests.integration.eventhandler.support import (
+    InProcessEventHandler,
+    ServiceErrorReply,
+    call,
+    publish_body,
+    settings_for,
+)
 from tests.support.polling import eventually
+from tests.support.processes import ROOT, NatsServer
 from tests.unit.eventhandler.factory import make_event
 
 SHIPPED = {
@@ -152,9 +160,23 @@ async def test_an_empty_list_receives_nothing(nc: Client, eventhandler: InProces
 
 
 async def test_new_workers_start_now_from_a_time_or_from_the_start(
-    nc: Client, eventhandler: InProcessEventHandler
+    nc: Client, nats_server: NatsServer, tmp_path: Path
 ) -> None:
+    # Workers added to the subscriptions file whose consumers are not there yet (deleted after start).
+    extra = "".join(f'[workers.{w}]\nevents = ["created"]\n' for w in ("fresh", "audit", "late", "plain"))
+    file = tmp_path / "subscriptions.toml"
+    file.write_text((ROOT / "config/subscriptions.toml").read_text() + extra)
+    handler = await InProcessEventHandler(settings_for(nats_server.url, file)).start()
+    try:
+        await _new_workers_start_now_from_a_time_or_from_the_start(nc)
+    finally:
+        await handler.stop()
+
+
+async def _new_workers_start_now_from_a_time_or_from_the_start(nc: Client) -> None:
     js = nc.jetstream()
+    for worker in ("fresh", "audit", "late", "plain"):
+        await js.delete_consumer(STREAM, worker)
     await publish(nc, EventType.CREATED, EventType.ACKNOWLEDGED)
     second = await js.get_msg(STREAM, seq=2)
     since = second.time
@@ -269,3 +291,38 @@ async def test_without_the_stream_publish_fails_and_later_succeeds(
     assert "no response from stream" in reply["failed"][0]["error"]
     with pytest.raises(NotFoundError):
         await js.stream_info(STREAM)
+
+
+async def test_setting_an_unknown_worker_is_404_and_lists_the_known_workers(
+    nc: Client, eventhandler: InProcessEventHandler
+) -> None:
+    await call(nc, SUBSCRIPTIONS_SET_SUBJECT, {"worker": "jira", "events": ["incident.created"]})  # known: fine
+
+    with pytest.raises(ServiceErrorReply) as unknown:
+        await call(nc, SUBSCRIPTIONS_SET_SUBJECT, {"worker": "jirra", "events": ["incident.created"]})
+
+    assert unknown.value.code == "404"
+    assert unknown.value.description == "unknown worker: 'jirra' (known workers: jira, slack, zendesk)"
+    with pytest.raises(NotFoundError):
+        await nc.jetstream().consumer_info(STREAM, "jirra")  # no consumer that nobody reads
+
+
+async def test_known_workers_come_from_the_file_and_the_consumers(
+    nc: Client, nats_server: NatsServer, tmp_path: Path
+) -> None:
+    file = tmp_path / "subscriptions.toml"
+    file.write_text((ROOT / "config/subscriptions.toml").read_text() + '[workers.webhooks]\nevents = ["created"]\n')
+    handler = await InProcessEventHandler(settings_for(nats_server.url, file)).start()
+    try:
+        js = nc.jetstream()
+        await js.delete_consumer(STREAM, "webhooks")
+        await js.delete_consumer(STREAM, "zendesk")
+
+        listed = await call(nc, SUBSCRIPTIONS_GET_SUBJECT, {})
+        assert listed == {**SHIPPED, "webhooks": [], "zendesk": []}  # known, but no consumer: receives nothing
+
+        reply = await call(nc, SUBSCRIPTIONS_SET_SUBJECT, {"worker": "webhooks", "events": ["incident.resolved"]})
+        assert reply == {"worker": "webhooks", "events": ["incident.resolved"]}
+        assert (await call(nc, SUBSCRIPTIONS_GET_SUBJECT, {}))["webhooks"] == ["incident.resolved"]
+    finally:
+        await handler.stop()

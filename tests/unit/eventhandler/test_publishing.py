@@ -152,3 +152,20 @@ async def test_unknown_type_and_mismatched_subject_are_rejected() -> None:
     assert [r.id for r in reply.rejected] == [unknown.id, mismatched.id]
     assert "incident.exploded" in reply.rejected[0].error
     assert "subject does not match" in reply.rejected[1].error
+
+
+async def test_a_rejected_event_holds_back_its_incidents_later_events_only() -> None:
+    a1 = make_event(7, 1)
+    a2 = msgspec.structs.replace(make_event(7, 2, EventType.COMMENTED), type="incident.escalated")  # a newer type
+    a3 = make_event(7, 3, EventType.ACKNOWLEDGED)
+    b1 = make_event(8, 1)
+    fake = FakePublisher()
+    publisher, _ = batch(fake)
+
+    reply = await publisher.publish([raw(e) for e in (a1, a2, a3, b1)])
+
+    assert reply.stored == [a1.id, b1.id]
+    assert [r.id for r in reply.rejected] == [a2.id]
+    assert [f.id for f in reply.failed] == [a3.id]
+    assert reply.failed[0].error == f"not attempted: earlier event {a2.id} of incident 7 was rejected"
+    assert a3.id not in fake.attempted

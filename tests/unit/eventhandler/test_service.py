@@ -11,8 +11,8 @@ from nats.micro.request import Request, ServiceError
 
 from services.eventhandler.errors import NotFoundError, RequestError
 from services.eventhandler.metrics import Metrics
-from services.eventhandler.schemas import PublishRequest
 from services.eventhandler.service import decode, handler
+from shared.relay import PublishRequest
 
 
 class FakeRequest:
