@@ -144,7 +144,7 @@ async def test_an_unsendable_outbox_row_parks_only_its_own_incident(
         await eventually(only_the_unsendable_left, timeout=10, what="the delivered rows to leave the outbox")
 
         ready = await client.get("/health/ready")
-        assert ready.status_code == 503
+        assert ready.status_code == 200  # shown, not a reason to take the API out of service
         checks = ready.json()["checks"]
         assert checks["relay"] == "parked"
         assert [p["incident_id"] for p in checks["relay_parked"]] == [4242]

@@ -19,7 +19,8 @@ def test_the_three_workers_are_registered() -> None:
 
 
 def test_an_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownWorkerError, match=r"unknown worker 'pagerduty'; known workers: .*jira, slack, webhooks, zendesk"):
+    known = r"unknown worker 'pagerduty'; known workers: .*jira, slack, webhooks, zendesk"
+    with pytest.raises(UnknownWorkerError, match=known):
         load_worker("pagerduty")
 
 
