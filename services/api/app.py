@@ -19,6 +19,7 @@ from services.api.domain import MAX_COMMENT_LENGTH, MAX_COMMENTS_PER_CHANGE, MAX
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
 from services.api.links import LinkReader
+from services.api.live import LiveFeed
 from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
@@ -26,9 +27,11 @@ from services.api.relay import OutboxRelay
 from services.api.repository import IncidentRepository, SqlIncidentRepository
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
+from services.api.routes.stream import incident_stream
 from services.api.routes.subscriptions import SubscriptionController
 from services.api.schemas import STRICT_BODIES
 from services.api.settings import ApiSettings
+from services.api.ui.routes import console_router
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 
@@ -43,6 +46,7 @@ class Components:
     repo: SqlIncidentRepository
     metrics: ApiMetrics
     links: LinkReader
+    live: LiveFeed
 
 
 def build_components(settings: ApiSettings) -> Components:
@@ -54,7 +58,8 @@ def build_components(settings: ApiSettings) -> Components:
     relay = OutboxRelay(outbox, client, batch_size=settings.relay_batch_size, metrics=metrics)
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
     links = LinkReader(link, settings.link_workers)
-    return Components(db, link, client, outbox, relay, repo, metrics, links)
+    live = LiveFeed(link, settings.stream_catchup_max)
+    return Components(db, link, client, outbox, relay, repo, metrics, links, live)
 
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
@@ -78,7 +83,15 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             await parts.db.disconnect()
 
     app = Litestar(
-        route_handlers=[IncidentController, SubscriptionController, live, ready, metrics_endpoint],
+        route_handlers=[
+            IncidentController,
+            incident_stream,
+            SubscriptionController,
+            live,
+            ready,
+            metrics_endpoint,
+            console_router(auth_required=bool(settings.tokens)),
+        ],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
@@ -87,13 +100,23 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "eventhandler": Provide(lambda: parts.client, sync_to_thread=False),
             "api_metrics": Provide(lambda: parts.metrics, sync_to_thread=False),
             "links": Provide(lambda: parts.links, sync_to_thread=False),
+            "live_feed": Provide(lambda: parts.live, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
-        signature_types=[IncidentRepository, Db, NatsLink, OutboxStore, EventHandlerClient, ApiMetrics, LinkReader],
+        signature_types=[
+            IncidentRepository,
+            Db,
+            NatsLink,
+            OutboxStore,
+            EventHandlerClient,
+            ApiMetrics,
+            LinkReader,
+            LiveFeed,
+        ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )

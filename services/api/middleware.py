@@ -18,7 +18,9 @@ from services.api.settings import ApiToken
 
 log = structlog.get_logger("api.access")
 
-PUBLIC_PREFIXES = ("/health", "/schema", "/metrics")
+PUBLIC_PREFIXES = ("/health", "/schema", "/metrics", "/ui/")
+PUBLIC_PATHS = frozenset({"/ui"})
+"""The console's page and files are public: the page asks for a token and sends it with each API call."""
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -67,7 +69,7 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if self.tokens and not path.startswith(PUBLIC_PREFIXES):
+            if self.tokens and not (path.startswith(PUBLIC_PREFIXES) or path in PUBLIC_PATHS):
                 actor = self._authenticate(_header(scope, b"authorization"))
                 if actor is None:
                     await _unauthorized(send_with_id)

@@ -37,6 +37,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """OUTBOX_BATCH_SIZE: events per request to the event handler."""
     link_workers: tuple[str, ...] = ("jira", "slack", "zendesk")
     """LINK_WORKERS: whose KV buckets `GET /incident/{id}` reads for `links`."""
+    stream_catchup_max: int = 1000
+    """STREAM_CATCHUP_MAX_EVENTS: a console stream resumed further behind than this starts now and reloads."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -63,6 +65,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
             relay_batch_size=env_int(env, "OUTBOX_BATCH_SIZE", 500, minimum=1, maximum=5000),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
+            stream_catchup_max=env_int(env, "STREAM_CATCHUP_MAX_EVENTS", 1000, minimum=0, maximum=1_000_000),
             log_format=log_format,
             log_level=log_level,
         )

@@ -1,0 +1,199 @@
+"""The web console in a real headless Chromium against the real API, event handler and nats-server."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page, expect
+
+from tests.console.support import ACTOR, LIVE_SECONDS, TOKEN, BrowserLog, ConsoleStack, create, incident, sign_in
+from tests.support.polling import eventually
+
+LIVE_MS = LIVE_SECONDS * 1000
+
+
+async def signed_in(page: Page, stack: ConsoleStack) -> None:
+    await sign_in(page, stack.api.url)
+    await expect(page.get_by_role("heading", name="Incidents", level=1)).to_be_visible()
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
+
+
+async def test_sign_in_refuses_a_wrong_token_then_accepts_the_right_one(
+    page: Page, stack: ConsoleStack, browser_log: BrowserLog
+) -> None:
+    browser_log.allow("401 (Unauthorized)")  # the browser reports the refused check itself
+    await sign_in(page, stack.api.url, token="not-the-token")
+    await expect(page.get_by_role("alert")).to_contain_text("That API token was not accepted")
+    await expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert await page.evaluate("sessionStorage.length") == 0
+
+    await page.get_by_label("API token").fill(TOKEN)
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Incidents", level=1)).to_be_visible()
+    await expect(page.get_by_role("button", name="New incident")).to_be_visible()
+    assert await page.evaluate("Object.values(sessionStorage)") == [TOKEN]
+    assert await page.evaluate("localStorage.length") == 0
+    assert TOKEN not in page.url
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
+
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("API token")).to_be_visible()
+    assert await page.evaluate("sessionStorage.length") == 0
+
+
+async def test_an_incident_created_through_the_api_appears_live(page: Page, stack: ConsoleStack) -> None:
+    await signed_in(page, stack)
+    async with stack.client() as client:
+        incident_id = await create(client, "disk full on db-7 (created through the API)")
+    row = page.locator(f'#incident-list li[data-id="{incident_id}"]')
+    await expect(row).to_be_visible(timeout=LIVE_MS)
+    await expect(row.get_by_role("link")).to_have_text("disk full on db-7 (created through the API)")
+    await expect(row).to_contain_text("Unresolved")
+    await expect(row).to_contain_text("Not acknowledged")
+    first = page.locator("#incident-list li").first
+    await expect(first).to_have_attribute("data-id", str(incident_id))  # newest first
+
+    async with stack.client() as client:
+        assert (await client.post(f"/incident/{incident_id}/acknowledge")).status_code == 200
+    await expect(row).to_contain_text("Acknowledged", timeout=LIVE_MS)
+
+
+async def test_open_acknowledge_comment_resolve_and_reopen(page: Page, stack: ConsoleStack) -> None:
+    async with stack.client() as client:
+        incident_id = await create(client, "checkout latency above 2s")
+    await signed_in(page, stack)
+    await page.get_by_role("link", name="checkout latency above 2s").click()
+    await expect(page.get_by_role("heading", name=f"Incident #{incident_id}")).to_be_focused()
+    await expect(page.locator("#incident-message")).to_have_text("checkout latency above 2s")
+
+    async def state() -> dict[str, object]:
+        async with stack.client() as client:
+            return await incident(client, incident_id)
+
+    async def becomes(field: str, value: object) -> None:
+        async def check() -> bool:
+            return (await state())[field] == value
+
+        await eventually(check, timeout=10, what=f"{field} to be {value!r} through the API")
+
+    await page.get_by_role("button", name="Acknowledge").click()
+    await expect(page.get_by_role("button", name="Unacknowledge")).to_be_focused()
+    await becomes("acknowledged", "yes")
+    await expect(page.locator("#incident-acknowledged")).to_have_text("Yes")
+
+    await page.get_by_label("Comment").fill("rolled back the deploy")
+    await page.get_by_role("button", name="Add comment").click()
+    await expect(page.locator("#incident-comments")).to_contain_text("rolled back the deploy")
+    await expect(page.get_by_label("Comment")).to_be_focused()
+    await expect(page.get_by_label("Comment")).to_have_value("")
+    await becomes("comments", ["rolled back the deploy"])
+
+    await page.get_by_role("button", name="Resolve").click()
+    await expect(page.get_by_role("button", name="Reopen")).to_be_focused()
+    await becomes("status", "resolved")
+
+    await page.get_by_role("button", name="Reopen").click()
+    await expect(page.get_by_role("button", name="Resolve")).to_be_focused()
+    await becomes("status", "unresolved")
+
+    await page.get_by_role("button", name="Unacknowledge").click()
+    await expect(page.get_by_role("button", name="Acknowledge")).to_be_visible()
+    await becomes("acknowledged", "no")
+
+    timeline = page.locator("#incident-timeline li")
+    await expect(timeline).to_have_count(6, timeout=LIVE_MS)
+    for index, what in enumerate(("created", "acknowledged", "commented", "resolved", "reopened", "unacknowledged")):
+        await expect(timeline.nth(index)).to_contain_text(f"{ACTOR} {what}")
+    await expect(timeline.nth(2)).to_contain_text("rolled back the deploy")
+
+
+async def test_a_comment_added_elsewhere_appears_on_the_open_page(page: Page, stack: ConsoleStack) -> None:
+    async with stack.client() as client:
+        incident_id = await create(client, "queue depth growing")
+    await signed_in(page, stack)
+    await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
+    await expect(page.locator("#incident-message")).to_have_text("queue depth growing")
+    await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
+    async with stack.client() as client:
+        response = await client.post(f"/incident/{incident_id}/comments", json={"comment": "scaling consumers now"})
+        assert response.status_code == 200
+    await expect(page.locator("#incident-comments")).to_contain_text("scaling consumers now", timeout=LIVE_MS)
+    await expect(page.locator("#incident-timeline")).to_contain_text("commented")
+
+
+async def test_create_from_the_form(page: Page, stack: ConsoleStack) -> None:
+    await signed_in(page, stack)
+    await page.get_by_role("button", name="New incident").click()
+    await expect(page.get_by_label("Message")).to_be_focused()
+    await page.get_by_label("Message").fill("payments API returns 502")
+    await page.get_by_role("button", name="Create").click()
+    heading = page.get_by_role("heading", name=re.compile(r"^Incident #\d+$"))
+    await expect(heading).to_be_focused()
+    incident_id = int((await heading.text_content() or "").split("#")[1])
+    async with stack.client() as client:
+        created = await incident(client, incident_id)
+    assert created["message"] == "payments API returns 502"
+    assert created["status"] == "unresolved"
+    await page.get_by_role("link", name="All incidents").click()
+    await expect(page.get_by_role("link", name="payments API returns 502")).to_be_visible()
+
+
+async def test_a_script_message_renders_as_text(page: Page, stack: ConsoleStack) -> None:
+    hostile = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2"><b>bold</b>'
+    comment = "<img src=y onerror=\"window.pwned = 3\">"
+    async with stack.client() as client:
+        incident_id = await create(client, hostile)
+        assert (await client.post(f"/incident/{incident_id}/comments", json={"comment": comment})).status_code == 200
+    await signed_in(page, stack)
+    row = page.locator(f'#incident-list li[data-id="{incident_id}"]')
+    await expect(row.get_by_role("link")).to_have_text(hostile)
+    await row.get_by_role("link").click()
+    await expect(page.locator("#incident-message")).to_have_text(hostile)
+    await expect(page.locator("#incident-comments li")).to_have_text(comment)
+    assert await page.locator("main img, main script, main b").count() == 0
+    assert await page.evaluate("window.pwned") is None
+
+
+async def test_a_conflicting_change_is_shown_not_lost(page: Page, stack: ConsoleStack, browser_log: BrowserLog) -> None:
+    """With the live stream cut, a change made elsewhere meets the page's If-Match: the page says what changed."""
+    browser_log.allow("412 (Precondition Failed)")
+    browser_log.allow("net::ERR_FAILED")
+    async with stack.client() as client:
+        incident_id = await create(client, "cache hit rate dropped")
+    await page.route("**/incident/stream", lambda route: route.abort())
+    await sign_in(page, stack.api.url)
+    await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
+    await expect(page.locator("#incident-message")).to_have_text("cache hit rate dropped")
+    async with stack.client() as client:
+        assert (await client.post(f"/incident/{incident_id}/resolve")).status_code == 200
+    await page.get_by_role("button", name="Acknowledge").click()
+    notice = page.locator("#incident-notice")
+    await expect(notice).to_contain_text("Not saved")
+    await expect(notice).to_contain_text("status is now resolved")
+    await expect(page.locator("#incident-status")).to_have_text("Resolved")
+    await expect(page.get_by_role("button", name="Reopen")).to_be_visible()
+    async with stack.client() as client:
+        assert (await incident(client, incident_id))["acknowledged"] == "no"
+
+
+async def test_a_dropped_stream_reconnects_and_catches_up(
+    page: Page, stack: ConsoleStack, browser_log: BrowserLog
+) -> None:
+    browser_log.allow("net::ERR_")  # the stream and its retries fail while the API is down
+    served = stack.new_api()
+    other = stack.new_api()
+    try:
+        await sign_in(page, served.url)
+        await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
+        served.kill()
+        await expect(page.locator("#live-state")).to_have_text(re.compile("Reconnecting|Connecting"))
+        async with stack.client(other) as client:
+            missed = await create(client, "created while the console was cut off")
+        await page.evaluate("window.reloads = 0; addEventListener('beforeunload', () => window.reloads++)")
+        served.start()
+        await expect(page.locator("#live-state")).to_have_text("Live", timeout=30000)
+        await expect(page.locator(f'#incident-list li[data-id="{missed}"]')).to_be_visible(timeout=LIVE_MS)
+        assert await page.evaluate("window.reloads") == 0
+    finally:
+        served.stop()
+        other.stop()
