@@ -59,7 +59,9 @@ def console_stack(workdir: Path) -> Iterator[ConsoleStack]:
         url = sqlite_url(workdir)
         migrate(url)
         env = {"API_TOKENS": f"{ACTOR}:{TOKEN}"}
-        eventhandler = module_process("eventhandler", ["services.eventhandler"], workdir, service_env(NATS_URL=nats.url))
+        eventhandler = module_process(
+            "eventhandler", ["services.eventhandler"], workdir, service_env(NATS_URL=nats.url)
+        )
         started.append(eventhandler.start())
         api = ApiProcess(workdir, url, nats.url, env).start()
         started.append(api)
