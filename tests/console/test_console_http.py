@@ -1,0 +1,146 @@
+"""The console over plain HTTP: public page with a strict policy, an authenticated stream that resumes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from services.api.ui.routes import CONTENT_TYPES
+from tests.console.support import TOKEN, ConsoleStack, create
+from tests.support.services import ApiProcess
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@dataclass
+class Sse:
+    id: str | None
+    event: str
+    data: Any
+
+
+async def sse(lines: AsyncIterator[str]) -> AsyncIterator[Sse]:
+    fields: dict[str, list[str]] = {}
+    async for line in lines:
+        if line == "":
+            if "data" in fields or "id" in fields:
+                data = "\n".join(fields.get("data", []))
+                yield Sse(fields.get("id", [None])[-1], fields.get("event", ["message"])[-1], json.loads(data))
+            fields = {}
+        elif not line.startswith(":"):
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value.removeprefix(" "))
+
+
+@contextlib.asynccontextmanager
+async def open_stream(api_url: str, last_event_id: str | None = None) -> AsyncIterator[AsyncIterator[Sse]]:
+    headers = dict(AUTH, **({"Last-Event-ID": last_event_id} if last_event_id else {}))
+    async with (
+        httpx.AsyncClient(base_url=api_url, timeout=20) as client,
+        client.stream("GET", "/incident/stream", headers=headers) as response,
+    ):
+        assert response.status_code == 200, await response.aread()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        yield sse(response.aiter_lines())
+
+
+async def read_events(api_url: str, count: int, last_event_id: str | None = None) -> list[Sse]:
+    """Open the stream, return its first `count` messages (the `ready` one included), and hang up."""
+    found: list[Sse] = []
+    async with asyncio.timeout(20), open_stream(api_url, last_event_id) as messages:
+        async for message in messages:
+            found.append(message)
+            if len(found) == count:
+                break
+    return found
+
+
+async def test_the_console_is_public_and_sent_with_a_strict_policy(stack: ConsoleStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.api.url) as client:
+        for path in ("/ui", "/ui/", "/ui/config.json", *(f"/ui/{name}" for name in CONTENT_TYPES)):
+            response = await client.get(path)
+            assert response.status_code == 200, path
+            policy = response.headers["content-security-policy"]
+            directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+            assert directives["script-src"] == "'self'", path
+            assert directives["frame-ancestors"] == "'none'", path
+            assert directives["default-src"] == "'none'", path
+            assert "unsafe" not in policy, path
+            assert response.headers["x-frame-options"] == "DENY", path
+            assert response.headers["x-content-type-options"] == "nosniff", path
+        assert (await client.get("/ui/config.json")).json() == {"auth": True}
+        missing = await client.get("/ui/secrets.txt")
+        assert missing.status_code == 404
+        assert missing.headers["x-frame-options"] == "DENY"
+        page = (await client.get("/ui/")).text
+        assert (await client.get("/ui/app.js")).headers["content-type"].startswith("text/javascript")
+    scripts = re.findall(r"<script\b[^>]*>", page)
+    assert scripts and all(re.search(r'\bsrc="/ui/[a-z]+\.js"', tag) for tag in scripts), "no inline scripts"
+    assert not re.search(r"\son[a-z]+=", page), "no inline event handlers"
+    assert " style=" not in page and "<style" not in page, "no inline styles"
+    assert "http://" not in page and "https://" not in page, "nothing fetched from another origin"
+
+
+async def test_the_api_and_the_stream_still_need_a_token(stack: ConsoleStack) -> None:
+    async with httpx.AsyncClient(base_url=stack.api.url, timeout=10) as client:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            stream = await client.get("/incident/stream", headers=headers)
+            assert stream.status_code == 401
+            assert stream.json() == {"status": "Unauthorized", "error": "missing or invalid bearer token"}
+            assert (await client.get("/incident/", headers=headers)).status_code == 401
+
+
+async def test_the_stream_sends_each_change_and_resumes_after_last_event_id(stack: ConsoleStack) -> None:
+    async with asyncio.timeout(20), open_stream(stack.api.url) as messages, stack.client() as client:
+        ready = await anext(messages)
+        assert ready.event == "ready" and ready.data == {"reset": False}
+        first = await create(client, "first, seen live")
+        created = await anext(messages)
+        assert created.event == "incident"
+        assert created.data["type"] == "incident.created"
+        assert created.data["data"]["incident"]["id"] == first
+        assert int(created.id or 0) > int(ready.id or 0)
+
+    async with stack.client() as client:
+        missed = [await create(client, "missed one"), await create(client, "missed two")]
+        assert (await client.post(f"/incident/{missed[0]}/acknowledge")).status_code == 200
+
+    resumed = await read_events(stack.api.url, 4, last_event_id=created.id)
+    assert resumed[0].event == "ready" and resumed[0].data == {"reset": False}
+    assert resumed[0].id == created.id
+    caught_up = [(m.data["type"], m.data["data"]["incident"]["id"]) for m in resumed[1:]]
+    assert caught_up == [
+        ("incident.created", missed[0]),
+        ("incident.created", missed[1]),
+        ("incident.acknowledged", missed[0]),
+    ]
+    sequences = [int(m.id or 0) for m in resumed[1:]]
+    assert sequences == sorted(sequences) and sequences[0] == int(created.id or 0) + 1
+
+
+async def test_a_stream_resumed_too_far_behind_asks_for_a_reload(stack: ConsoleStack) -> None:
+    limited = ApiProcess(
+        stack.workdir, stack.database_url, stack.nats.url, {**stack.env, "STREAM_CATCHUP_MAX_EVENTS": "1"}
+    )
+    limited.start()
+    try:
+        async with stack.client() as client:
+            for message in ("behind one", "behind two", "behind three"):
+                await create(client, message)
+        (latest,) = await read_events(limited.url, 1)
+        last_seq = int(latest.id or 0)
+        (far,) = await read_events(limited.url, 1, last_event_id=str(last_seq - 2))
+        assert far.data == {"reset": True} and far.id == str(last_seq)
+        (near,) = await read_events(limited.url, 1, last_event_id=str(last_seq - 1))
+        assert near.data == {"reset": False} and near.id == str(last_seq - 1)
+        (ahead,) = await read_events(limited.url, 1, last_event_id=str(last_seq + 100))
+        assert ahead.data == {"reset": True}
+    finally:
+        limited.stop()
