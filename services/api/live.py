@@ -7,7 +7,7 @@ reconnects with `Last-Event-ID` (the stream sequence of the last event it saw) c
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 
 import msgspec
 import structlog
@@ -62,7 +62,7 @@ class LiveFeed:
             raise EventHandlerUnavailable("NATS is not connected")
         return self.link.nc.jetstream(timeout=5)
 
-    async def open(self, last_seen: int | None) -> AsyncIterator[ServerSentEventMessage]:
+    async def open(self, last_seen: int | None) -> AsyncGenerator[ServerSentEventMessage, None]:
         """Subscribe now (so nothing after the `ready` message is missed) and return the message stream."""
         js = self._jetstream()
         try:
@@ -81,7 +81,7 @@ class LiveFeed:
 
     async def _messages(
         self, subscription: JetStreamContext.PushSubscription, start: Start
-    ) -> AsyncIterator[ServerSentEventMessage]:
+    ) -> AsyncGenerator[ServerSentEventMessage, None]:
         ready = msgspec.json.encode({"reset": start.reset}).decode()
         yield ServerSentEventMessage(event=READY, id=str(start.first_seq - 1), data=ready, retry=RETRY_MILLISECONDS)
         try:
