@@ -11,6 +11,10 @@ from typing import Any
 import httpx
 from playwright.async_api import Browser, ConsoleMessage, Error, Page, Playwright
 
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.fakes.zendesk import FakeZendesk
+from tests.integration.workers.vendors import jira_env, slack_env, zendesk_env
 from tests.support.database import migrate, sqlite_url
 from tests.support.polling import eventually_sync
 from tests.support.processes import NatsServer, Process
@@ -124,3 +128,24 @@ async def create(client: httpx.AsyncClient, message: str) -> int:
     response = await client.post("/incident/", json={"message": message})
     assert response.status_code == 200, response.text
     return int(response.json()["ID"])
+
+
+@contextmanager
+def outside_systems(stack: ConsoleStack) -> Iterator[tuple[FakeJira, FakeSlack, FakeZendesk]]:
+    """Fake Jira, Slack and Zendesk, and the three workers keeping one object per incident in them."""
+    fakes = (FakeJira(), FakeSlack(), FakeZendesk())
+    workers: list[Process] = []
+    try:
+        for fake in fakes:
+            fake.start()
+        jira, slack, zendesk = fakes
+        for name, env in (("jira", jira_env(jira)), ("slack", slack_env(slack)), ("zendesk", zendesk_env(zendesk))):
+            worker_env = service_env(NATS_URL=stack.nats.url, **env)
+            workers.append(module_process(f"worker-{name}", ["services.workers", name], stack.workdir, worker_env))
+            workers[-1].start()
+        yield fakes
+    finally:
+        for worker in workers:
+            worker.stop()
+        for fake in fakes:
+            fake.stop()

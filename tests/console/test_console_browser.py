@@ -6,7 +6,17 @@ import re
 
 from playwright.async_api import Page, expect
 
-from tests.console.support import ACTOR, LIVE_SECONDS, TOKEN, BrowserLog, ConsoleStack, create, incident, sign_in
+from tests.console.support import (
+    ACTOR,
+    LIVE_SECONDS,
+    TOKEN,
+    BrowserLog,
+    ConsoleStack,
+    create,
+    incident,
+    outside_systems,
+    sign_in,
+)
 from tests.support.polling import eventually
 
 LIVE_MS = LIVE_SECONDS * 1000
@@ -197,3 +207,27 @@ async def test_a_dropped_stream_reconnects_and_catches_up(
     finally:
         served.stop()
         other.stop()
+
+
+async def test_the_incident_page_links_to_the_jira_issue_slack_message_and_zendesk_ticket(
+    page: Page, stack: ConsoleStack
+) -> None:
+    with outside_systems(stack) as (jira, _, zendesk):
+        async with stack.client() as client:
+            incident_id = await create(client, "search is down")
+
+            async def linked() -> list[dict[str, str]]:
+                links = (await incident(client, incident_id)).get("links", [])
+                return links if {link["system"] for link in links} == {"jira", "slack", "zendesk"} else []
+
+            links = {link["system"]: link for link in await eventually(linked, timeout=60, what="all three links")}
+        await signed_in(page, stack)
+        await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
+        issue = jira.only(incident_id)
+        jira_link = page.get_by_role("link", name=f"Jira issue: {issue.key}")
+        await expect(jira_link).to_have_attribute("href", f"{jira.url}/browse/{issue.key}")
+        ticket = zendesk.only(incident_id)
+        zendesk_link = page.get_by_role("link", name=f"Zendesk ticket: {ticket.id}")
+        await expect(zendesk_link).to_have_attribute("href", f"{zendesk.url}/agent/tickets/{ticket.id}")
+        slack_link = page.get_by_role("link", name=re.compile(r"^Slack message: "))
+        await expect(slack_link).to_have_attribute("href", links["slack"]["url"])
