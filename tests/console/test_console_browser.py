@@ -41,6 +41,7 @@ async def test_sign_in_refuses_a_wrong_token_then_accepts_the_right_one(
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("heading", name="Incidents", level=1)).to_be_visible()
     await expect(page.get_by_role("button", name="New incident")).to_be_visible()
+    await expect(page.get_by_label("API token")).to_be_hidden()
     assert await page.evaluate("Object.values(sessionStorage)") == [TOKEN]
     assert await page.evaluate("localStorage.length") == 0
     assert TOKEN not in page.url
@@ -75,6 +76,7 @@ async def test_open_acknowledge_comment_resolve_and_reopen(page: Page, stack: Co
     await page.get_by_role("link", name="checkout latency above 2s").click()
     await expect(page.get_by_role("heading", name=f"Incident #{incident_id}")).to_be_focused()
     await expect(page.locator("#incident-message")).to_have_text("checkout latency above 2s")
+    await expect(page.get_by_role("button", name="New incident")).to_be_hidden()
 
     async def state() -> dict[str, object]:
         async with stack.client() as client:
@@ -133,7 +135,11 @@ async def test_a_comment_added_elsewhere_appears_on_the_open_page(page: Page, st
 
 async def test_create_from_the_form(page: Page, stack: ConsoleStack) -> None:
     await signed_in(page, stack)
-    await page.get_by_role("button", name="New incident").click()
+    new = page.get_by_role("button", name="New incident")
+    await expect(page.get_by_label("Message")).to_be_hidden()
+    await expect(new).to_have_attribute("aria-expanded", "false")
+    await new.click()
+    await expect(new).to_have_attribute("aria-expanded", "true")
     await expect(page.get_by_label("Message")).to_be_focused()
     await page.get_by_label("Message").fill("payments API returns 502")
     await page.get_by_role("button", name="Create").click()
