@@ -237,3 +237,39 @@ async def test_the_incident_page_links_to_the_jira_issue_slack_message_and_zende
         await expect(zendesk_link).to_have_attribute("href", f"{zendesk.url}/agent/tickets/{ticket.id}")
         slack_link = page.get_by_role("link", name=re.compile(r"^Slack message: "))
         await expect(slack_link).to_have_attribute("href", links["slack"]["url"])
+
+
+async def test_filters_and_paging_over_the_cursor(page: Page, stack: ConsoleStack) -> None:
+    async with stack.client() as client:
+        ids = [await create(client, f"paging {n}") for n in range(60)]
+        resolved = ids[-1]
+        assert (await client.post(f"/incident/{resolved}/resolve")).status_code == 200
+        acknowledged = ids[-2]
+        assert (await client.post(f"/incident/{acknowledged}/acknowledge")).status_code == 200
+        total = len((await client.get("/incident/", params={"limit": 200})).json()["items"])
+    await signed_in(page, stack)
+    rows = page.locator("#incident-list li")
+    await expect(rows).to_have_count(50)
+    more = page.get_by_role("button", name="Load more")
+    await more.click()
+    await expect(rows).to_have_count(min(total, 100))
+    await expect(rows.nth(50).get_by_role("link")).to_be_focused()
+    listed = [int(i) for i in await rows.evaluate_all("rows => rows.map(r => r.dataset.id)")]
+    assert listed == sorted(listed, reverse=True) and len(set(listed)) == len(listed)
+
+    await page.get_by_label("Status").select_option("resolved")
+    await expect(page.locator(f'#incident-list li[data-id="{resolved}"]')).to_be_visible()
+    await expect(page.locator(f'#incident-list li[data-id="{acknowledged}"]')).to_have_count(0)
+    for text in await rows.all_text_contents():
+        assert "Resolved" in text and "Unresolved" not in text
+
+    await page.get_by_label("Status").select_option("")
+    await page.get_by_label("Acknowledged").select_option("yes")
+    await expect(page.locator(f'#incident-list li[data-id="{acknowledged}"]')).to_be_visible()
+    await expect(page.locator(f'#incident-list li[data-id="{resolved}"]')).to_have_count(0)
+    for text in await rows.all_text_contents():
+        assert "Not acknowledged" not in text
+
+    async with stack.client() as client:  # a live change that no longer matches the filter leaves the list
+        assert (await client.post(f"/incident/{acknowledged}/unacknowledge")).status_code == 200
+    await expect(page.locator(f'#incident-list li[data-id="{acknowledged}"]')).to_have_count(0, timeout=LIVE_MS)
