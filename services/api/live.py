@@ -7,6 +7,7 @@ reconnects with `Last-Event-ID` (the stream sequence of the last event it saw) c
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncGenerator
 
 import msgspec
@@ -25,6 +26,8 @@ log = structlog.get_logger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
 """A comment line this often keeps proxies from closing an idle stream."""
+WAKE_SECONDS = 1.0
+"""How soon an idle stream notices that the API is shutting down."""
 RETRY_MILLISECONDS = 2000
 EVENT = "incident"
 READY = "ready"
@@ -56,6 +59,11 @@ class LiveFeed:
     def __init__(self, link: NatsLink, catchup_max: int) -> None:
         self.link = link
         self.catchup_max = catchup_max
+        self.closing = False
+
+    def close(self) -> None:
+        """End every open stream (browsers reconnect to another replica). Safe to call from a signal handler."""
+        self.closing = True
 
     def _jetstream(self) -> JetStreamContext:
         if not self.link.connected or self.link.nc is None:
@@ -84,15 +92,19 @@ class LiveFeed:
     ) -> AsyncGenerator[ServerSentEventMessage, None]:
         ready = msgspec.json.encode({"reset": start.reset}).decode()
         yield ServerSentEventMessage(event=READY, id=str(start.first_seq - 1), data=ready, retry=RETRY_MILLISECONDS)
+        quiet_since = time.monotonic()
         try:
-            while True:
+            while not self.closing:
                 try:
-                    msg = await subscription.next_msg(timeout=KEEPALIVE_SECONDS)
+                    msg = await subscription.next_msg(timeout=WAKE_SECONDS)
                 except NatsTimeoutError:
-                    yield ServerSentEventMessage(comment="keep-alive")
+                    if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
+                        quiet_since = time.monotonic()
+                        yield ServerSentEventMessage(comment="keep-alive")
                     continue
                 except ConnectionClosedError:
                     return
+                quiet_since = time.monotonic()
                 # JSON outside strings may hold line breaks; inside strings they are escaped. SSE data is one line.
                 data = msg.data.replace(b"\r", b"").replace(b"\n", b"").decode()
                 yield ServerSentEventMessage(event=EVENT, id=str(msg.metadata.sequence.stream), data=data)

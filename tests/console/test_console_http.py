@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import json
 import re
+import signal
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -144,3 +146,22 @@ async def test_a_stream_resumed_too_far_behind_asks_for_a_reload(stack: ConsoleS
         assert ahead.data == {"reset": True}
     finally:
         limited.stop()
+
+
+async def test_a_stopping_api_ends_its_streams_at_once(stack: ConsoleStack) -> None:
+    """uvicorn waits for open responses when it stops; an open console must not hold a rollout up for 20 s."""
+    api = stack.new_api()
+    try:
+        async with asyncio.timeout(30), open_stream(api.url) as messages:
+            ready = await anext(messages)
+            assert ready.event == "ready"
+            started = time.monotonic()
+            stopping = asyncio.create_task(asyncio.to_thread(api.process.stop))
+            rest = [message async for message in messages]  # until the API closes the stream
+            code = await stopping
+        assert rest == []
+        # uvicorn re-raises the SIGTERM it handled once it is done: -15 is its clean exit, -9 our kill.
+        assert code in (0, -signal.SIGTERM), f"stopped cleanly, not killed after the grace period: {code}"
+        assert time.monotonic() - started < 10
+    finally:
+        api.stop()
