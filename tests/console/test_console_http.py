@@ -17,6 +17,7 @@ import httpx
 from services.api.ui.routes import CONTENT_TYPES
 from tests.console.support import TOKEN, ConsoleStack, create
 from tests.support.services import ApiProcess
+from tests.support.stack import wait_for_empty_outbox
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -136,6 +137,7 @@ async def test_a_stream_resumed_too_far_behind_asks_for_a_reload(stack: ConsoleS
         async with stack.client() as client:
             for message in ("behind one", "behind two", "behind three"):
                 await create(client, message)
+        await wait_for_empty_outbox(stack.database_url)  # every event is in the stream: its last sequence holds
         (latest,) = await read_events(limited.url, 1)
         last_seq = int(latest.id or 0)
         (far,) = await read_events(limited.url, 1, last_event_id=str(last_seq - 2))
