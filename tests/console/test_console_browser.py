@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.async_api import Page, expect
 
 from tests.console.support import (
@@ -18,6 +19,7 @@ from tests.console.support import (
     sign_in,
 )
 from tests.support.polling import eventually
+from tests.support.services import ApiProcess
 
 LIVE_MS = LIVE_SECONDS * 1000
 
@@ -273,3 +275,21 @@ async def test_filters_and_paging_over_the_cursor(page: Page, stack: ConsoleStac
     async with stack.client() as client:  # a live change that no longer matches the filter leaves the list
         assert (await client.post(f"/incident/{acknowledged}/unacknowledge")).status_code == 200
     await expect(page.locator(f'#incident-list li[data-id="{acknowledged}"]')).to_have_count(0, timeout=LIVE_MS)
+
+
+async def test_without_api_tokens_the_console_opens_straight_to_the_list(page: Page, stack: ConsoleStack) -> None:
+    open_api = ApiProcess(stack.workdir, stack.database_url, stack.nats.url)  # no API_TOKENS
+    open_api.start()
+    try:
+        await page.goto(f"{open_api.url}/ui/")
+        await expect(page.get_by_role("heading", name="Incidents", level=1)).to_be_visible()
+        await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
+        await expect(page.get_by_label("API token")).to_be_hidden()
+        await expect(page.get_by_role("button", name="Sign out")).to_be_hidden()
+        async with httpx.AsyncClient(base_url=open_api.url) as client:
+            incident_id = await create(client, "no tokens configured")
+        await expect(page.locator(f'#incident-list li[data-id="{incident_id}"]')).to_be_visible(timeout=LIVE_MS)
+        assert await page.evaluate("sessionStorage.length") == 0
+    finally:
+        await page.close()  # the stream ends before the API stops
+        open_api.stop()

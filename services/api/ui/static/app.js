@@ -16,6 +16,8 @@ const state = {
   list: { items: [], nextCursor: null },
   incident: null,
   busy: false,
+  streamReady: false, // the first `ready` of a session reloads the view: nothing between is missed
+  reloading: false,
   reloadQueued: false,
 };
 
