@@ -28,7 +28,9 @@ def test_an_id_from_another_stream_asks_for_a_reload() -> None:
     assert start_after(500, last_seq=41, catchup_max=1000) == Start(first_seq=42, reset=True)
 
 
-@pytest.mark.parametrize(("raw", "parsed"), [(None, None), ("", None), ("12", 12), (" 7 ", 7), ("x1", None), ("-3", None)])
+@pytest.mark.parametrize(
+    ("raw", "parsed"), [(None, None), ("", None), ("12", 12), (" 7 ", 7), ("x1", None), ("-3", None)]
+)
 def test_last_event_id_is_a_stream_sequence_or_ignored(raw: str | None, parsed: int | None) -> None:
     assert parse_last_event_id(raw) == parsed
 
