@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from playwright.async_api import Page, expect
 
 from tests.console.support import (
@@ -20,6 +21,8 @@ from tests.console.support import (
 )
 from tests.support.polling import eventually
 from tests.support.services import ApiProcess
+
+pytestmark = pytest.mark.slow  # end to end: real processes and a real browser
 
 LIVE_MS = LIVE_SECONDS * 1000
 

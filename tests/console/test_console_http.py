@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import pytest
 
 from services.api.ui.routes import CONTENT_TYPES
 from tests.console.support import TOKEN, ConsoleStack, create
 from tests.support.services import ApiProcess
 from tests.support.stack import wait_for_empty_outbox
+
+pytestmark = pytest.mark.slow  # end to end: real processes
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
