@@ -296,3 +296,42 @@ async def test_without_api_tokens_the_console_opens_straight_to_the_list(page: P
     finally:
         await page.close()  # the stream ends before the API stops
         open_api.stop()
+
+
+NAMELESS_CONTROLS = """() => [...document.querySelectorAll('input, textarea, select, button')]
+    .filter(e => !e.closest('[hidden]'))
+    .filter(e => e.tagName === 'BUTTON' ? !e.textContent.trim() : e.labels.length === 0)
+    .map(e => e.id || e.outerHTML)"""
+
+
+async def test_named_controls_keyboard_use_and_a_phone_sized_screen(page: Page, stack: ConsoleStack) -> None:
+    async with stack.client() as client:
+        incident_id = await create(client, "a rather long message " * 12)
+    await page.set_viewport_size({"width": 360, "height": 740})
+    await page.goto(f"{stack.api.url}/ui/")
+    assert await page.evaluate(NAMELESS_CONTROLS) == []
+    await page.get_by_label("API token").focus()
+    await page.keyboard.type(TOKEN)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Incidents", level=1)).to_be_focused()
+    assert await page.evaluate(NAMELESS_CONTROLS) == []
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360, "no sideways scrolling"
+
+    await page.get_by_role("button", name="New incident").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_label("Message")).to_be_focused()
+    await page.keyboard.type("typed without a mouse")
+    await page.keyboard.press("Tab")
+    await expect(page.get_by_role("button", name="Create")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name=re.compile(r"^Incident #\d+$"))).to_be_focused()
+    await expect(page.locator("#incident-message")).to_have_text("typed without a mouse")
+    assert await page.evaluate(NAMELESS_CONTROLS) == []
+
+    await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
+    await expect(page.locator("#incident-message")).to_contain_text("a rather long message")
+    assert await page.evaluate("document.documentElement.scrollWidth") <= 360, "no sideways scrolling"
+    await page.get_by_role("button", name="Acknowledge").focus()
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("button", name="Unacknowledge")).to_be_focused()
+    await expect(page.locator("#announce")).to_have_text("Acknowledged.")
