@@ -17,6 +17,7 @@ import pytest
 
 from services.api.ui.routes import CONTENT_TYPES
 from tests.console.support import TOKEN, ConsoleStack, create
+from tests.support.processes import ROOT
 from tests.support.services import ApiProcess
 from tests.support.stack import wait_for_empty_outbox
 
@@ -69,6 +70,8 @@ async def read_events(api_url: str, count: int, last_event_id: str | None = None
 
 
 async def test_the_console_is_public_and_sent_with_a_strict_policy(stack: ConsoleStack) -> None:
+    static = ROOT / "services" / "api" / "ui" / "static"
+    assert set(CONTENT_TYPES) == {p.name for p in static.iterdir()}, "every file of the console is served"
     async with httpx.AsyncClient(base_url=stack.api.url) as client:
         for path in ("/ui", "/ui/", "/ui/config.json", *(f"/ui/{name}" for name in CONTENT_TYPES)):
             response = await client.get(path)

@@ -13,8 +13,11 @@ CONTENT_TYPES = {
     "index.html": "text/html",
     "app.js": "text/javascript",
     "api.js": "text/javascript",
+    "incident.js": "text/javascript",
+    "list.js": "text/javascript",
     "live.js": "text/javascript",
     "render.js": "text/javascript",
+    "ui.js": "text/javascript",
     "console.css": "text/css",
 }
 CONTENT_SECURITY_POLICY = (
