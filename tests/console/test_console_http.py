@@ -17,7 +17,7 @@ import pytest
 
 from services.api.ui.routes import CONTENT_TYPES
 from tests.console.support import TOKEN, ConsoleStack, create
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, free_port
 from tests.support.services import ApiProcess
 from tests.support.stack import wait_for_empty_outbox
 
@@ -171,5 +171,18 @@ async def test_a_stopping_api_ends_its_streams_at_once(stack: ConsoleStack) -> N
         # uvicorn re-raises the SIGTERM it handled once it is done: -15 is its clean exit, -9 our kill.
         assert code in (0, -signal.SIGTERM), f"stopped cleanly, not killed after the grace period: {code}"
         assert time.monotonic() - started < 10
+    finally:
+        api.stop()
+
+
+async def test_without_nats_the_stream_is_a_503_to_retry(stack: ConsoleStack) -> None:
+    unreachable = f"nats://127.0.0.1:{free_port()}"
+    api = ApiProcess(stack.workdir, stack.database_url, unreachable, stack.env).start()
+    try:
+        async with httpx.AsyncClient(base_url=api.url, headers=AUTH, timeout=10) as client:
+            response = await client.get("/incident/stream")
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+        assert response.json()["status"] == "Service Unavailable"
     finally:
         api.stop()
