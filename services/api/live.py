@@ -71,8 +71,15 @@ class LiveFeed:
         return self.link.nc.jetstream(timeout=5)
 
     async def open(self, last_seen: int | None) -> AsyncGenerator[ServerSentEventMessage, None]:
-        """Subscribe now (so nothing after the `ready` message is missed) and return the message stream."""
-        js = self._jetstream()
+        """The stream's messages; a 503 now when NATS is down."""
+        return self._messages(self._jetstream(), last_seen)
+
+    async def _messages(
+        self, js: JetStreamContext, last_seen: int | None
+    ) -> AsyncGenerator[ServerSentEventMessage, None]:
+        # Subscribed inside the generator, so that its `finally` always runs: a browser that hangs up
+        # before the response starts leaves no consumer behind. Subscribed before `ready` is sent, so
+        # nothing after it is missed.
         try:
             info = await js.stream_info(STREAM)
             start = start_after(last_seen, info.state.last_seq, self.catchup_max)
@@ -83,17 +90,13 @@ class LiveFeed:
                 config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start.first_seq),
             )
         except (NatsError, TimeoutError) as exc:
-            raise EventHandlerUnavailable(f"cannot read {STREAM}: {type(exc).__name__}") from exc
+            log.warning("live stream unavailable", error=type(exc).__name__)
+            return  # the browser reconnects
         log.info("live stream opened", first_seq=start.first_seq, reset=start.reset)
-        return self._messages(subscription, start)
-
-    async def _messages(
-        self, subscription: JetStreamContext.PushSubscription, start: Start
-    ) -> AsyncGenerator[ServerSentEventMessage, None]:
         ready = msgspec.json.encode({"reset": start.reset}).decode()
-        yield ServerSentEventMessage(event=READY, id=str(start.first_seq - 1), data=ready, retry=RETRY_MILLISECONDS)
-        quiet_since = time.monotonic()
         try:
+            yield ServerSentEventMessage(event=READY, id=str(start.first_seq - 1), data=ready, retry=RETRY_MILLISECONDS)
+            quiet_since = time.monotonic()
             while not self.closing:
                 try:
                     msg = await subscription.next_msg(timeout=WAKE_SECONDS)

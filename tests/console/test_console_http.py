@@ -13,10 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import nats
 import pytest
 
 from services.api.ui.routes import CONTENT_TYPES
+from shared.events import STREAM
 from tests.console.support import TOKEN, ConsoleStack, create
+from tests.support.polling import eventually
 from tests.support.processes import ROOT, free_port
 from tests.support.services import ApiProcess
 from tests.support.stack import wait_for_empty_outbox
@@ -186,3 +189,28 @@ async def test_without_nats_the_stream_is_a_503_to_retry(stack: ConsoleStack) ->
         assert response.json()["status"] == "Service Unavailable"
     finally:
         api.stop()
+
+
+async def test_a_closed_stream_leaves_no_consumer_behind(stack: ConsoleStack) -> None:
+    nc = await nats.connect(stack.nats.url)
+    try:
+        js = nc.jetstream()
+
+        async def consumers() -> int:
+            return len(await js.consumers_info(STREAM))
+
+        before = await consumers()
+        async with open_stream(stack.api.url) as first, open_stream(stack.api.url) as second:
+            assert (await anext(first)).event == (await anext(second)).event == "ready"
+            assert await consumers() == before + 2
+        for _ in range(3):  # hung up right after `ready`, and before reading anything
+            async with open_stream(stack.api.url):
+                pass
+
+        async def released() -> bool:
+            return await consumers() == before
+
+        # The API unsubscribes; the server drops an ephemeral consumer nobody listens to within seconds.
+        await eventually(released, timeout=30, interval=0.5, what="the console's consumers to go away")
+    finally:
+        await nc.close()
