@@ -68,3 +68,7 @@ lag:
 # The chaos convergence scenario for longer (`just soak --minutes 3`, `just soak --outage zendesk`).
 soak *ARGS:
     python scripts/soak.py {{ARGS}}
+
+# The README's screenshots of the web console (docs/console-*.png), from a real stack in Debian's chromium.
+screenshots:
+    python -m tests.console.screenshots docs

@@ -139,9 +139,8 @@ async def main() -> int:
     for child in services:
         await child.start()
     children += services
-    print(
-        f"dev: API on http://{env.get('API_HOST', '127.0.0.1')}:{env.get('API_PORT', '8000')} — Ctrl-C stops everything"
-    )
+    base = f"http://{env.get('API_HOST', '127.0.0.1')}:{env.get('API_PORT', '8000')}"
+    print(f"dev: API on {base}, web console on {base}/ui/ — Ctrl-C stops everything")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -3,20 +3,35 @@
 from __future__ import annotations
 
 import os
+from types import FrameType
 
 import uvicorn
 
-from services.api.app import create_app
+from services.api.app import build_components, create_app
+from services.api.live import LiveFeed
 from services.api.settings import ApiSettings
 from shared.logging import configure_logging
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn waits for open responses before it stops; the console's endless streams are ended at once."""
+
+    def __init__(self, config: uvicorn.Config, live: LiveFeed) -> None:
+        super().__init__(config)
+        self.live = live
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.live.close()
+        super().handle_exit(sig, frame)
 
 
 def main() -> None:
     settings = ApiSettings.from_env(os.environ)
     json = None if settings.log_format == "auto" else settings.log_format == "json"
     configure_logging("api", json=json, level=settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    components = build_components(settings)
+    config = uvicorn.Config(
+        create_app(settings, components),
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -24,6 +39,7 @@ def main() -> None:
         timeout_graceful_shutdown=20,
         server_header=False,
     )
+    ApiServer(config, components.live).run()
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from services.api.events import Origin
 from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
+from services.api.live import LiveFeed
 from services.api.metrics import ApiMetrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
@@ -42,11 +43,13 @@ from services.api.repository import IncidentRepository, SqlIncidentRepository, V
 from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
+from services.api.routes.stream import incident_stream
 from services.api.routes.subscriptions import SubscriptionController
 from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
 from services.api.settings import ApiSettings, AutoResolve
 from services.api.webhooks import WebhookStore
+from services.api.ui.routes import console_router
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
@@ -65,6 +68,7 @@ class Components:
     links: LinkReader
     intake: AlertIntake
     routing_keys: RoutingKeys
+    live: LiveFeed
 
 
 def build_components(settings: ApiSettings) -> Components:
@@ -83,8 +87,9 @@ def build_components(settings: ApiSettings) -> Components:
     repo = SqlIncidentRepository(db, on_commit=relay.notify)
     links = LinkReader(link, settings.link_workers)
     intake = AlertIntake(repo)
+    live = LiveFeed(link, settings.stream_catchup_max)
     return Components(
-        db, link, client, outbox, relay, repo, metrics, links, intake, RoutingKeys(settings.integration_keys)
+        db, link, client, outbox, relay, repo, metrics, links, intake, RoutingKeys(settings.integration_keys), live
     )
 
 
@@ -120,6 +125,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
     app = Litestar(
         route_handlers=[
             IncidentController,
+            incident_stream,
             SubscriptionController,
             WebhookController,
             enqueue,
@@ -127,6 +133,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             live,
             ready,
             metrics_endpoint,
+            console_router(auth_required=bool(settings.tokens)),
         ],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
@@ -141,6 +148,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "webhooks": Provide(lambda: webhooks, sync_to_thread=False),
             "relay": Provide(lambda: parts.relay, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
+            "live_feed": Provide(lambda: parts.live, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
@@ -160,6 +168,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             WebhookStore,
             OutboxRelay,
             ApiSettings,
+            LiveFeed,
         ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__

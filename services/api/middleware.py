@@ -18,7 +18,9 @@ from services.api.settings import ApiToken
 
 log = structlog.get_logger("api.access")
 
-PUBLIC_PREFIXES = ("/health", "/schema", "/metrics")
+PUBLIC_PREFIXES = ("/health", "/schema", "/metrics", "/ui/")
+PUBLIC_PATHS = frozenset({"/ui"})
+"""The console's page and files are public: the page asks for a token and sends it with each API call."""
 # Routes that authenticate each request themselves (PagerDuty's Events API carries a routing key in the body).
 SELF_AUTHENTICATED = frozenset({"/v2/enqueue"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -69,7 +71,8 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            if self.tokens and not path.startswith(PUBLIC_PREFIXES) and path.rstrip("/") not in SELF_AUTHENTICATED:
+            public = path.startswith(PUBLIC_PREFIXES) or path in PUBLIC_PATHS or path.rstrip("/") in SELF_AUTHENTICATED
+            if self.tokens and not public:
                 actor = self._authenticate(_header(scope, b"authorization"))
                 if actor is None:
                     await _unauthorized(send_with_id)

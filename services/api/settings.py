@@ -66,6 +66,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhook URLs may point at loopback and private addresses (never link-local)."""
     webhook_secret_overlap: float = 86400.0
     """WEBHOOK_ROTATION_OVERLAP_SECONDS: after a rotation, the previous secret keeps signing this long."""
+    stream_catchup_max: int = 1000
+    """STREAM_CATCHUP_MAX_EVENTS: a console stream resumed further behind than this starts now and reloads."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -99,6 +101,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
             webhook_allow_private=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
             webhook_secret_overlap=env_float(env, "WEBHOOK_ROTATION_OVERLAP_SECONDS", 86400.0, minimum=0.0),
+            stream_catchup_max=env_int(env, "STREAM_CATCHUP_MAX_EVENTS", 1000, minimum=0, maximum=1_000_000),
             log_format=log_format,
             log_level=log_level,
         )

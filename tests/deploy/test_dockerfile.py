@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
 import sys
 import tomllib
@@ -113,6 +114,18 @@ def test_the_wheel_holds_every_python_package() -> None:
         for path in (ROOT / folder).rglob("*.py"):
             package = ".".join(path.parent.relative_to(ROOT).parts)
             assert package in found, f"{path.relative_to(ROOT)} would be left out of the wheel: add __init__.py"
+
+
+def test_the_wheel_holds_the_consoles_files() -> None:
+    """The console is served from package data: a file no glob names is a 500 in the image, not in a checkout."""
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["services.api.ui"]
+    static = ROOT / "services" / "api" / "ui" / "static"
+    files = [p for p in static.iterdir() if p.is_file()]
+    assert files
+    for path in files:
+        relative = str(path.relative_to(static.parent))
+        assert any(fnmatch.fnmatch(relative, pattern) for pattern in globs), f"{relative} is not package data"
+        assert in_build_context(str(path.relative_to(ROOT))), relative
 
 
 def test_migration_and_subscriptions_files_land_where_the_services_look() -> None:

@@ -7,6 +7,7 @@ resolved against the example Secret, so its placeholder values are proven usable
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, KeyValueConfig
 
+from services.api.eventhandler_client import NatsLink
+from services.api.live import LiveFeed
 from services.eventhandler.streams import ensure_consumers, ensure_streams
 from services.workers.store import open_bucket
 from shared.events import STREAM
@@ -36,7 +39,7 @@ from shared.jetstream import (
     SUBSCRIPTIONS_SET_SUBJECT,
     refs_bucket,
 )
-from shared.natsconn import inbox_prefix
+from shared.natsconn import NatsSettings, inbox_prefix
 from tests.deploy.manifests import example_secrets, render
 from tests.deploy.natsconf import DeployedNats, deployed_conf, localize, start_deployed_nats
 from tests.support.polling import eventually
@@ -364,6 +367,38 @@ async def test_api_and_eventhandler_read_the_worker_buckets(login: object) -> No
     with pytest.raises(nats.errors.TimeoutError):
         await kv.put("incident.42", b"forged")
     await api.violation("publish", "$KV.refs-jira.incident.42")
+
+
+async def test_api_follows_incidents_for_the_console_and_nothing_more(login: object) -> None:
+    """The console's live feed (ordered consumers, flow control included) runs as the api user."""
+    eventhandler = await setup_streams(login)
+    api = await as_user(login, "api")
+    link = NatsLink(NatsSettings(servers=[api.nc.connected_url.geturl() if api.nc.connected_url else ""]))
+    link.nc = api.nc
+    messages = await LiveFeed(link, catchup_max=10_000).open(None)
+    ready = await anext(messages)
+    assert ready.event == "ready"
+    body = b'{"padding": "' + b"x" * 4000 + b'"}'
+    count = 600  # 2.4 MB: more than the server sends before it asks for a flow control reply
+    for _ in range(count):
+        await eventhandler.js.publish("incident.created", body, stream=STREAM)
+    async with asyncio.timeout(60):  # without flow control replies the consumer stalls here
+        received = [await anext(messages) for _ in range(count)]
+    assert [m.event for m in received] == ["incident"] * count
+    sequences = [int(m.id or 0) for m in received]
+    assert sequences == list(range(sequences[0], sequences[0] + count))
+    await messages.aclose()
+    api.clean()
+
+    api.js = api.nc.jetstream(timeout=DENIED_WAIT)
+    with pytest.raises((nats.errors.TimeoutError, nats.js.errors.Error)):
+        await api.js.add_consumer(STREAM, ConsumerConfig(durable_name="api-durable"))
+    with pytest.raises(nats.errors.TimeoutError):
+        await api.js.delete_consumer(STREAM, "jira")
+    await api.violation("publish", f"$JS.API.CONSUMER.DELETE.{STREAM}.jira")
+    admin = await as_user(login, "admin")
+    names = {c.name for c in await admin.js.consumers_info(STREAM)}
+    assert "api-durable" not in names and "jira" in names
 
 
 async def test_admin_can_do_everything(login: object) -> None:

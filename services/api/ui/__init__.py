@@ -1,0 +1,1 @@
+"""The web console: static files under /ui/, served by the API with strict security headers."""
