@@ -48,8 +48,8 @@ from services.api.routes.subscriptions import SubscriptionController
 from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
 from services.api.settings import ApiSettings, AutoResolve
-from services.api.webhooks import WebhookStore
 from services.api.ui.routes import console_router
+from services.api.webhooks import WebhookStore
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
