@@ -124,8 +124,9 @@ async def incident(client: httpx.AsyncClient, incident_id: int | str) -> dict[st
     return dict(response.json())
 
 
-async def create(client: httpx.AsyncClient, message: str) -> int:
-    response = await client.post("/incident/", json={"message": message})
+async def create(client: httpx.AsyncClient, message: str, **fields: object) -> int:
+    """Creates an incident; `fields` are its optional alert fields (severity, source, labels, dedup_key)."""
+    response = await client.post("/incident/", json={"message": message, **fields})
     assert response.status_code == 200, response.text
     return int(response.json()["ID"])
 

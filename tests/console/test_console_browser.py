@@ -335,3 +335,89 @@ async def test_named_controls_keyboard_use_and_a_phone_sized_screen(page: Page, 
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("button", name="Unacknowledge")).to_be_focused()
     await expect(page.locator("#announce")).to_have_text("Acknowledged.")
+
+
+SEEN_TEXT = "b => [...b.childNodes].filter(n => n.nodeType === Node.TEXT_NODE).map(n => n.textContent).join('')"
+
+
+async def test_severity_source_labels_and_dedup_key_show_filter_and_stay_current(
+    page: Page, stack: ConsoleStack
+) -> None:
+    hostile = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+    labels = {"service": "checkout", "team": hostile}
+    async with stack.client() as client:
+        # more critical incidents than one page holds: the filter pages over the cursor
+        paged = [await create(client, f"critical {n}", severity="critical") for n in range(51)]
+        warning = await create(client, "queue depth rising", severity="warning")
+        plain = await create(client, "no alert fields")
+        incident_id = await create(
+            client,
+            "Checkout 5xx above 2%",
+            severity="critical",
+            source="alertmanager",
+            labels=labels,
+            dedup_key="checkout-5xx",
+        )
+    await signed_in(page, stack)
+    rows = page.locator("#incident-list li")
+    row = page.locator(f'#incident-list li[data-id="{incident_id}"]')
+    badge = row.locator(".badge.severity")
+    await expect(badge).to_have_text("Severity: Critical")
+    await expect(badge.locator(".visually-hidden")).to_have_text("Severity: ")  # heard, not seen
+    assert await badge.evaluate(SEEN_TEXT) == "Critical"
+    await expect(page.locator(f'#incident-list li[data-id="{warning}"] .badge.severity')).to_have_text(
+        "Severity: Warning"
+    )
+    await expect(page.locator(f'#incident-list li[data-id="{plain}"] .badge.severity')).to_have_count(0)
+
+    await page.get_by_label("Severity").select_option("critical")
+    await expect(page.locator(f'#incident-list li[data-id="{warning}"]')).to_have_count(0)
+    await expect(page.locator(f'#incident-list li[data-id="{plain}"]')).to_have_count(0)
+    await expect(rows).to_have_count(50)
+    await page.get_by_role("button", name="Load more").click()
+    await expect(rows).to_have_count(len(paged) + 1)
+    await expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    listed = {int(i) for i in await rows.evaluate_all("rows => rows.map(r => r.dataset.id)")}
+    assert listed == {*paged, incident_id}
+    for text in await rows.all_text_contents():
+        assert "Severity: Critical" in text
+
+    async with stack.client() as client:  # a live change of severity takes it out of the filtered list
+        response = await client.put(f"/incident/{paged[-1]}", json={"severity": "info"})
+        assert response.status_code == 200, response.text
+    await expect(page.locator(f'#incident-list li[data-id="{paged[-1]}"]')).to_have_count(0, timeout=LIVE_MS)
+    await page.get_by_label("Severity").select_option("")
+    await expect(page.locator(f'#incident-list li[data-id="{paged[-1]}"] .badge.severity')).to_have_text(
+        "Severity: Info"
+    )
+
+    await row.get_by_role("link").click()
+    await expect(page.locator("#incident-severity")).to_have_text("Critical")
+    await expect(page.locator("#incident-source")).to_have_text("alertmanager")
+    await expect(page.locator("#incident-dedup-key")).to_have_text("checkout-5xx")
+    shown = page.locator("#incident-labels > div")
+    await expect(shown).to_have_count(2)
+    await expect(shown.nth(0).locator("dt")).to_have_text("service")
+    await expect(shown.nth(0).locator("dd")).to_have_text("checkout")
+    await expect(shown.nth(1).locator("dt")).to_have_text("team")
+    await expect(shown.nth(1).locator("dd")).to_have_text(hostile)
+    assert await page.locator("main img, main script").count() == 0
+    assert await page.evaluate("window.pwned") is None
+
+    async with stack.client() as client:  # changed elsewhere: the open page follows the event
+        changed = {"severity": "warning", "source": None, "labels": {"service": "payments"}, "dedup_key": None}
+        response = await client.put(f"/incident/{incident_id}", json=changed)
+        assert response.status_code == 200, response.text
+    await expect(page.locator("#incident-severity")).to_have_text("Warning", timeout=LIVE_MS)
+    await expect(page.locator("#incident-source")).to_be_hidden()
+    await expect(page.locator("#incident-dedup-key")).to_be_hidden()
+    await expect(shown).to_have_count(1)
+    await expect(shown.locator("dd")).to_have_text("payments")
+
+    async with stack.client() as client:
+        response = await client.put(f"/incident/{plain}", json={"message": "still no alert fields"})
+        assert response.status_code == 200, response.text
+    await page.goto(f"{stack.api.url}/ui/#/incidents/{plain}")
+    await expect(page.locator("#incident-message")).to_have_text("still no alert fields")
+    for hidden in ("#incident-severity", "#incident-source", "#incident-dedup-key", "#incident-labels"):
+        await expect(page.locator(hidden)).to_be_hidden()

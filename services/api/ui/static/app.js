@@ -105,6 +105,7 @@ async function boot() {
   $("new-form").addEventListener("submit", onCreate);
   $("filter-status").addEventListener("change", loadList);
   $("filter-acknowledged").addEventListener("change", loadList);
+  $("filter-severity").addEventListener("change", loadList);
   $("load-more").addEventListener("click", loadMore);
   $("toggle-ack").addEventListener("click", onToggleAck);
   $("toggle-resolve").addEventListener("click", onToggleResolve);

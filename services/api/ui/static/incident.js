@@ -1,7 +1,7 @@
 // One incident's page: its state, links, comments and timeline; writes send If-Match.
 
 import { api, ApiError } from "./api.js";
-import { clear, el, safeUrl, setText, timeElement } from "./render.js";
+import { clear, el, safeUrl, setText, severityName, timeElement } from "./render.js";
 import { $, announce, currentRoute, focusHeading, handleFailure, state } from "./ui.js";
 
 const SYSTEMS = { jira: "Jira issue", slack: "Slack message", zendesk: "Zendesk ticket" };
@@ -67,13 +67,29 @@ function yesNo(value) {
   return value === "yes" ? "Yes" : "No";
 }
 
+// A fact the incident may not have: its row shows only when there is a value.
+function showFact(id, text) {
+  setText($(id), text);
+  $(`${id}-row`).hidden = !text;
+}
+
+function renderLabels(labels) {
+  const list = $("incident-labels");
+  clear(list);
+  const names = Object.keys(labels).sort();
+  for (const name of names) list.append(el("div", {}, el("dt", {}, name), el("dd", {}, labels[name])));
+  $("incident-labels-section").hidden = names.length === 0;
+}
+
 function renderIncident(incident, timeline) {
   setText($("incident-title"), `Incident #${incident.id}`);
   setText($("incident-message"), incident.message);
   setText($("incident-status"), incident.status === "resolved" ? "Resolved" : "Unresolved");
   setText($("incident-acknowledged"), yesNo(incident.acknowledged));
-  $("incident-severity-row").hidden = !incident.severity;
-  setText($("incident-severity"), incident.severity || "");
+  showFact("incident-severity", incident.severity ? severityName(incident.severity) : "");
+  showFact("incident-source", incident.source || "");
+  showFact("incident-dedup-key", incident.dedup_key || "");
+  renderLabels(incident.labels || {});
   $("incident-created").replaceChildren(timeElement(incident.created_at));
   $("incident-updated").replaceChildren(timeElement(incident.updated_at));
   setText($("toggle-ack"), incident.acknowledged === "yes" ? "Unacknowledge" : "Acknowledge");
@@ -123,6 +139,9 @@ function describeChanges(before, after) {
     changes.push(after.acknowledged === "yes" ? "it was acknowledged" : "its acknowledgement was taken back");
   }
   if (before.message !== after.message) changes.push("its message was edited");
+  if (before.severity !== after.severity) {
+    changes.push(after.severity ? `severity is now ${severityName(after.severity)}` : "its severity was cleared");
+  }
   const added = after.comments.length - before.comments.length;
   if (added > 0) changes.push(`${added} comment${added === 1 ? "" : "s"} added`);
   if (!changes.length) changes.push(`it moved from version ${before.version} to ${after.version}`);

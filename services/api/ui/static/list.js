@@ -1,7 +1,7 @@
 // The incident list: newest first, filters, paging over the cursor, "New incident", live updates.
 
 import { api } from "./api.js";
-import { clear, el, setText, timeElement } from "./render.js";
+import { clear, el, setText, severityName, timeElement } from "./render.js";
 import { $, announce, handleFailure, state } from "./ui.js";
 
 const PAGE_SIZE = 50;
@@ -10,8 +10,10 @@ function filters() {
   const chosen = {};
   const status = $("filter-status").value;
   const acknowledged = $("filter-acknowledged").value;
+  const severity = $("filter-severity").value;
   if (status) chosen.status = status;
   if (acknowledged) chosen.acknowledged = acknowledged;
+  if (severity) chosen.severity = severity;
   return chosen;
 }
 
@@ -19,7 +21,8 @@ function matchesFilters(incident) {
   const chosen = filters();
   return (
     (!chosen.status || chosen.status === incident.status) &&
-    (!chosen.acknowledged || chosen.acknowledged === incident.acknowledged)
+    (!chosen.acknowledged || chosen.acknowledged === incident.acknowledged) &&
+    (!chosen.severity || chosen.severity === incident.severity)
   );
 }
 
@@ -56,6 +59,17 @@ function badge(kind, text) {
   return el("span", { class: `badge ${kind}` }, text);
 }
 
+// Shows "Critical"; a screen reader hears "Severity: Critical".
+function severityBadge(severity) {
+  const known = ["critical", "error", "warning", "info"].includes(severity) ? severity : "other";
+  return el(
+    "span",
+    { class: `badge severity ${known}`, "data-severity": severity },
+    el("span", { class: "visually-hidden" }, "Severity: "),
+    severityName(severity),
+  );
+}
+
 function incidentRow(incident) {
   const resolved = incident.status === "resolved";
   const acknowledged = incident.acknowledged === "yes";
@@ -65,7 +79,7 @@ function incidentRow(incident) {
     el("span", {}, `#${incident.id}`),
     badge(resolved ? "resolved" : "open", resolved ? "Resolved" : "Unresolved"),
     badge(acknowledged ? "acked" : "unacked", acknowledged ? "Acknowledged" : "Not acknowledged"),
-    incident.severity ? badge(`severity ${incident.severity}`, `Severity: ${incident.severity}`) : null,
+    incident.severity ? severityBadge(incident.severity) : null,
     el("span", {}, "opened ", timeElement(incident.created_at)),
   );
   const link = el("a", { href: `#/incidents/${incident.id}`, class: "title" }, incident.message);

@@ -13,6 +13,13 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
+const SEVERITY_NAMES = { critical: "Critical", error: "Error", warning: "Warning", info: "Info" };
+
+// The name shown for a severity; an unknown value is shown as it came (as text, like all incident data).
+export function severityName(severity) {
+  return SEVERITY_NAMES[severity] || String(severity);
+}
+
 export function clear(node) {
   node.replaceChildren();
 }
