@@ -15,9 +15,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoKeysError
 
 from services.workers.settings import RunnerSettings
-from services.workers.store import ErrorRecord
 from shared.events import STREAM
 from shared.jetstream import refs_bucket
+from shared.records import ErrorRecord
 from tests.chaos.fakes import Vendors
 from tests.chaos.gate import Gate
 from tests.chaos.load import Load, LoadPlan

@@ -41,7 +41,6 @@ SETTINGS = RunnerSettings(
     fetch_batch=10,
     fetch_timeout=0.5,
     lease_ttl=3.0,
-    lease_wait=10.0,
     retry_base=0.5,
     retry_max=1.0,
     shutdown_grace=2.0,

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import httpx
 
 from services.workers.engine import NOTE_TEXT, ReconcilingWorker
+from services.workers.errors import RateLimited
 from services.workers.http import Request, VendorHttp
 from services.workers.records import ExternalRef, IncidentRecord
 from services.workers.slack import api
@@ -52,6 +53,8 @@ class SlackWorker(ReconcilingWorker):
         except ValueError:
             body = None
         error = api.slack_error(request.path.lstrip("/"), body, response)
+        if isinstance(error, RateLimited):
+            self.http.rate_limited(error.retry_after)
         if error is not None:
             raise error
         assert isinstance(body, dict)

@@ -10,10 +10,10 @@ from nats.js import JetStreamContext
 from services.workers.jira.worker import JiraWorker
 from services.workers.metrics import Outcome
 from services.workers.slack.worker import SlackWorker
-from services.workers.store import ErrorRecord
 from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import STREAM
 from shared.jetstream import error_key, refs_bucket
+from shared.records import ErrorRecord
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
