@@ -209,7 +209,7 @@ class Processor:
             error = f"retry budget of {budget:g} s spent after {deliveries} attempts: {exc}"
             log.error("event dead-lettered: retry budget spent", error=str(exc), deliveries=deliveries)
             for msg, _ in queued:
-                await self._write_error(msg, error)
+                await self._write_error(msg, error, deliveries)
             return Outcome.DEAD_LETTERED, [(Outcome.DEAD_LETTERED, self._terminator(m)) for m, _ in queued]
         await self._write_error(newest, str(exc))
         delay = (
@@ -236,9 +236,10 @@ class Processor:
 
         return term
 
-    async def _write_error(self, msg: Msg, error: str) -> None:
+    async def _write_error(self, msg: Msg, error: str, attempts: int | None = None) -> None:
+        """`attempts`: deliveries plus the retries made while parked in this process."""
         meta = msg.metadata
-        record = error_record(error, self.worker.name, meta.num_delivered)
+        record = error_record(error, self.worker.name, attempts or meta.num_delivered)
         try:
             await self.store.put_error(meta.sequence.stream, record)
         except _NATS_TROUBLE as exc:
