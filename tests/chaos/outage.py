@@ -180,4 +180,3 @@ async def _recovery(
     report.lost = sum(f.lost for f in found)
     report.converged = 100.0 * sum(f.converged for f in found) / max(len(found), 1)
     report.problems = [f"{f.vendor} incident {f.incident}: {p}" for f in found for p in f.problems]
-

@@ -47,6 +47,8 @@ class Summary:
     actions: int = 0
     ok: int = 0
     kills: int = 0
+    pauses: list[float] = field(default_factory=list)
+    """Seconds each worker replica stayed frozen (SIGSTOP)."""
     events: int = 0
     duplicates: int = 0
     lost: int = 0
@@ -72,7 +74,7 @@ class Summary:
 
     def line(self) -> str:
         return (
-            f"actions={self.actions} ok={self.ok} kills={self.kills} events={self.events} "
+            f"actions={self.actions} ok={self.ok} kills={self.kills} pauses={self.pauses} events={self.events} "
             f"duplicates={self.duplicates} lost={self.lost} converged={self.converged:.1f}%"
         )
 
@@ -155,6 +157,7 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     summary.actions, summary.ok = load.attempted, load.ok
     summary.outcomes = dict(load.outcomes)
     summary.kills = stats.total_kills
+    summary.pauses = stats.pauses
     summary.exits = dict(stats.exits)
     summary.slow_starts = stats.slow_starts
     summary.timeline = stats.timeline
