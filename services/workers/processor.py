@@ -152,7 +152,13 @@ class Processor:
             log.exception("unexpected error while syncing")
             return await self._retry(live, RetryableError(f"unexpected {type(exc).__name__}: {exc}"))
         # delay_ms: from the commit that recorded the newest event to now (the acks follow at once).
-        log.info("event applied", delay_ms=round((time.time() - newest.time.timestamp()) * 1000, 1))
+        # coalesced_ids: the older events this pass covered, acked with it.
+        older = [e.id for _, e in live[:-1]]
+        delay_ms = round((time.time() - newest.time.timestamp()) * 1000, 1)
+        if older:
+            log.info("event applied", delay_ms=delay_ms, coalesced_ids=older)
+        else:
+            log.info("event applied", delay_ms=delay_ms)
         settlements = [(Outcome.PROCESSED, self._acker(m, applied=True)) for m, _ in live]
         settlements += [(Outcome.SKIPPED, self._acker(m)) for m, _ in stale]
         return Outcome.PROCESSED, settlements

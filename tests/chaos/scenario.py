@@ -38,6 +38,8 @@ class Scenario:
     """Share of outside requests that get a fault while the chaos runs."""
     late_faults: bool = True
     """Also answer some requests after the workers' HTTP timeout (the change still lands)."""
+    latency: tuple[float, float] = (0.0, 0.08)
+    """Seconds each vendor answer takes (uniform), as a vendor across the internet."""
     settle_timeout: float = 240.0
     """After the chaos: how long the outbox and the consumers may take to drain."""
 
@@ -122,6 +124,7 @@ async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
     vendors = Vendors.start(
         scenario.load.seed, timeout=scenario.timings.http_timeout, search_lag=scenario.timings.fake_search_lag
     )
+    vendors.set_latency(*scenario.latency)
     system = System(workdir, database_url, vendors, scenario.timings)
     try:
         await start(system)
