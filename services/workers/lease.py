@@ -72,12 +72,26 @@ class LeaseKeeper:
     def held(self) -> bool:
         return self.record is not None and self.record.lease is not None
 
-    async def acquire(self, incident_id: int, incidentversion: int, wait: float) -> IncidentRecord | None:
-        """The record with our lease on it, or None when the event is already applied (stale)."""
+    async def acquire(
+        self,
+        incident_id: int,
+        incidentversion: int,
+        wait: float,
+        cached: tuple[IncidentRecord, int] | None = None,
+    ) -> IncidentRecord | None:
+        """The record with our lease on it, or None when the event is already applied (stale).
+
+        `cached`: the record and revision we last wrote, to save a read; the compare-and-set write finds
+        out if someone wrote since (then we read the key). A record only grows, so "stale" by it is sure.
+        """
         deadline = time.monotonic() + wait
         while True:
-            record, revision = await self.store.load(incident_id)
-            record = record or IncidentRecord(incident_id=incident_id)
+            if cached is not None:
+                found: IncidentRecord | None
+                (found, revision), cached = cached, None
+            else:
+                found, revision = await self.store.load(incident_id)
+            record = found or IncidentRecord(incident_id=incident_id)
             if is_stale(record, incidentversion):
                 return None
             now = self.clock()

@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 _NATS_TROUBLE = (nats.errors.Error, TimeoutError)
 
 Settlement = Callable[[], Awaitable[None]]
+# Records kept per replica (a few hundred bytes each); an incident's events usually come close together.
+RECORD_CACHE_SIZE = 10_000
 Queued = tuple[Msg, CloudEvent]
 
 
@@ -62,6 +64,8 @@ class Processor:
         self.metrics = metrics
         self.owner = owner
         self.active: set[LeaseKeeper] = set()
+        self.cache: dict[int, tuple[IncidentRecord, int]] = {}
+        """The records this replica wrote last, with their revisions: saves a KV read per pass."""
         self.attempts: dict[int, int] = {}
         """Failed passes per incident while it is parked in this process (the backoff's exponent)."""
 
@@ -123,7 +127,8 @@ class Processor:
         newest = queued[-1][1]
         live: list[Queued] = list(queued)
         try:
-            record = await keeper.acquire(newest.incident_id, newest.incidentversion, 0.0)
+            incident = newest.incident_id
+            record = await keeper.acquire(incident, newest.incidentversion, 0.0, self.cache.pop(incident, None))
             before = keeper.loaded
             if record is None or before is None:
                 log.debug("stale events skipped")
@@ -134,6 +139,7 @@ class Processor:
                 with sync_deadline(self.settings.sync_timeout), fenced(keeper.check):
                     record = await self.worker_sync([e for _, e in live], record, keeper)
                 await keeper.finish(record, newest.incidentversion)
+                self._remember(keeper)
             except BaseException:
                 with contextlib.suppress(*_NATS_TROUBLE):
                     await keeper.release()
@@ -173,6 +179,13 @@ class Processor:
         for event in events:  # a worker that can't coalesce gets its events one by one
             record = await self.worker.sync(event, record, keeper)
         return record
+
+    def _remember(self, keeper: LeaseKeeper) -> None:
+        if keeper.record is None:
+            return
+        if len(self.cache) >= RECORD_CACHE_SIZE:
+            del self.cache[next(iter(self.cache))]  # the oldest entry
+        self.cache[keeper.record.incident_id] = (keeper.record, keeper.revision)
 
     def _acker(self, msg: Msg, *, applied: bool = False) -> Settlement:
         async def ack() -> None:
