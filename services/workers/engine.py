@@ -81,6 +81,10 @@ class ReconcilingWorker(ABC):
         """Show the current state after a change (must be safe to repeat)."""
         return None
 
+    def shown(self, incident: IncidentSnapshot, record: IncidentRecord) -> str | None:
+        """A digest of what `refresh` would show; None: always refresh."""
+        return None
+
     async def sync(self, event: CloudEvent, record: IncidentRecord, ctx: SyncContext) -> IncidentRecord:
         return await self.sync_all([event], record, ctx)
 
@@ -137,8 +141,12 @@ class ReconcilingWorker(ABC):
         if deleting:
             await self._state(ctx, record, self.close(ref))
             record = replace(record, deleted=True)
-        # Always: a refresh that failed after progress was saved leaves `record == before` on the retry.
-        await self._state(ctx, record, self.refresh(ref, incident, record))
+        # Not by diff: a refresh that failed after progress was saved leaves `record == before` on the retry.
+        # By what it would show: a pass of comments only changes nothing there.
+        shown = self.shown(incident, record)
+        if shown is None or shown != record.shown or unsure_of_state:
+            await self._state(ctx, record, self.refresh(ref, incident, record))
+            record = replace(record, shown=shown)
         return record
 
     async def _recover(self, record: IncidentRecord) -> IncidentRecord:
