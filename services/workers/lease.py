@@ -12,6 +12,7 @@ import structlog
 from services.workers.errors import RetryableError, Wait
 from services.workers.records import (
     IncidentRecord,
+    Pending,
     applied,
     is_stale,
     lease_blocks,
@@ -108,6 +109,10 @@ class LeaseKeeper:
                 await asyncio.sleep(self.poll)
                 continue
             started = msgspec.structs.replace(record, attempted=max(record.attempted, incidentversion))
+            if record.lease is not None and record.lease.owner != self.owner and record.pending is None:
+                # Taking over a lapsed lease: calls its owner had in flight may still land, over what we push.
+                # A state marker makes the sync wait the grace out from the lapse, then push the state anew.
+                started = msgspec.structs.replace(started, pending=Pending(op="state", since=record.lease.expires))
             since = time.monotonic()
             leased = with_lease(started, self.owner, self.clock(), self.ttl)
             try:
