@@ -125,15 +125,16 @@ async def test_a_slot_is_free_while_an_incident_waits_for_another_replicas_lease
 async def test_an_expired_lease_of_a_dead_replica_is_taken_over(
     js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
 ) -> None:
+    """...after the grace: calls the dead replica had in flight when its lease lapsed may still land."""
     store = KvRecordStore(await open_bucket(js, "jira"))
     dead = LeaseKeeper(store, "dead-replica", ttl=1.0)
     assert await dead.acquire(1, 1, wait=0) is not None
     started = time.monotonic()
-    await start_worker(JiraWorker, jira_env(fake_jira))
+    await start_worker(JiraWorker, jira_env(fake_jira) | {"WORKER_CREATE_GRACE_SECONDS": "1.5"})
     await publish(js, IncidentFeed().create("orphaned lease"))
     await settled(js, "jira")
     assert len(fake_jira.with_label("incident-1")) == 1
-    assert time.monotonic() - started >= 0.5
+    assert time.monotonic() - started >= 1.0 + 1.5  # the lease, then the grace from its lapse
     record = await load_record(js, "jira", 1)
     assert record is not None and record.lease is None and record.version == 1
 
