@@ -88,8 +88,11 @@ class Processor:
         return await self.handle_all([(msg, event)])
 
     async def handle_all(self, queued: Sequence[Queued]) -> Outcome | Park:
-        """Apply one incident's queued events (oldest first) in one pass; settle them, or ask to be parked."""
+        """Apply one incident's queued events in one pass; settle them, or ask to be parked."""
         started = time.monotonic()
+        # By version, not arrival: a redelivery (after a pause, a crash, a NATS restart) may come in behind
+        # newer events, and the newest decides what is stale.
+        queued = sorted(queued, key=lambda item: item[1].incidentversion)
         newest = queued[-1][1]
         with structlog.contextvars.bound_contextvars(
             incident_id=newest.incident_id,

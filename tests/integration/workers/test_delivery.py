@@ -179,3 +179,27 @@ async def test_a_sync_slower_than_ack_wait_is_kept_in_progress_not_redelivered(
     assert running.runner.metrics.events[Outcome.PROCESSED] == 1
     assert running.runner.metrics.events[Outcome.SKIPPED] == 0
     assert running.runner.metrics.latency_count == 1
+
+
+async def test_an_old_redelivery_queued_behind_newer_events_does_not_get_them_acked_unapplied(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    """Was a bug of the coalesced pass: the last message queued decided what was stale, so an old event
+    coming back (after a pause or a NATS restart) behind newer ones got them acked without applying them."""
+    await start_worker(JiraWorker, jira_env(fake_jira))
+    feed = IncidentFeed()
+    created = feed.create("replica lag")
+    await publish(js, created)
+    await settled(js, "jira")
+    fake_jira.slow_next(1, 2.0, method="POST", path=r"/comment$")  # the incident stays busy with comment 1
+    await publish(js, feed.comment(1, "first"))
+
+    async def busy() -> bool:
+        return fake_jira.count("POST", r"/comment$") == 1
+
+    await eventually(busy, what="the first comment to be on its way")
+    await publish(js, feed.comment(1, "second"))
+    await publish(js, created, headers={"Nats-Msg-Id": "the same event, redelivered"})
+    await settled(js, "jira")
+    texts = fake_jira.only(1).comment_texts()
+    assert [sum(f"[incident-1 #{n}]" in t for t in texts) for n in (1, 2)] == [1, 1], texts
