@@ -168,7 +168,8 @@ class Processor:
             log.info("event applied", delay_ms=delay_ms, coalesced_ids=older)
         else:
             log.info("event applied", delay_ms=delay_ms)
-        settlements = [(Outcome.PROCESSED, self._acker(m, applied=True)) for m, _ in live]
+        retried = newest.incident_id in self.attempts  # failed passes here wrote errors that are now old
+        settlements = [(Outcome.PROCESSED, self._acker(m, applied=True, retried=retried)) for m, _ in live]
         settlements += [(Outcome.SKIPPED, self._acker(m)) for m, _ in stale]
         return Outcome.PROCESSED, settlements
 
@@ -190,10 +191,10 @@ class Processor:
             del self.cache[next(iter(self.cache))]  # the oldest entry
         self.cache[keeper.record.incident_id] = (keeper.record, keeper.revision)
 
-    def _acker(self, msg: Msg, *, applied: bool = False) -> Settlement:
+    def _acker(self, msg: Msg, *, applied: bool = False, retried: bool = False) -> Settlement:
         async def ack() -> None:
             await self._settle(msg.ack(), "ack")
-            if applied and msg.metadata.num_delivered > 1:
+            if applied and (retried or msg.metadata.num_delivered > 1):
                 with contextlib.suppress(*_NATS_TROUBLE):
                     await self.store.clear_error(msg.metadata.sequence.stream)
 
@@ -233,7 +234,7 @@ class Processor:
             for msg, _ in queued:
                 await self._write_error(msg, error, deliveries)
             return Outcome.DEAD_LETTERED, [(Outcome.DEAD_LETTERED, self._terminator(m)) for m, _ in queued]
-        await self._write_error(newest, str(exc))
+        await self._write_error(newest, str(exc), deliveries)
         delay = (
             exc.delay
             if exc.delay is not None
