@@ -161,11 +161,12 @@ class Processor:
             log.exception("unexpected error while syncing")
             return await self._retry(live, RetryableError(f"unexpected {type(exc).__name__}: {exc}"))
         # delay_ms: from the commit that recorded the newest event to now (the acks follow at once).
-        # coalesced_ids: the older events this pass covered, acked with it.
-        older = [e.id for _, e in live[:-1]]
         delay_ms = round((time.time() - newest.time.timestamp()) * 1000, 1)
-        if older:
-            log.info("event applied", delay_ms=delay_ms, coalesced_ids=older)
+        if len(live) > 1:
+            # Every event this pass covered (acked with it), so that one grep still finds each of them.
+            ids = [e.id for _, e in live]
+            requests = sorted({e.requestid for _, e in live if e.requestid})
+            log.info("event applied", delay_ms=delay_ms, event_ids=ids, request_ids=requests)
         else:
             log.info("event applied", delay_ms=delay_ms)
         retried = newest.incident_id in self.attempts  # failed passes here wrote errors that are now old
