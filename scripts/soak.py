@@ -39,7 +39,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--fault-rate", type=float, default=0.05, help="share of vendor requests that fail")
     parser.add_argument("--no-late", action="store_true", help="no vendor answers after the workers' timeout")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"))
-    parser.add_argument("--settle-minutes", type=float, default=200 / 60, help="patience for draining after the load")
+    parser.add_argument(
+        "--settle-minutes", type=float, default=None,
+        help="patience for draining after the load (default 200 s; 6 minutes for --outage)",
+    )  # fmt: skip
     parser.add_argument(
         "--pause", type=float, nargs=2, default=(40.0, 70.0), metavar=("MIN", "MAX"),
         help="seconds one worker replica stays frozen (SIGSTOP) during the chaos",
@@ -74,7 +77,7 @@ async def outage(args: argparse.Namespace, workdir: Path) -> int:
         seconds=args.outage_minutes * 60,
         incidents=max(1, int(args.incidents_per_minute * args.outage_minutes / 3)),
         actions=max(1, int(args.rate * 20)),
-        settle_timeout=args.settle_minutes * 60,
+        settle_timeout=(args.settle_minutes if args.settle_minutes is not None else 6.0) * 60,
         seed=args.seed,
     )
     mariadb, url = await database(workdir)
@@ -116,7 +119,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         ),
         fault_rate=args.fault_rate,
         late_faults=not args.no_late,
-        settle_timeout=args.settle_minutes * 60,
+        settle_timeout=args.settle_minutes * 60 if args.settle_minutes is not None else 200.0,
     )
     mariadb, url = await database(workdir)
     try:
