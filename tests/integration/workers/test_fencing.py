@@ -6,8 +6,14 @@ from __future__ import annotations
 import os
 import signal
 
+import httpx
+import pytest
 from nats.js import JetStreamContext
 
+from services.workers.fence import fenced
+from services.workers.http import Request, VendorHttp
+from services.workers.lease import LeaseLost
+from services.workers.transport import FencedTransport
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.integration.workers.helpers import StartProcess, load_record, settled
@@ -65,3 +71,22 @@ async def test_a_replica_thawed_after_its_lease_expired_does_not_write_an_old_st
     assert issue.status == "To Do", "the thawed replica resolved the reopened issue again"
     assert fake_jira.count("POST", TRANSITIONS) == taken
     assert fake_jira.count("POST", r"^/rest/api/3/issue$") == 1
+
+
+async def test_the_fence_is_checked_again_as_the_request_leaves_the_socket(fake_jira: FakeJira) -> None:
+    """A replica frozen between the check in VendorHttp.send and the socket write must not send on thaw:
+    the transport checks the fence once more in the socket's write, with no await in between."""
+    checks: list[str] = []
+
+    def lease_lapses_after_the_first_check() -> None:
+        checks.append("checked")
+        if len(checks) > 1:
+            raise LeaseLost("the incident's lease may have expired (was this process paused?): not calling out")
+
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
+    async with httpx.AsyncClient(transport=FencedTransport(limits), timeout=5) as client:
+        http = VendorHttp("jira", client, fake_jira.url)
+        with fenced(lease_lapses_after_the_first_check), pytest.raises(LeaseLost):
+            await http.send(Request("GET", "/rest/api/3/issue/OPS-1/transitions"))
+    assert len(checks) == 2
+    assert fake_jira.requests == []  # nothing reached the vendor
