@@ -65,7 +65,7 @@ replay INCIDENT WORKER *ARGS:
 lag:
     python -m services.admin lag
 
-# The chaos convergence scenario for longer (`just soak --minutes 3`, `just soak --outage zendesk`).
+# The chaos convergence scenario at storm load (`just soak --minutes 3 --rate 15`, `just soak --outage zendesk`).
 soak *ARGS:
     python scripts/soak.py {{ARGS}}
 

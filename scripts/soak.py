@@ -1,6 +1,9 @@
 """`just soak`: the chaos convergence scenario for longer (default 10 minutes), on a throwaway MariaDB.
 
-    python scripts/soak.py                      # 10 minutes of load and chaos, then convergence checks
+    python scripts/soak.py                      # the storm: 6 clients, ~280 changes/s for 45 s on 2,000
+                                                # incidents, chaos, one 40-70 s SIGSTOP of a worker replica,
+                                                # 200 s to converge (what `just soak` runs)
+    python scripts/soak.py --minutes 10 --rate 15 --incidents-per-minute 90 --settle-minutes 6 --pause 8 12
     python scripts/soak.py --minutes 3 --seed 7
     python scripts/soak.py --outage zendesk --outage-minutes 3   # one vendor down, no chaos
 
@@ -28,15 +31,22 @@ if str(ROOT) not in sys.path:  # `python scripts/soak.py` puts scripts/, not the
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="soak", description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=10.0, help="how long the load and the chaos run")
-    parser.add_argument("--rate", type=float, default=15.0, help="API actions per second over all clients")
-    parser.add_argument("--incidents-per-minute", type=float, default=90.0, help="new incidents per minute")
+    parser.add_argument("--minutes", type=float, default=0.75, help="how long the load and the chaos run")
+    parser.add_argument("--rate", type=float, default=280.0, help="API actions per second over all clients")
+    parser.add_argument("--incidents-per-minute", type=float, default=2667.0, help="new incidents per minute")
     parser.add_argument("--clients", type=int, default=6, help="concurrent API clients")
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000, help="random seed (printed)")
     parser.add_argument("--fault-rate", type=float, default=0.05, help="share of vendor requests that fail")
     parser.add_argument("--no-late", action="store_true", help="no vendor answers after the workers' timeout")
     parser.add_argument("--kill-every", type=float, nargs=2, default=(2.0, 5.0), metavar=("MIN", "MAX"))
-    parser.add_argument("--settle-minutes", type=float, default=6.0, help="patience for draining after the chaos")
+    parser.add_argument(
+        "--settle-minutes", type=float, default=None,
+        help="patience for draining after the load (default 200 s; 6 minutes for --outage)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pause", type=float, nargs=2, default=(40.0, 70.0), metavar=("MIN", "MAX"),
+        help="seconds one worker replica stays frozen (SIGSTOP) during the chaos",
+    )  # fmt: skip
     parser.add_argument("--workdir", type=Path, help="keep logs and data here (default: a temporary folder)")
     parser.add_argument(
         "--outage",
@@ -67,7 +77,7 @@ async def outage(args: argparse.Namespace, workdir: Path) -> int:
         seconds=args.outage_minutes * 60,
         incidents=max(1, int(args.incidents_per_minute * args.outage_minutes / 3)),
         actions=max(1, int(args.rate * 20)),
-        settle_timeout=args.settle_minutes * 60,
+        settle_timeout=(args.settle_minutes if args.settle_minutes is not None else 6.0) * 60,
         seed=args.seed,
     )
     mariadb, url = await database(workdir)
@@ -101,10 +111,15 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
     )
     scenario = Scenario(
         load=load,
-        chaos=ChaosPlan(interval=(args.kill_every[0], args.kill_every[1]), seed=args.seed),
+        chaos=ChaosPlan(
+            interval=(args.kill_every[0], args.kill_every[1]),
+            pause=(args.pause[0], args.pause[1]),
+            pause_after=(3.0, max(3.0, min(15.0, seconds / 3))),
+            seed=args.seed,
+        ),
         fault_rate=args.fault_rate,
         late_faults=not args.no_late,
-        settle_timeout=args.settle_minutes * 60,
+        settle_timeout=args.settle_minutes * 60 if args.settle_minutes is not None else 200.0,
     )
     mariadb, url = await database(workdir)
     try:

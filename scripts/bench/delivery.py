@@ -42,6 +42,8 @@ class _LogLine(msgspec.Struct):
     event_id: str | None = None
     timestamp: str | None = None
     delay_ms: float | None = None
+    event_ids: list[str] | None = None
+    """Every event of the incident that the same (coalesced) pass applied and acked."""
 
 
 @dataclass
@@ -117,6 +119,8 @@ def acks_from_log(path: Path) -> dict[str, tuple[float, float | None]]:
                 continue
             at = datetime.fromisoformat(line.timestamp).timestamp()
             acks.setdefault(line.event_id, (at, line.delay_ms))
+            for older in line.event_ids or ():
+                acks.setdefault(older, (at, None))
     return acks
 
 

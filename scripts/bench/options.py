@@ -31,11 +31,24 @@ class Options:
     mariadb_sql: tuple[str, ...] = ()
     """Statements run on MariaDB before the services start (e.g. SET GLOBAL ...), for experiments."""
     profile: bool = False
-    """py-spy the API, the event handler and one worker during the API phase (slows them down)."""
+    """py-spy the API, the event handler and one worker during the API phase (slows them down), and one
+    replica of each worker during the vendor phase."""
+    vendor_only: bool = False
+    """Run only the vendor phase (workers draining a backlog against local vendors)."""
+    vendor_events: int = 4000
+    """Events in the vendor phase's backlog."""
+    code_root: Path | None = None
+    """Run the vendor phase's workers from this checkout (to measure another version the same way)."""
 
     @property
     def is_default(self) -> bool:
-        return self.api_server == "uvicorn" and not self.env and not self.mariadb_sql and not self.profile
+        return (
+            self.api_server == "uvicorn"
+            and not self.env
+            and not self.mariadb_sql
+            and not self.profile
+            and self.code_root is None
+        )
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -60,7 +73,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
         metavar="SQL",
         help="experiment: run on MariaDB before the services",
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the services during the API phase")
+    parser.add_argument("--profile", action="store_true", help="py-spy the services during the API and vendor phases")
+    parser.add_argument("--vendor-only", action="store_true", help="run only the vendor phase")
+    parser.add_argument("--vendor-events", type=int, default=None, help="backlog of the vendor phase (default 4000)")
+    parser.add_argument("--code-root", type=Path, default=None, help="vendor phase: run the workers of this checkout")
     args = parser.parse_args(argv)
     env: list[tuple[str, str]] = []
     for item in args.env:
@@ -85,4 +101,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         env=tuple(env),
         mariadb_sql=tuple(args.mariadb_sql),
         profile=args.profile,
+        vendor_only=args.vendor_only,
+        vendor_events=args.vendor_events or (500 if args.quick else 4000),
+        code_root=args.code_root.resolve() if args.code_root else None,
     )

@@ -206,6 +206,23 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     )
     rows.append(("no service over 200 MB RSS", _n(t_rss["value"], " MB", 0), "≤ 200 MB", _met(t_rss["met"])))
     rows.append(("noise: others' CPU, bare/DB/JS/API/half", _noise(results), "≈ 0%", ""))
+    rows += _vendor_rows(results.get("vendor"))
+    return rows
+
+
+def _vendor_rows(vendor: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:
+    """The vendor phase: workers draining a backlog against local vendors (0-80 ms)."""
+    if not vendor:
+        return []
+    rows = [(f"vendor phase: {vendor['events']} events, {vendor['replicas']} replicas/worker", "", "", "")]
+    for name, f in vendor["workers"].items():
+        result = (
+            f"{_n(f['events_per_s'])} events/s, {f['calls_per_event']} calls/event, "
+            f"{f['cpu_ms_per_event']} CPU ms/event"
+        )
+        rows.append((f"  {name}", result, "", ""))
+    for target in vendor["targets"]:
+        rows.append((f"  {target['name']}", str(target["value"]), "", _met(bool(target["met"]))))
     return rows
 
 

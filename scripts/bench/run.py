@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
 import sys
@@ -20,9 +21,11 @@ from scripts.bench.catchup import Probe
 from scripts.bench.children import Children
 from scripts.bench.delivery import measure
 from scripts.bench.ehmetrics import publish_counts
-from scripts.bench.options import Options, parse_args
+from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, warm_up
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
+from scripts.bench.phase_vendor import VendorPhase, run_vendor_phase
+from scripts.bench.phase_vendor import render as render_vendor
 from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
 from scripts.bench.profiling import Profiler
 from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
@@ -165,12 +168,41 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         "exit_codes": codes,
         "method": "/proc/<pid>/stat utime+stime and /proc/<pid>/status VmHWM",
     }
+    vendor = await vendor_phase(options, workdir, children)
+    results["vendor"] = vendor.as_dict()
     report.add_ratios_and_targets(results)
     return results
 
 
+async def vendor_phase(options: Options, workdir: Path, children: Children) -> VendorPhase:
+    say(f"vendor phase: {options.vendor_events} events, two replicas of each worker, vendors answering in 0-80 ms")
+    profile_dir = None
+    if options.profile:
+        profile_dir = options.out_dir / f"profile-vendor-{datetime.now().strftime('%Y%m%dT%H%M%S')}"
+    phase = await run_vendor_phase(
+        workdir,
+        children,
+        events=options.vendor_events,
+        code_root=options.code_root or ROOT,
+        profile_dir=profile_dir,
+    )
+    say(render_vendor(phase))
+    return phase
+
+
+async def vendor_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    phase = await vendor_phase(options, workdir, children)
+    return {
+        "meta": {"started_at": started, "machine": meta.machine(), "command": " ".join(sys.argv)},
+        **phase.as_dict(),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
+    if options.vendor_only:
+        return main_vendor_only(options)
     try:
         wrk_binary()
     except WrkMissing as exc:
@@ -204,4 +236,26 @@ def main(argv: list[str] | None = None) -> int:
     path = report.write_json(results, options.out_dir)
     print(report.table(results))
     say(f"results written to {path}" + ("" if results["meta"]["experiment"] else f" and {path.parent / 'latest.json'}"))
+    return 0
+
+
+def main_vendor_only(options: Options) -> int:
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-vendor-"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = asyncio.run(vendor_only(options, workdir, children))
+    except KeyboardInterrupt:
+        say("interrupted; stopping everything")
+        return 130
+    finally:
+        children.stop_all()
+        if options.keep_workdir:
+            say(f"logs and data kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    path = options.out_dir / f"vendor-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    say(f"results written to {path}")
     return 0

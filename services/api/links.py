@@ -13,24 +13,10 @@ from nats.js.kv import KeyValue
 from services.api.eventhandler_client import NatsLink
 from services.api.schemas import Link
 from shared.jetstream import ref_key, refs_bucket
+from shared.records import decode_record
 
 log = structlog.get_logger(__name__)
 LOOKUP_TIMEOUT = 0.5
-
-
-class _Ref(msgspec.Struct):
-    id: str
-    key: str | None = None
-    channel: str | None = None
-    url: str | None = None
-
-
-class _Record(msgspec.Struct):
-    ref: _Ref | None = None
-    deleted: bool = False
-
-
-_decode = msgspec.json.Decoder(_Record).decode
 
 
 class LinkReader:
@@ -51,7 +37,7 @@ class LinkReader:
             async with asyncio.timeout(LOOKUP_TIMEOUT):
                 bucket = await self._bucket(worker)
                 entry = await bucket.get(ref_key(incident_id))
-                record = _decode(entry.value or b"{}")
+                record = decode_record(entry.value or b"")
                 if record.ref is None:
                     return None
                 shown = record.ref.key or record.ref.id

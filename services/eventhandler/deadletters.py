@@ -34,6 +34,7 @@ from shared.jetstream import (
     error_key,
     refs_bucket,
 )
+from shared.records import decode_error
 from shared.webhooks import DELIVERIES_STREAM, WEBHOOK_WORKER, decode_attempt, deliveries_subject
 
 log = structlog.get_logger(__name__)
@@ -60,10 +61,6 @@ class Advisory(msgspec.Struct):
     consumer: str
     stream_seq: int
     deliveries: int = 0
-
-
-class ErrorRecord(msgspec.Struct):
-    error: str = "unknown"
 
 
 def header_value(text: str) -> str:
@@ -168,7 +165,7 @@ class DeadLetters:
             return "unknown"
         raw = entry.value or b""
         try:
-            return msgspec.json.decode(raw, type=ErrorRecord).error
+            return decode_error(raw).error
         except msgspec.DecodeError:
             return raw.decode(errors="replace") or "unknown"
 

@@ -17,6 +17,7 @@ from services.workers.metrics import WorkerMetrics
 from services.workers.runner import Runner
 from services.workers.settings import ServiceSettings
 from services.workers.store import KvRecordStore, MemoryRecordStore, RecordStore, open_bucket
+from services.workers.transport import FencedTransport
 from shared.health import HealthServer
 from shared.natsconn import connect
 
@@ -27,10 +28,12 @@ T = TypeVar("T")
 def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
     """One pooled client per worker; timeouts so that a stuck vendor becomes a retry, not a hang."""
     pool = settings.runner.concurrency
+    limits = httpx.Limits(max_connections=pool * 2, max_keepalive_connections=pool)
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout, connect=min(5.0, settings.http_timeout)),
-        limits=httpx.Limits(max_connections=pool * 2, max_keepalive_connections=pool),
+        limits=limits,
         headers={"User-Agent": "incidents-worker/0.1"},
+        transport=FencedTransport(limits),  # checks the fence right before each request's bytes leave
     )
 
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import ClassVar
 
 import msgspec
 import structlog
 
 from services.workers.base import SyncContext
-from services.workers.errors import PermanentError, RetryableError
+from services.workers.errors import PermanentError, RetryableError, Wait
 from services.workers.records import (
     ExternalRef,
     IncidentRecord,
@@ -82,48 +81,72 @@ class ReconcilingWorker(ABC):
         """Show the current state after a change (must be safe to repeat)."""
         return None
 
+    def shown(self, incident: IncidentSnapshot, record: IncidentRecord) -> str | None:
+        """A digest of what `refresh` would show; None: always refresh."""
+        return None
+
     async def sync(self, event: CloudEvent, record: IncidentRecord, ctx: SyncContext) -> IncidentRecord:
-        incident = event.data.incident
-        deleting = event.event_type is EventType.DELETED
+        return await self.sync_all([event], record, ctx)
+
+    async def sync_all(self, events: Sequence[CloudEvent], record: IncidentRecord, ctx: SyncContext) -> IncidentRecord:
+        """Bring the outside object to the newest snapshot in one pass. Notes and comments still show once
+        per event, in order; the calls that only show state (message, status, refresh) are made once."""
+        incident = events[-1].data.incident
+        deleting = any(e.event_type is EventType.DELETED for e in events)
         if record.deleted and record.pending is None:  # pending: its last state call may not have landed
             return record
         unsure_of_state = record.pending is not None and record.pending.op == "state"
         record = await self._recover(record)
         careful = False
+        # What the notes compare with; record.message/status change only once the state call is made.
+        message, status = record.message, record.status or "unresolved"
         if record.ref is None:
             record, careful = await self._find_or_create(incident, record, ctx, deleting)
             if record.ref is None:
                 return record
-        version = event.incidentversion
+            # The new (or found) object shows the newest snapshot; notes tell the changes after the first event.
+            first = events[0].data.incident
+            message, status = first.message, first.status
         ref = record.ref
         if unsure_of_state:
             # A state call of unknown outcome may have landed late over what we pushed after it: push ours.
             record = await self._push_state(ctx, record, ref, incident)
-        if incident.message != record.message:
-            text = NOTE_TEXT["updated"].format(message=incident.message)
-            record = await self._note(ctx, record, version, "updated", text, careful)
+        show_fields = False
+        for event in events:
+            snapshot, version = event.data.incident, event.incidentversion
+            if snapshot.message != message:
+                text = NOTE_TEXT["updated"].format(message=snapshot.message)
+                record = await self._note(ctx, record, version, "updated", text, careful)
+                message = snapshot.message
+            elif event.event_type is EventType.UPDATED:
+                show_fields = True  # severity, source, labels or dedup key changed
+            if snapshot.acknowledged != (record.acknowledged or "no"):
+                kind = "acknowledged" if snapshot.acknowledged == "yes" else "unacknowledged"
+                record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
+                record = replace(record, acknowledged=snapshot.acknowledged)
+            for position in range(record.comments_synced + 1, len(snapshot.comments) + 1):
+                record = await self._comment(ctx, record, position, snapshot.comments[position - 1], careful)
+            if snapshot.status != status:
+                kind = "resolved" if snapshot.status == "resolved" else "reopened"
+                record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
+                status = snapshot.status
+            if event.event_type is EventType.DELETED:
+                record = await self._note(ctx, record, version, "deleted", NOTE_TEXT["deleted"], careful)
+        if incident.message != record.message or show_fields:
             await self._state(ctx, record, self.update_message(ref, incident))
             record = replace(record, message=incident.message)
-        elif event.event_type is EventType.UPDATED:
-            # Severity, source, labels or dedup key changed: show them (a state call, safe to repeat).
-            await self._state(ctx, record, self.update_message(ref, incident))
-        if incident.acknowledged != (record.acknowledged or "no"):
-            kind = "acknowledged" if incident.acknowledged == "yes" else "unacknowledged"
-            record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
-            record = replace(record, acknowledged=incident.acknowledged)
-        for position in range(record.comments_synced + 1, len(incident.comments) + 1):
-            record = await self._comment(ctx, record, position, incident.comments[position - 1], careful)
         if incident.status != (record.status or "unresolved"):
-            kind = "resolved" if incident.status == "resolved" else "reopened"
-            record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
             await self._state(ctx, record, self.set_status(ref, incident.status))
             record = replace(record, status=incident.status)
         if deleting:
-            record = await self._note(ctx, record, version, "deleted", NOTE_TEXT["deleted"], careful)
             await self._state(ctx, record, self.close(ref))
             record = replace(record, deleted=True)
-        # Always: a refresh that failed after progress was saved leaves `record == before` on the retry.
-        await self._state(ctx, record, self.refresh(ref, incident, record))
+        # Not by diff: a refresh that failed after progress was saved leaves `record == before` on the retry.
+        # By what it would show: a pass of comments only changes nothing there.
+        shown = self.shown(incident, record)
+        if shown is None or shown != record.shown or unsure_of_state:
+            await self._state(ctx, record, self.refresh(ref, incident, record))
+            record = replace(record, shown=shown)
         return record
 
     async def _recover(self, record: IncidentRecord) -> IncidentRecord:
@@ -133,14 +156,11 @@ class ReconcilingWorker(ABC):
             return record
         if pending.op != "state" and await self._post_found(record):
             return self._posted(record)
-        # A call that timed out or got a 5xx may still land: wait the grace out here, while the runner keeps
-        # the message in progress and the lease alive (a nak would spend a delivery on waiting).
+        # A call that timed out or got a 5xx may still land: park the incident until the grace is over
+        # (the runner keeps its messages in progress; no concurrency slot is held meanwhile).
         remaining = self.create_grace - (time.time() - pending.since)
         if remaining > 0:
-            log.info("waiting out a call of unknown outcome", op=pending.op, seconds=round(remaining, 2))
-            await asyncio.sleep(remaining)
-            if pending.op != "state" and await self._post_found(record):
-                return self._posted(record)
+            raise Wait(f"waiting out a {pending.op} call of unknown outcome", delay=remaining)
         return replace(record, pending=None)
 
     async def _post_found(self, record: IncidentRecord) -> bool:
@@ -166,15 +186,17 @@ class ReconcilingWorker(ABC):
     async def _find_or_create(
         self, incident: IncidentSnapshot, record: IncidentRecord, ctx: SyncContext, deleting: bool
     ) -> tuple[IncidentRecord, bool]:
-        ref = await self.find(incident)
         pending = record.pending
+        # Only a create that may have happened (its marker is there: a crash or a lost answer) is searched
+        # for; a first create never is, so calls per event don't grow with the channel or project.
+        maybe_created = pending is not None and pending.op == "create"
+        ref = await self.find(incident) if maybe_created else None
         if ref is None and pending is not None and pending.op == "create":
             # An earlier create may have landed (a crash, a timeout, a 5xx) and not be findable yet.
             window = max(self.search_lag, self.create_grace)
             waited = time.time() - pending.since
             if waited < window:
-                delay = min(window - waited, max(1.0, window / 4))
-                raise RetryableError("an earlier create may not be visible yet; waiting", delay=delay)
+                raise Wait("an earlier create may not be visible yet; waiting", delay=window - waited)
         if ref is None and deleting:
             log.info("incident deleted before anything was created outside")
             return replace(record, pending=None, deleted=True), False

@@ -2,7 +2,9 @@
 
 WorkerError
 ├── RetryableError      409, 5xx, timeouts, connection errors, a lease held too long: nak with backoff
-│   └── RateLimited     429 with Retry-After: nak after `retry_after` seconds
+│   ├── RateLimited     429 with Retry-After: wait `retry_after` seconds
+│   └── Wait            nothing failed: a grace period, search lag, another replica's lease, a vendor's
+│                       rate limit still running; the incident is parked, no error is recorded
 └── PermanentError      other 4xx, an event that can't be decoded or applied: term
 """
 
@@ -32,6 +34,13 @@ class RateLimited(RetryableError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message, delay=retry_after, maybe_applied=False)
         self.retry_after = retry_after
+
+
+class Wait(RetryableError):
+    """Not a failure: come back in `delay` seconds. Nothing was sent outside."""
+
+    def __init__(self, message: str, delay: float) -> None:
+        super().__init__(message, delay=delay, maybe_applied=False)
 
 
 class PermanentError(WorkerError):

@@ -13,12 +13,16 @@ import httpx
 import structlog
 
 from services.workers.deadline import time_left
-from services.workers.errors import PermanentError, RateLimited, RetryableError
+from services.workers.errors import PermanentError, RateLimited, RetryableError, Wait
+from services.workers.fence import check_fence
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_RETRY_AFTER = 10.0
 MAX_RETRY_AFTER = 3600.0
+# 429s in a row that mean the vendor limits us as a whole (not one unlucky call): then every call to
+# it waits the Retry-After out, parked, instead of only the incident that got the 429.
+RATE_LIMIT_STREAK = 3
 
 
 @dataclass(frozen=True)
@@ -89,10 +93,20 @@ class VendorHttp:
         self._headers = dict(headers or {})
         self._dry_run = dry_run
         self._classify = classify
+        self._not_before = 0.0
+        """Monotonic time before which the vendor asked us (Retry-After) not to call it again."""
+        self._limited_in_a_row = 0
 
     @property
     def dry_run(self) -> bool:
         return self._dry_run is not None
+
+    def rate_limited(self, retry_after: float) -> None:
+        """A 429: the incident waits `retry_after` (its RateLimited says so); after several in a row, every
+        call to this vendor waits it out too (parked, not holding a slot)."""
+        self._limited_in_a_row += 1
+        if self._limited_in_a_row >= RATE_LIMIT_STREAK:
+            self._not_before = max(self._not_before, time.monotonic() + retry_after)
 
     def url(self, request: Request) -> httpx.URL:
         return httpx.URL(self.base_url + request.path, params=dict(request.params) or None)
@@ -108,6 +122,10 @@ class VendorHttp:
                 json=request.json,
             )
             return httpx.Response(200, json=self._dry_run(request))
+        paused = self._not_before - time.monotonic()
+        if paused > 0:
+            raise Wait(f"{self.vendor} asked us to wait (Retry-After)", delay=paused)
+        check_fence()  # last thing before the request leaves: are we still the incident's owner?
         left = time_left()
         if left is not None and left <= 0:
             what = f"{self.vendor} {request.method} {request.path}: not sent, the sync's deadline has passed"
@@ -132,9 +150,14 @@ class VendorHttp:
             raise RetryableError(f"{self.vendor} {request.method} {request.path}: timeout ({exc!r})") from exc
         except httpx.TransportError as exc:
             raise RetryableError(f"{self.vendor} {request.method} {request.path}: {exc!r}") from exc
-        if self._classify is not None and (error := self._classify(response)) is not None:
-            raise error
-        raise_for_status(self.vendor, response)
+        try:
+            if self._classify is not None and (error := self._classify(response)) is not None:
+                raise error
+            raise_for_status(self.vendor, response)
+        except RateLimited as exc:
+            self.rate_limited(exc.retry_after)
+            raise
+        self._limited_in_a_row = 0
         return response
 
     async def json(self, request: Request) -> Any:

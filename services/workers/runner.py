@@ -20,7 +20,7 @@ from nats.js.api import ConsumerInfo
 from services.workers.base import Worker
 from services.workers.errors import RetryableError
 from services.workers.metrics import WorkerMetrics
-from services.workers.processor import Processor
+from services.workers.processor import Park, Processor
 from services.workers.settings import RunnerSettings
 from services.workers.store import RecordStore
 from shared.events import REDRIVE_HEADER, STREAM, CloudEvent, decode_event
@@ -61,11 +61,15 @@ class Runner:
         self.capacity = settings.fetch_batch + settings.concurrency
         self._sem = asyncio.Semaphore(settings.concurrency)
         self._queues: dict[str, deque[tuple[Msg, CloudEvent]]] = {}
-        self._current: dict[str, Msg] = {}
+        self._current: dict[str, list[Msg]] = {}
         self._drainers: dict[str, asyncio.Task[None]] = {}
         self._held = 0
+        self._parked = 0
+        """Held messages of incidents that wait (grace, lag, lease, rate limit, backoff): they hold no slot
+        and don't keep the runner from fetching more."""
         self._room = asyncio.Event()
         self._stopping = False
+        self._stop = asyncio.Event()
         self.processor: Processor | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -113,7 +117,7 @@ class Runner:
     async def _fetch_loop(self, sub: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
         timeout = self.settings.fetch_timeout
         while not stop.is_set():
-            room = self.capacity - self._held
+            room = self.capacity - (self._held - self._parked)
             if room <= 0:
                 self._room.clear()
                 waiters = [asyncio.ensure_future(self._room.wait()), asyncio.ensure_future(stop.wait())]
@@ -152,7 +156,8 @@ class Runner:
             self._drainers[key] = asyncio.create_task(self._drain(key))
 
     async def _drain(self, key: str) -> None:
-        """Process one incident's events strictly in stream order."""
+        """Process one incident's events strictly in stream order: each pass takes everything queued for it
+        (coalescing), and an incident that has to wait is parked here without holding a slot."""
         assert self.processor is not None
         queue = self._queues[key]
         try:
@@ -160,30 +165,45 @@ class Runner:
                 async with self._sem:
                     if self._stopping:
                         break
-                    msg, event = queue.popleft()
-                    self._current[key] = msg
+                    batch = list(queue)
+                    queue.clear()
+                    self._current[key] = [msg for msg, _ in batch]
                     try:
-                        await self.processor.handle(msg, event)
+                        result = await self.processor.handle_all(batch)
+                    except BaseException:
+                        self._release(len(batch))  # the processor nakked them
+                        raise
                     finally:
                         del self._current[key]
-                        self._release()
+                if not isinstance(result, Park):
+                    self._release(len(batch))
+                    continue
+                # Back at the head of the queue, in order; newer events that arrive meanwhile join the pass.
+                queue.extendleft(reversed(batch))
+                self._parked += len(batch)
+                try:
+                    await _sleep_unless(self._stop, result.delay)
+                finally:
+                    self._parked -= len(batch)
+                    self._room.set()
         finally:
             while queue:
                 msg, _ = queue.popleft()
                 # Hand it back at once so that another replica can take it.
                 with contextlib.suppress(nats.errors.Error):
                     await msg.nak()
-                self._release()
+                self._release(1)
             self._queues.pop(key, None)
             self._drainers.pop(key, None)
 
-    def _release(self) -> None:
-        self._held -= 1
+    def _release(self, count: int) -> None:
+        self._held -= count
         self.metrics.in_flight = self._held
         self._room.set()
 
     async def _shutdown(self) -> None:
         self._stopping = True
+        self._stop.set()
         drainers = list(self._drainers.values())
         if not drainers:
             return
@@ -198,7 +218,9 @@ class Runner:
         assert self.processor is not None
         while True:
             await asyncio.sleep(interval)
-            held = list(self._current.values()) + [m for q in self._queues.values() for m, _ in q]
+            held = [m for msgs in self._current.values() for m in msgs] + [
+                m for q in self._queues.values() for m, _ in q
+            ]
             for msg in held:
                 with contextlib.suppress(nats.errors.Error):
                     await msg.in_progress()

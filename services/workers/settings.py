@@ -33,8 +33,6 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
     """WORKER_FETCH_TIMEOUT_SECONDS: how long one pull request waits for messages."""
     lease_ttl: float = 30.0
     """WORKER_LEASE_SECONDS: an incident's lease lasts this long unless renewed."""
-    lease_wait: float = 45.0
-    """WORKER_LEASE_WAIT_SECONDS: how long to wait for another replica's lease before a nak."""
     retry_base: float = 2.0
     """WORKER_RETRY_BASE_SECONDS: first redelivery delay; doubles with each delivery."""
     retry_max: float = 300.0
@@ -56,7 +54,6 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
             fetch_batch=env_int(env, "WORKER_FETCH_BATCH", d.fetch_batch, minimum=1, maximum=1000),
             fetch_timeout=env_float(env, "WORKER_FETCH_TIMEOUT_SECONDS", d.fetch_timeout, minimum=0.1),
             lease_ttl=env_float(env, "WORKER_LEASE_SECONDS", d.lease_ttl, minimum=0.5),
-            lease_wait=env_float(env, "WORKER_LEASE_WAIT_SECONDS", d.lease_wait, minimum=0.0),
             retry_base=env_float(env, "WORKER_RETRY_BASE_SECONDS", d.retry_base, minimum=0.0),
             retry_max=env_float(env, "WORKER_RETRY_MAX_SECONDS", d.retry_max, minimum=0.0),
             retry_budget=env_float(env, "WORKER_RETRY_BUDGET_SECONDS", d.retry_budget, minimum=1.0),

@@ -2,33 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Protocol
 
-import msgspec
 import nats.js.errors
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
-from services.workers.records import IncidentRecord, decode_record, encode_record
 from shared.jetstream import error_key, ref_key, refs_bucket, refs_bucket_config
+from shared.records import ErrorRecord, IncidentRecord, decode_record, encode_error, encode_record
 
 
 class Conflict(Exception):
     """A compare-and-set write lost: someone wrote the key since we read it."""
-
-
-class ErrorRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The last failure of one stream message, for the event handler to dead-letter."""
-
-    error: str
-    worker: str
-    deliveries: int
-    time: str
-
-
-def error_record(error: str, worker: str, deliveries: int) -> ErrorRecord:
-    return ErrorRecord(error=error[:2000], worker=worker, deliveries=deliveries, time=datetime.now(UTC).isoformat())
 
 
 class RecordStore(Protocol):
@@ -70,7 +55,7 @@ class KvRecordStore:
             raise Conflict(key) from exc
 
     async def put_error(self, stream_seq: int, error: ErrorRecord) -> None:
-        await self.kv.put(error_key(stream_seq), msgspec.json.encode(error))
+        await self.kv.put(error_key(stream_seq), encode_error(error))
 
     async def clear_error(self, stream_seq: int) -> None:
         await self.kv.purge(error_key(stream_seq))

@@ -85,6 +85,14 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert len(results["targets"]) == 4
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
+    vendor = results["vendor"]  # two replicas per worker drain a backlog against local vendors
+    assert set(vendor["workers"]) == set(WORKERS) and vendor["replicas"] == 2
+    for figures in vendor["workers"].values():
+        assert figures["drain_s"] and figures["events_per_s"] > 0
+        assert figures["calls_per_event"] > 0 and figures["cpu_ms_per_event"] > 0
+    assert len(vendor["targets"]) == 3
+    assert "vendor phase" in run.stdout
+
     # Everything the benchmark started is stopped.
     still_running = {name: pid for name, pid in results["meta"]["pids"].items() if _alive(pid)}
     assert not still_running

@@ -42,6 +42,8 @@ class FaultPlan:
     """Include answers that arrive after the worker's HTTP timeout."""
     timeout: float = 3.0
     """The workers' HTTP timeout, in seconds."""
+    latency: tuple[float, float] = (0.0, 0.0)
+    """Seconds every answer takes, drawn uniformly from this range (a vendor across the internet)."""
     rng: random.Random = field(default_factory=random.Random)
     injected: Counter[str] = field(default_factory=Counter)
 
@@ -125,6 +127,8 @@ class ChaosMixin(FakeServer):
         if kind is not None:
             plan.injected[kind] += 1
         rng = plan.rng
+        if plan.latency[1] > 0:
+            await asyncio.sleep(rng.uniform(*plan.latency))
         if kind == "down":
             await reply(send, Reply(503, {"error": "service unavailable (outage)"}))
         elif kind == "error":
@@ -188,6 +192,10 @@ class Vendors:
 
     def all(self) -> dict[str, ChaosMixin]:
         return {"jira": self.jira, "slack": self.slack, "zendesk": self.zendesk}
+
+    def set_latency(self, low: float, high: float) -> None:
+        for fake in self.all().values():
+            fake.plan.latency = (low, high)
 
     def set_faults(self, rate: float, late: bool = False) -> None:
         for fake in self.all().values():

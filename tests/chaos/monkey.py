@@ -1,4 +1,5 @@
-"""The chaos loop: every few seconds SIGKILL a random service and start it again after a random downtime.
+"""The chaos loop: every few seconds SIGKILL a random service and start it again after a random downtime;
+once, freeze a worker replica (SIGSTOP) for longer than its lease and AckWait, then thaw it (SIGCONT).
 
 It also supervises, as Kubernetes would: a service that exited on its own is counted and started again.
 """
@@ -24,6 +25,10 @@ class ChaosPlan:
     """Seconds between two kills."""
     downtime: tuple[float, float] = (0.2, 3.0)
     """Seconds a killed service stays down."""
+    pause: tuple[float, float] = (8.0, 12.0)
+    """Seconds one worker replica stays frozen (SIGSTOP); longer than its lease and the consumers' AckWait."""
+    pause_after: tuple[float, float] = (2.0, 8.0)
+    """Seconds after the chaos begins when that replica is frozen."""
     seed: int = 1
 
 
@@ -34,6 +39,8 @@ class ChaosStats:
     """Services found dead that we had not killed: crashes, or exits after losing a dependency."""
     slow_starts: list[str] = field(default_factory=list)
     timeline: list[str] = field(default_factory=list)
+    pauses: list[float] = field(default_factory=list)
+    """Seconds each frozen replica stayed frozen."""
 
     @property
     def total_kills(self) -> int:
@@ -62,6 +69,34 @@ class Monkey:
         return self.rng.choice([s for s in candidates if s.kind == kind])
 
     async def run(self, stop: asyncio.Event) -> ChaosStats:
+        pause = asyncio.create_task(self._pause_one())
+        try:
+            await self._kill_loop(stop)
+            await pause  # the pause may outlast the load: the replica is thawed before the checks
+        finally:
+            pause.cancel()
+        return self.stats
+
+    async def _pause_one(self) -> None:
+        await asyncio.sleep(self.rng.uniform(*self.plan.pause_after))  # the schedule
+        candidates = [s for s in self.system.services if s.kind == "worker" and s.name not in self._down and s.alive()]
+        if not candidates:
+            return
+        victim = self.rng.choice(candidates)
+        seconds = self.rng.uniform(*self.plan.pause)
+        self._down.add(victim.name)  # neither killed nor supervised while frozen
+        victim.freeze()
+        self._note(f"froze for {seconds:.0f}s", victim)
+        started = time.monotonic()
+        try:
+            await asyncio.sleep(seconds)  # the schedule: how long the replica stays frozen
+        finally:
+            victim.thaw()
+            self._down.discard(victim.name)
+            self.stats.pauses.append(round(time.monotonic() - started, 1))
+            self._note("thawed", victim)
+
+    async def _kill_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 # The schedule between kills; waking early only to stop.
@@ -77,7 +112,6 @@ class Monkey:
             self._note("killed", victim)
             self._revive(victim, self.rng.uniform(*self.plan.downtime))
         await self.settle()
-        return self.stats
 
     def _supervise(self) -> None:
         for service in self.system.everything():

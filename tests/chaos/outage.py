@@ -15,9 +15,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import NoKeysError
 
 from services.workers.settings import RunnerSettings
-from services.workers.store import ErrorRecord
 from shared.events import STREAM
 from shared.jetstream import refs_bucket
+from shared.records import ErrorRecord
 from tests.chaos.fakes import Vendors
 from tests.chaos.gate import Gate
 from tests.chaos.load import Load, LoadPlan
@@ -180,4 +180,3 @@ async def _recovery(
     report.lost = sum(f.lost for f in found)
     report.converged = 100.0 * sum(f.converged for f in found) / max(len(found), 1)
     report.problems = [f"{f.vendor} incident {f.incident}: {p}" for f in found for p in f.problems]
-

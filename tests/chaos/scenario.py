@@ -38,8 +38,11 @@ class Scenario:
     """Share of outside requests that get a fault while the chaos runs."""
     late_faults: bool = True
     """Also answer some requests after the workers' HTTP timeout (the change still lands)."""
+    latency: tuple[float, float] = (0.0, 0.08)
+    """Seconds each vendor answer takes (uniform), as a vendor across the internet."""
     settle_timeout: float = 240.0
-    """After the chaos: how long the outbox and the consumers may take to drain."""
+    """After the load ends (a frozen replica may still be thawing): how long the outbox and the consumers may
+    take to drain."""
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Summary:
     actions: int = 0
     ok: int = 0
     kills: int = 0
+    pauses: list[float] = field(default_factory=list)
+    """Seconds each worker replica stayed frozen (SIGSTOP)."""
     events: int = 0
     duplicates: int = 0
     lost: int = 0
@@ -72,7 +77,7 @@ class Summary:
 
     def line(self) -> str:
         return (
-            f"actions={self.actions} ok={self.ok} kills={self.kills} events={self.events} "
+            f"actions={self.actions} ok={self.ok} kills={self.kills} pauses={self.pauses} events={self.events} "
             f"duplicates={self.duplicates} lost={self.lost} converged={self.converged:.1f}%"
         )
 
@@ -120,12 +125,13 @@ async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
     vendors = Vendors.start(
         scenario.load.seed, timeout=scenario.timings.http_timeout, search_lag=scenario.timings.fake_search_lag
     )
+    vendors.set_latency(*scenario.latency)
     system = System(workdir, database_url, vendors, scenario.timings)
     try:
         await start(system)
         summary.seconds["start"] = round(time.monotonic() - started, 1)
-        await _chaos(scenario, system, vendors, summary)
-        await _converge(scenario, system, vendors, summary)
+        load_ended = await _chaos(scenario, system, vendors, summary)
+        await _converge(scenario, system, vendors, summary, load_ended)
     finally:
         system.stop()
         vendors.stop()
@@ -140,7 +146,8 @@ async def start(system: System) -> None:
         raise AssertionError(f"the system did not start: {exc}\n{system.log_tails()}") from exc
 
 
-async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> None:
+async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> float:
+    """Load under chaos; returns when the load ended (monotonic)."""
     began = time.monotonic()
     vendors.set_faults(scenario.fault_rate, late=scenario.late_faults)
     stop = asyncio.Event()
@@ -149,32 +156,38 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     try:
         load = await Load(system.api_url, scenario.load).run()
     finally:
+        load_ended = time.monotonic()
+        summary.seconds["load"] = round(load_ended - began, 1)
         stop.set()
         stats = await chaos
         vendors.set_faults(0.0)
     summary.actions, summary.ok = load.attempted, load.ok
     summary.outcomes = dict(load.outcomes)
     summary.kills = stats.total_kills
+    summary.pauses = stats.pauses
     summary.exits = dict(stats.exits)
     summary.slow_starts = stats.slow_starts
     summary.timeline = stats.timeline
     summary.faults = {name: dict(fake.plan.injected) for name, fake in vendors.all().items()}
     summary.seconds["chaos"] = round(time.monotonic() - began, 1)
+    return load_ended
 
 
-async def _converge(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> None:
+async def _converge(scenario: Scenario, system: System, vendors: Vendors, summary: Summary, load_ended: float) -> None:
     began = time.monotonic()
     await eventually(system.all_ready, timeout=120, interval=0.5, what="every service to be ready after the chaos")
     nc = await nats.connect(system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         js = nc.jetstream()
         try:
-            await wait_for_empty_outbox(system.database_url, timeout=scenario.settle_timeout)
-            remaining = scenario.settle_timeout - (time.monotonic() - began)
-            await settled(js, timeout=max(remaining, 30.0))
+            remaining = scenario.settle_timeout - (time.monotonic() - load_ended)
+            await wait_for_empty_outbox(system.database_url, timeout=max(remaining, 5.0))
+            remaining = scenario.settle_timeout - (time.monotonic() - load_ended)
+            await settled(js, timeout=max(remaining, 5.0))
         except AssertionError as exc:
             summary.settle_error = str(exc)
         summary.seconds["settle"] = round(time.monotonic() - began, 1)
+        summary.seconds["load_end_to_settled"] = round(time.monotonic() - load_ended, 1)
         try:
             await assert_stream_matches_event_log(js, system.database_url)
         except AssertionError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -101,7 +103,16 @@ class ProcessService(Service):
     def kill(self) -> None:
         self.process.kill()
 
+    def freeze(self) -> None:
+        """SIGSTOP: a process paused as by a debugger, a GC pause or a VM migration; it holds its sockets."""
+        os.kill(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self.alive():
+            os.kill(self.process.pid, signal.SIGCONT)
+
     def stop(self) -> None:
+        self.thaw()
         self.process.stop(timeout=20)
 
     async def ready(self) -> bool:

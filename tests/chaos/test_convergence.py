@@ -28,6 +28,7 @@ async def test_everything_converges_after_chaos(tmp_path: Path, chaos_database_u
     assert summary.settle_error is None, explanation
     assert summary.stream_error is None, explanation
     assert summary.kills > 0 and summary.ok > 0, explanation
+    assert summary.pauses and min(summary.pauses) >= scenario.chaos.pause[0], explanation
     assert summary.deadletters == 0, explanation
     assert summary.duplicates == 0, explanation
     assert summary.lost == 0, explanation

@@ -23,7 +23,8 @@ async def test_jira_down_for_a_minute_then_everything_is_delivered(tmp_path: Pat
     # During the outage: the other systems caught up, jira's events waited and were retried with backoff.
     assert 0 < report.others_caught_up_after < 35, explanation
     assert report.answered_503 > 0 and report.refused_phase, explanation
-    assert report.waiting_seen > 0 and report.redelivered_seen > 0, explanation
+    # Retried in the worker (the incident parked, its messages held), not redelivered by JetStream.
+    assert report.waiting_seen > 0, explanation
     assert report.max_deliveries > 1, explanation
     # Afterwards: nothing dead-lettered, everything delivered once.
     assert report.deadletters == 0, explanation

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Mapping
 
@@ -19,7 +20,7 @@ from nats.js import JetStreamContext
 
 from services.workers.base import WorkerFactory
 from services.workers.jira.worker import JiraWorker
-from services.workers.records import IncidentRecord
+from services.workers.records import IncidentRecord, Pending
 from services.workers.runner import Runner
 from services.workers.settings import RunnerSettings
 from services.workers.slack.worker import SlackWorker
@@ -41,7 +42,6 @@ SETTINGS = RunnerSettings(
     fetch_batch=10,
     fetch_timeout=0.5,
     lease_ttl=3.0,
-    lease_wait=10.0,
     retry_base=0.5,
     retry_max=1.0,
     shutdown_grace=2.0,
@@ -243,7 +243,8 @@ async def test_an_object_found_from_an_earlier_attempt_gets_the_current_message(
     """Was a bug: `_find_or_create` recorded a found object as showing the event's message, but an object found
     again was made by an earlier attempt (its answer lost to a timeout or a crash) from an older snapshot.
     When the message was edited in between, the subject (Jira: the summary) stays the old one for good.
-    Here v1's create landed after the worker gave up; v2, an edit, is the first sync to finish."""
+    Here v1's create landed after the worker gave up (its pending marker stays); v2, an edit, is the first sync
+    to finish."""
     feed = IncidentFeed()
     created = feed.create("disk full on db-1")
     edited = feed.edit(1, "disk full on db-1 and db-2")
@@ -252,6 +253,8 @@ async def test_an_object_found_from_an_earlier_attempt_gets_the_current_message(
     async with running(nats_server, ZendeskWorker, env) as runner:
         await runner.worker.sync(created, IncidentRecord(incident_id=1), NoSave())  # the landed create
         assert len(fake_zendesk.for_incident(1)) == 1
+        marker = Pending(op="create", since=time.time() - 2)  # written before that create; its answer was lost
+        await runner.store.save(IncidentRecord(incident_id=1, pending=marker), 0)
         await publish(js, edited)
         await settled(js, "zendesk")
     ticket = fake_zendesk.only(1)

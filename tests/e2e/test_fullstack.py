@@ -7,6 +7,7 @@ import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -103,10 +104,15 @@ async def test_an_incident_through_all_three_workers(
 
     # One grep follows the change end to end: the same request_id, event_id and incident_id everywhere.
     assert stack.api is not None and stack.eventhandler is not None
+
+    # A worker's coalesced pass lists the events and requests it covered (`event_ids`, `request_ids`).
+    def carries(line: dict[str, Any], value: str) -> bool:
+        return line.get("request_id") == value or value in (line.get("request_ids") or [])
+
     for process in (stack.api.process, stack.eventhandler, *workers):
         lines = json_lines(process)
-        assert any(line.get("request_id") == request_id for line in lines), f"{process.name} lacks request_id"
-        tagged = [line for line in lines if line.get("request_id") == request_id]
+        assert any(carries(line, request_id) for line in lines), f"{process.name} lacks request_id"
+        tagged = [line for line in lines if carries(line, request_id)]
         assert any(
             line.get("event_id") == created_event or created_event in str(line.get("event_ids", "")) for line in tagged
         ), f"{process.name} lacks event_id"

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
+import msgspec
 
 from services.workers.engine import NOTE_TEXT, ReconcilingWorker
+from services.workers.errors import RateLimited
 from services.workers.http import Request, VendorHttp
 from services.workers.records import ExternalRef, IncidentRecord
 from services.workers.slack import api
-from services.workers.slack.blocks import reply_text
+from services.workers.slack.blocks import reply_text, root_message
 from services.workers.slack.settings import SlackSettings
 from shared.events import IncidentSnapshot
 
@@ -52,6 +55,8 @@ class SlackWorker(ReconcilingWorker):
         except ValueError:
             body = None
         error = api.slack_error(request.path.lstrip("/"), body, response)
+        if isinstance(error, RateLimited):
+            self.http.rate_limited(error.retry_after)
         if error is not None:
             raise error
         assert isinstance(body, dict)
@@ -91,6 +96,10 @@ class SlackWorker(ReconcilingWorker):
             if not cursor:
                 return False
         return False
+
+    def shown(self, incident: IncidentSnapshot, record: IncidentRecord) -> str | None:
+        text, blocks = root_message(incident, deleted=record.deleted)
+        return hashlib.blake2b(msgspec.json.encode([text, blocks]), digest_size=8).hexdigest()
 
     async def refresh(self, ref: ExternalRef, incident: IncidentSnapshot, record: IncidentRecord) -> None:
         await self.call(api.update_root(_channel(ref, self.settings), ref.id, incident, record.deleted))

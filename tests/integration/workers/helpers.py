@@ -29,7 +29,6 @@ FAST = RunnerSettings(
     fetch_batch=20,
     fetch_timeout=0.5,
     lease_ttl=3.0,
-    lease_wait=10.0,
     retry_base=0.05,
     retry_max=0.5,
     shutdown_grace=3.0,

@@ -10,10 +10,10 @@ from nats.js import JetStreamContext
 from services.workers.jira.worker import JiraWorker
 from services.workers.metrics import Outcome
 from services.workers.slack.worker import SlackWorker
-from services.workers.store import ErrorRecord
 from services.workers.zendesk.worker import ZendeskWorker
 from shared.events import STREAM
 from shared.jetstream import error_key, refs_bucket
+from shared.records import ErrorRecord
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
@@ -230,7 +230,7 @@ def shows_unresolved(vendor: Vendor) -> bool:
 async def test_a_status_change_that_lands_late_does_not_win_over_a_newer_one(
     js: JetStreamContext, vendor: Vendor, start_worker: StartWorker
 ) -> None:
-    """"Resolved" lands after our client gave up and after the incident was reopened: "open" must win."""
+    """ "Resolved" lands after our client gave up and after the incident was reopened: "open" must win."""
     await start_worker(vendor.factory, vendor.env | {"WORKER_CREATE_GRACE_SECONDS": "3"}, http_timeout=0.5)
     feed = IncidentFeed()
     await publish(js, feed.create("checkout errors"))

@@ -69,7 +69,7 @@ async def test_killed_after_jira_created_the_issue_and_before_recording_it(
     assert sum("[incident-1 #1]" in t for t in issue.comment_texts()) == 1
     assert fake_jira.count("POST", r"^/rest/api/3/issue$") == 1
     logged = log_events(second)
-    assert any(e.get("error") == "an earlier create may not be visible yet; waiting" for e in logged)
+    assert any(e.get("reason") == "an earlier create may not be visible yet; waiting" for e in logged)
     assert "found existing outside object" in [e.get("event") for e in logged]
     record = await load_record(js, "jira", 1)
     assert record is not None and record.ref is not None and record.ref.key == issue.key

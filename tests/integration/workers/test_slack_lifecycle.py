@@ -65,3 +65,24 @@ async def test_message_and_thread_follow_the_incident(
     assert record is not None and record.ref is not None
     assert (record.ref.id, record.ref.channel) == (root.ts, fake_slack.channel)
     assert record.deleted and record.version == 7
+
+
+async def test_a_first_create_reads_no_history_and_a_comment_alone_updates_no_root(
+    js: JetStreamContext, fake_slack: FakeSlack, start_worker: StartWorker
+) -> None:
+    """Calls per event stay bounded: no conversations.history before a create that was never attempted,
+    and no chat.update when the root message would show the same thing."""
+    await start_worker(SlackWorker, slack_env(fake_slack))
+    feed = IncidentFeed()
+    await publish(js, feed.create("queue backlog"))
+    await settled(js, "slack")
+    updates = fake_slack.count("POST", r"^/chat\.update$")
+    await publish(js, feed.comment(1, "draining"))
+    await settled(js, "slack")
+    assert fake_slack.count("GET", r"^/conversations\.history$") == 0
+    assert fake_slack.count("POST", r"^/chat\.update$") == updates
+    assert [r.splitlines()[-1] for r in fake_slack.replies(fake_slack.only(1).ts)] == ["[incident-1 #1]"]
+    await publish(js, feed.acknowledge(1))
+    await settled(js, "slack")
+    assert fake_slack.count("POST", r"^/chat\.update$") == updates + 1
+    assert state(fake_slack, 1) == "Status: *unresolved* · Acknowledged: *yes*"

@@ -37,17 +37,16 @@ async def run_dry(factory: WorkerFactory, env: dict[str, str]) -> list[MutableMa
     return [entry for entry in logs if entry["event"] == "dry run: request not sent"]
 
 
-async def test_jira_dry_run_logs_search_create_and_comment() -> None:
+async def test_jira_dry_run_logs_create_and_comment() -> None:
     logged = await run_dry(JiraWorker, {"JIRA_BASE_URL": "https://acme.atlassian.net", "JIRA_PROJECT_KEY": "OPS"})
     calls = [(e["method"], e["url"]) for e in logged]
-    assert calls[:2] == [
-        ("POST", "https://acme.atlassian.net/rest/api/3/search/jql"),
-        ("POST", "https://acme.atlassian.net/rest/api/3/issue"),
-    ]
+    # No search first: no create was ever attempted for this incident.
+    assert calls[0] == ("POST", "https://acme.atlassian.net/rest/api/3/issue")
     assert ("POST", "https://acme.atlassian.net/rest/api/3/issue/OPS-0/comment") in calls
+    assert not any("search" in url for _, url in calls)
     feed = IncidentFeed()
     expected = jira_api.create_issue(JiraSettings(project_key="OPS"), feed.create("printer on fire").data.incident)
-    assert logged[1]["json"] == expected.json
+    assert logged[0]["json"] == expected.json
     assert all("authorization" not in str(e).lower() for e in logged)
 
 

@@ -132,22 +132,31 @@ async def test_a_create_that_surely_failed_clears_the_marker_and_one_that_may_ha
     assert record is not None and record.pending is not None and record.pending.op == "create"
 
 
-async def test_an_object_found_without_our_record_is_checked_before_posting() -> None:
-    """The record was lost but the object exists: posts already there are not repeated."""
+async def test_an_object_found_after_a_create_of_unknown_outcome_is_checked_before_posting() -> None:
+    """The create landed (and a comment) but the answer was lost: posts already there are not repeated."""
     outside, store, feed = Outside(), MemoryRecordStore(), IncidentFeed()
+    await store.save(IncidentRecord(incident_id=1, pending=Pending(op="create", since=time.time() - 60)), 0)
     feed.create("m")
     feed.comment(1, "a")
     outside.objects[1] = ["a [incident-1 #1]"]
     await apply(outside, store, feed.comment(1, "b"))
     assert outside.objects[1] == ["a [incident-1 #1]", "b [incident-1 #2]"]
+    assert outside.calls[0] == "find"
     assert "create" not in outside.calls and "has_post [incident-1 #1]" in outside.calls
+
+
+async def test_a_create_is_never_searched_for_when_no_create_was_attempted() -> None:
+    outside, store, feed = Outside(), MemoryRecordStore(), IncidentFeed()
+    await apply(outside, store, feed.create("m"))
+    await apply(outside, store, feed.comment(1, "a"))
+    assert outside.calls == ["create", "post [incident-1 #1]"]
 
 
 async def test_an_incident_deleted_before_anything_was_created_creates_nothing() -> None:
     outside, store, feed = Outside(), MemoryRecordStore(), IncidentFeed()
     feed.create("m")
     record = await apply(outside, store, feed.delete(1))
-    assert record.deleted and outside.calls == ["find"]
+    assert record.deleted and outside.calls == []
 
 
 async def test_status_changes_and_delete_are_pushed_once() -> None:
@@ -167,3 +176,33 @@ async def test_status_changes_and_delete_are_pushed_once() -> None:
     feed.incidents[1].version += 1
     record = await apply(outside, store, feed.unacknowledge(1))
     assert len(outside.calls) == calls and record.version == 6
+
+
+async def test_coalesced_events_post_every_comment_and_note_once_in_order_with_one_state_call() -> None:
+    outside, store, feed = Outside(), MemoryRecordStore(), IncidentFeed()
+    events = [
+        feed.create("m"),
+        feed.comment(1, "a"),
+        feed.acknowledge(1),
+        feed.comment(1, "b"),
+        feed.unacknowledge(1),
+        feed.comment(1, "c"),
+        feed.resolve(1),
+    ]
+    keeper = LeaseKeeper(store, "me", ttl=30)
+    record = await keeper.acquire(1, events[-1].incidentversion, wait=0)
+    assert record is not None
+    record = await outside.sync_all(events, record, keeper)
+    await keeper.finish(record, events[-1].incidentversion)
+    assert outside.objects[1] == [
+        "a [incident-1 #1]",
+        "Incident acknowledged. [incident-1 v3 acknowledged]",
+        "b [incident-1 #2]",
+        "Incident no longer acknowledged. [incident-1 v5 unacknowledged]",
+        "c [incident-1 #3]",
+        "Incident resolved. [incident-1 v7 resolved]",
+    ]
+    # One create, no search, the status pushed once for the whole batch.
+    assert [c for c in outside.calls if not c.startswith("post")] == ["create", "status resolved"]
+    stored, _ = await store.load(1)
+    assert stored is not None and (stored.version, stored.comments_synced, stored.status) == (7, 3, "resolved")
