@@ -111,6 +111,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             yield
         finally:
             stop.set()
+            await parts.repo.creates.wait_idle()  # every queued create is answered before the database closes
             await asyncio.gather(relay_task, housekeeping, auto_resolve, return_exceptions=True)
             if parts.link.connected:
                 await parts.relay.flush(timeout=5.0)

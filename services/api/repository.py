@@ -12,14 +12,17 @@ import msgspec
 import sqlalchemy as sa
 import structlog
 
+from services.api.bulk import INCIDENT_COLUMNS, insert_rows
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
 from services.api.events import Origin, cloud_event
+from services.api.groupcommit import GroupCommit
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import encode_event, utcnow
 from shared.relay import MAX_EVENT_BYTES
 
 MAX_CAS_ATTEMPTS = 8
+MAX_GROUP_COMMIT = 256  # creates per transaction: one statement per table stays well under the driver's limits
 PRUNE_CHUNK = 1000  # idempotency keys deleted per statement: each delete holds its locks only briefly
 # The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
 INSERT_INCIDENT = (
@@ -147,27 +150,114 @@ def fingerprint(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class NewIncident:
+    incident: Incident
+    origin: Origin
+    claim: IdempotencyClaim | None
+
+
+# A group falls back to one transaction per create when one of them can't be stored; those errors are its own.
+GROUP_FALLBACK: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, EventTooLarge)
+ONE_FAILS: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, DedupKeyInUse, Replayed, EventTooLarge)
+
+
 class SqlIncidentRepository:
     def __init__(self, db: Db, on_commit: Callable[[], None] = lambda: None) -> None:
         self.db = db
         self.on_commit = on_commit
+        self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=MAX_GROUP_COMMIT)
 
     async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
+        """Store a new incident; concurrent creates share one transaction (group commit)."""
+        return await self.creates.submit(NewIncident(incident, origin, claim))
+
+    async def _add_group(self, group: list[NewIncident]) -> list[Incident | BaseException]:
+        if len(group) > 1:
+            try:
+                async with self.db.write():
+                    await self._insert_group(group)
+            except GROUP_FALLBACK:
+                for new in group:
+                    new.incident.id = None
+                # One of them can't be stored: each alone, so only that one fails.
+            else:
+                self.on_commit()
+                return [new.incident for new in group]
+        outcomes: list[Incident | BaseException] = []
+        for new in group:
+            try:
+                outcomes.append(await self._add_one(new.incident, new.origin, new.claim))
+            except ONE_FAILS as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    async def _insert_group(self, group: list[NewIncident]) -> None:
+        """One multi-row insert per table for the whole group, inside the caller's transaction."""
+        rows = []
+        for new in group:
+            columns = _incident_columns(new.incident)
+            rows.append([columns[name] for name in INCIDENT_COLUMNS])
+        ids = await insert_rows(self.db, "incidents", rows, returning_ids=True)
+        event_rows: list[list[Any]] = []
+        incident_of_event: list[int] = []
+        comment_rows: list[list[Any]] = []
+        answers: list[list[Any]] = []
+        now = to_micros(utcnow())
+        for new, incident_id in zip(group, ids, strict=True):
+            incident = new.incident
+            incident.id = incident_id
+            change_time = incident.created_at or utcnow()
+            comment_rows += [
+                [incident_id, position, body, to_micros(incident.updated_at or change_time)]
+                for position, body in enumerate(incident.comments)
+            ]
+            for row in self._event_rows(incident, new.origin):
+                event_rows.append(row)
+                incident_of_event.append(incident_id)
+            if new.claim is not None:
+                response = new.claim.render(incident)
+                answers.append(
+                    [new.claim.key, new.claim.fingerprint, response.status_code, response.body.decode(), now]
+                )
+        event_ids = await insert_rows(self.db, "incident_events", event_rows, returning_ids=True)
+        outbox_rows = [
+            [row_id, incident_id, row[-1]]
+            for row_id, incident_id, row in zip(event_ids, incident_of_event, event_rows, strict=True)
+        ]
+        await insert_rows(self.db, "incident_comments", comment_rows)
+        await insert_rows(self.db, "outbox", outbox_rows)
+        await insert_rows(self.db, "idempotency_keys", answers)
+
+    @staticmethod
+    def _event_rows(incident: Incident, origin: Origin) -> list[list[Any]]:
+        assert incident.id is not None and incident.created_at is not None
+        rows = []
+        for change in incident.changes:
+            event = cloud_event(incident.id, incident.created_at, change, origin)
+            payload = _fitting(encode_event(event)).decode()
+            rows.append(
+                [
+                    event.id,
+                    incident.id,
+                    change.version,
+                    change.type.value,
+                    origin.actor[:128],
+                    origin.request_id,
+                    change.comment,
+                    payload,
+                    to_micros(change.at),
+                ]
+            )
+        return rows
+
+    async def _add_one(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
         assert incident.created_at is not None and incident.updated_at is not None
         database = self.db.database
         try:
             async with self.db.write():
-                values = {
-                    "message": incident.message,
-                    "status": incident.status.value,
-                    "acknowledged": incident.acknowledged.value,
-                    "version": incident.version,
-                    "created_at": to_micros(incident.created_at),
-                    "updated_at": to_micros(incident.updated_at),
-                    **_alert_columns(incident),
-                }
                 try:
-                    incident.id = await database.execute(INSERT_INCIDENT, values)
+                    incident.id = await database.execute(INSERT_INCIDENT, _incident_columns(incident))
                 except DUPLICATE_KEY_ERRORS:
                     raise DedupKeyInUse(_in_use(incident)) from None
                 await self._write_changes(incident, origin, first_comment=0)
@@ -451,6 +541,19 @@ def _incident(row: Any, comments: list[str]) -> Incident:
         last_alert_at=from_micros(int(row["last_alert_at"])) if row["last_alert_at"] is not None else None,
         integration=row["integration"],
     )
+
+
+def _incident_columns(incident: Incident) -> dict[str, Any]:
+    assert incident.created_at is not None and incident.updated_at is not None
+    return {
+        "message": incident.message,
+        "status": incident.status.value,
+        "acknowledged": incident.acknowledged.value,
+        "version": incident.version,
+        "created_at": to_micros(incident.created_at),
+        "updated_at": to_micros(incident.updated_at),
+        **_alert_columns(incident),
+    }
 
 
 def _alert_columns(incident: Incident) -> dict[str, Any]:
