@@ -80,7 +80,7 @@ def build_components(settings: ApiSettings) -> Components:
         max_backoff=settings.relay_retry_max_seconds,
         metrics=metrics,
     )
-    repo = SqlIncidentRepository(db, on_commit=relay.notify)
+    repo = SqlIncidentRepository(db, on_commit=relay.notify, on_created=relay.offer)
     links = LinkReader(link, settings.link_workers)
     intake = AlertIntake(repo)
     return Components(

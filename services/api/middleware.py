@@ -89,7 +89,7 @@ class RequestContextMiddleware:
                     status=status_holder["status"],
                     duration_ms=round(elapsed * 1000, 2),
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "incident_id", "event_ids")
 
     def _authenticate(self, authorization: str | None) -> str | None:
         if not authorization or not authorization.lower().startswith("bearer "):

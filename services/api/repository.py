@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,6 +17,7 @@ from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
 from services.api.events import Origin, cloud_event
 from services.api.groupcommit import GroupCommit
+from services.api.outbox import OutboxRow
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import encode_event, utcnow
 from shared.relay import MAX_EVENT_BYTES
@@ -43,7 +44,6 @@ INSERT_COMMENT = (
     "INSERT INTO incident_comments (incident_id, position, body, created_at) "
     "VALUES (:incident_id, :position, :body, :created_at)"
 )
-log = structlog.get_logger(__name__)
 
 
 class NotFound(LookupError):
@@ -150,11 +150,12 @@ def fingerprint(*parts: bytes | str) -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewIncident:
     incident: Incident
     origin: Origin
     claim: IdempotencyClaim | None
+    event_ids: list[str] = field(default_factory=list)
 
 
 # A group falls back to one transaction per create when one of them can't be stored; those errors are its own.
@@ -163,36 +164,43 @@ ONE_FAILS: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, DedupKeyInU
 
 
 class SqlIncidentRepository:
-    def __init__(self, db: Db, on_commit: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        db: Db,
+        on_commit: Callable[[], None] = lambda: None,
+        on_created: Callable[[list[OutboxRow]], None] | None = None,
+    ) -> None:
         self.db = db
         self.on_commit = on_commit
+        self.on_created = on_created
         self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=MAX_GROUP_COMMIT)
 
     async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
         """Store a new incident; concurrent creates share one transaction (group commit)."""
-        return await self.creates.submit(NewIncident(incident, origin, claim))
+        new = NewIncident(incident, origin, claim)
+        await self.creates.submit(new)
+        structlog.contextvars.bind_contextvars(incident_id=incident.id, event_ids=new.event_ids)
+        return incident
 
     async def _add_group(self, group: list[NewIncident]) -> list[Incident | BaseException]:
-        if len(group) > 1:
-            try:
-                async with self.db.write():
-                    await self._insert_group(group)
-            except GROUP_FALLBACK:
-                for new in group:
-                    new.incident.id = None
-                # One of them can't be stored: each alone, so only that one fails.
+        try:
+            async with self.db.write():
+                handed = await self._insert_group(group)
+        except GROUP_FALLBACK:
+            for new in group:
+                new.incident.id = None
+            if len(group) == 1:
+                return [await _outcome(self._add_one(group[0].incident, group[0].origin, group[0].claim))]
+            # One of them can't be stored: each alone, so only that one fails.
+        else:
+            if self.on_created is not None:
+                self.on_created(handed)
             else:
                 self.on_commit()
-                return [new.incident for new in group]
-        outcomes: list[Incident | BaseException] = []
-        for new in group:
-            try:
-                outcomes.append(await self._add_one(new.incident, new.origin, new.claim))
-            except ONE_FAILS as exc:
-                outcomes.append(exc)
-        return outcomes
+            return [new.incident for new in group]
+        return [await _outcome(self._add_one(new.incident, new.origin, new.claim)) for new in group]
 
-    async def _insert_group(self, group: list[NewIncident]) -> None:
+    async def _insert_group(self, group: list[NewIncident]) -> list[OutboxRow]:
         """One multi-row insert per table for the whole group, inside the caller's transaction."""
         rows = []
         for new in group:
@@ -201,10 +209,12 @@ class SqlIncidentRepository:
         ids = await insert_rows(self.db, "incidents", rows, returning_ids=True)
         event_rows: list[list[Any]] = []
         incident_of_event: list[int] = []
+        owner: list[int] = []
+        handed: list[OutboxRow] = []
         comment_rows: list[list[Any]] = []
         answers: list[list[Any]] = []
         now = to_micros(utcnow())
-        for new, incident_id in zip(group, ids, strict=True):
+        for index, (new, incident_id) in enumerate(zip(group, ids, strict=True)):
             incident = new.incident
             incident.id = incident_id
             change_time = incident.created_at or utcnow()
@@ -215,6 +225,7 @@ class SqlIncidentRepository:
             for row in self._event_rows(incident, new.origin):
                 event_rows.append(row)
                 incident_of_event.append(incident_id)
+                owner.append(index)
             if new.claim is not None:
                 response = new.claim.render(incident)
                 answers.append(
@@ -226,8 +237,16 @@ class SqlIncidentRepository:
             for row_id, incident_id, row in zip(event_ids, incident_of_event, event_rows, strict=True)
         ]
         await insert_rows(self.db, "incident_comments", comment_rows)
-        await insert_rows(self.db, "outbox", outbox_rows)
+        outbox_ids = await insert_rows(self.db, "outbox", outbox_rows, returning_ids=True)
         await insert_rows(self.db, "idempotency_keys", answers)
+        for new in group:
+            new.event_ids.clear()
+        for outbox_id, incident_id, row, new_index in zip(
+            outbox_ids, incident_of_event, event_rows, owner, strict=True
+        ):
+            group[new_index].event_ids.append(str(row[0]))
+            handed.append(OutboxRow(outbox_id, incident_id, str(row[0]), str(row[7]).encode()))
+        return handed
 
     @staticmethod
     def _event_rows(incident: Incident, origin: Origin) -> list[list[Any]]:
@@ -478,7 +497,8 @@ class SqlIncidentRepository:
             await database.execute(
                 INSERT_OUTBOX, {"event_row_id": event_row_id, "incident_id": incident.id, "created_at": at}
             )
-        log.info("events recorded", incident_id=incident.id, event_ids=event_ids, version=incident.version)
+        # Correlation without a log line of its own: the request's access line carries them.
+        structlog.contextvars.bind_contextvars(incident_id=incident.id, event_ids=event_ids)
 
     async def _store_response(self, incident: Incident, claim: IdempotencyClaim | None) -> None:
         if claim is None:
@@ -503,6 +523,14 @@ def expired_keys(older_than_micros: int) -> sa.Select[Any]:
         .order_by(idempotency_keys.c.created_at)
         .limit(PRUNE_CHUNK)
     )
+
+
+async def _outcome(write: Awaitable[Incident]) -> Incident | BaseException:
+    """A create's own failure, kept for its own request."""
+    try:
+        return await write
+    except ONE_FAILS as exc:
+        return exc
 
 
 class _Stale(Exception):
