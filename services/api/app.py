@@ -34,7 +34,7 @@ from services.api.events import Origin
 from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
-from services.api.metrics import ApiMetrics, metrics_endpoint
+from services.api.metrics import ApiMetrics, http_metrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
 from services.api.relay import OutboxRelay
@@ -144,7 +144,10 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "settings": Provide(lambda: settings, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics),
+            http_metrics(),
+        ],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),

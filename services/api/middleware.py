@@ -78,9 +78,6 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            if self.metrics is not None:
-                route = scope.get("path_template") or "unmatched"
-                self.metrics.observe_request(str(scope.get("method", "")), route, status_holder["status"], elapsed)
             if not path.startswith(("/health", "/metrics")):
                 log.info(
                     "request",
