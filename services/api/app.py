@@ -45,6 +45,7 @@ from services.api.routes.incidents import IncidentController
 from services.api.routes.subscriptions import SubscriptionController
 from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
+from services.api.service import IncidentService
 from services.api.settings import ApiSettings, AutoResolve
 from services.api.webhooks import WebhookStore
 
@@ -80,7 +81,9 @@ def build_components(settings: ApiSettings) -> Components:
         max_backoff=settings.relay_retry_max_seconds,
         metrics=metrics,
     )
-    repo = SqlIncidentRepository(db, on_commit=relay.notify, on_created=relay.offer)
+    repo = SqlIncidentRepository(
+        db, on_commit=relay.notify, on_created=relay.offer, max_group=settings.group_commit_max
+    )
     links = LinkReader(link, settings.link_workers)
     intake = AlertIntake(repo)
     return Components(
@@ -90,6 +93,7 @@ def build_components(settings: ApiSettings) -> Components:
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
     parts = components or build_components(settings)
+    incidents = IncidentService(parts.repo)
     webhooks = WebhookStore(
         parts.link,
         parts.db,
@@ -131,6 +135,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         ],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
+            "incidents": Provide(lambda: incidents, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
             "link": Provide(lambda: parts.link, sync_to_thread=False),
             "outbox_store": Provide(lambda: parts.outbox, sync_to_thread=False),
@@ -153,6 +158,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
         signature_types=[
             IncidentRepository,
+            IncidentService,
             Db,
             NatsLink,
             OutboxStore,

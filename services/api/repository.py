@@ -23,7 +23,8 @@ from shared.events import encode_event, utcnow
 from shared.relay import MAX_EVENT_BYTES
 
 MAX_CAS_ATTEMPTS = 8
-MAX_GROUP_COMMIT = 256  # creates per transaction: one statement per table stays well under the driver's limits
+MAX_GROUP_COMMIT = 256
+"""Creates per transaction by default (GROUP_COMMIT_MAX)."""
 PRUNE_CHUNK = 1000  # idempotency keys deleted per statement: each delete holds its locks only briefly
 # The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
 INSERT_INCIDENT = (
@@ -169,11 +170,13 @@ class SqlIncidentRepository:
         db: Db,
         on_commit: Callable[[], None] = lambda: None,
         on_created: Callable[[list[OutboxRow]], None] | None = None,
+        *,
+        max_group: int = MAX_GROUP_COMMIT,
     ) -> None:
         self.db = db
         self.on_commit = on_commit
         self.on_created = on_created
-        self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=MAX_GROUP_COMMIT)
+        self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=max_group)
 
     async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
         """Store a new incident; concurrent creates share one transaction (group commit)."""
