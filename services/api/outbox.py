@@ -74,8 +74,16 @@ class OutboxStore:
         """Forget delivered rows, one statement for the lot."""
         if not row_ids:
             return
-        async with self.db.write():
-            await self.db.database.execute(outbox.delete().where(outbox.c.id.in_(list(row_ids))))
+        delete = outbox.delete().where(outbox.c.id.in_(list(row_ids)))
+        if self.db.is_sqlite:
+            async with self.db.write():
+                await self.db.database.execute(delete)
+            return
+        async with self.db.database.connection() as connection:
+            # READ COMMITTED: no gap lock at the end of the outbox, where the API's creates insert.
+            await connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            async with connection.transaction():
+                await connection.execute(delete)
 
     async def backlog(self) -> Backlog:
         row = await self.db.database.fetch_one(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)))
