@@ -161,30 +161,48 @@ class OutboxRelay:
         return more or bool(self._handed)
 
     async def _send_handed(self) -> None:
-        """Send the handed-over rows, up to PIPELINE requests in flight; confirmed rows are deleted in batches."""
+        """Send the handed-over rows, up to PIPELINE requests in flight.
+
+        Confirmed rows are deleted in the background, one statement for all confirmed since the last one,
+        so a delete never holds up the next request; all are deleted before this returns.
+        """
         in_flight: deque[tuple[list[OutboxRow], asyncio.Future[PublishReply]]] = deque()
         trouble: BaseException | None = None
-        while self._handed or in_flight:
-            while self._handed and len(in_flight) < PIPELINE and trouble is None:
-                rows = self._take_handed()
-                in_flight.append((rows, asyncio.ensure_future(self.client.publish([r.payload for r in rows]))))
-            if not in_flight:
-                break
-            rows, reply = in_flight.popleft()
-            try:
-                stored = set((await reply).stored)
-            except Exception as exc:  # the rows are in the table: a table round after the backoff sends them
-                trouble = trouble or exc
-                stored = set()
-            delivered = [row.id for row in rows if row.event_id in stored]
-            if len(delivered) < len(rows):
-                # Rejected or not stored: the table round parks or retries them with the rules it already has.
-                self._handed.clear()
-                self._poll_due = True
-            await self.store.delete(delivered)
-            self.delivered_total += len(delivered)
-            if self.metrics is not None:
-                self.metrics.relayed.inc(len(delivered))
+        deleting: asyncio.Future[None] | None = None
+        confirmed: list[int] = []
+        try:
+            while self._handed or in_flight:
+                while self._handed and len(in_flight) < PIPELINE and trouble is None:
+                    rows = self._take_handed()
+                    in_flight.append((rows, asyncio.ensure_future(self.client.publish([r.payload for r in rows]))))
+                if not in_flight:
+                    break
+                rows, reply = in_flight.popleft()
+                try:
+                    stored = set((await reply).stored)
+                except Exception as exc:  # the rows are in the table: a table round after the backoff sends them
+                    trouble = trouble or exc
+                    stored = set()
+                delivered = [row.id for row in rows if row.event_id in stored]
+                if len(delivered) < len(rows):
+                    # Rejected or not stored: the table round parks or retries them with the rules it has.
+                    self._handed.clear()
+                    self._poll_due = True
+                confirmed += delivered
+                self.delivered_total += len(delivered)
+                if self.metrics is not None:
+                    self.metrics.relayed.inc(len(delivered))
+                if confirmed and (deleting is None or deleting.done()):
+                    if deleting is not None:
+                        deleting.result()  # a failed delete ends the round; the rows are resent, deduplicated
+                    deleting, confirmed = asyncio.ensure_future(self.store.delete(confirmed)), []
+        finally:
+            for _, reply in in_flight:  # only on an error: the table round resends what they carried
+                reply.cancel()
+            if deleting is not None:
+                await deleting
+            if confirmed:
+                await self.store.delete(confirmed)
         if trouble is not None:
             raise trouble
         self._last_progress = time.monotonic()
