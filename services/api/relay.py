@@ -152,11 +152,11 @@ class OutboxRelay:
         self._next_poll = time.monotonic() + self.idle_poll  # rows of other replicas are read at least this often
         handed, self._handed = self._handed, []
         try:
-            more, last_id = await self._send_claimed()
+            more, claimed = await self._send_claimed()
         except BaseException:
             self._poll_due = True  # what was handed over is in the table: the next table round sends it
             raise
-        self._handed = [row for row in handed if row.id > last_id] + self._handed
+        self._handed = [row for row in handed if row.id not in claimed] + self._handed
         self._poll_due = self._poll_due or more
         return more or bool(self._handed)
 
@@ -234,8 +234,8 @@ class OutboxRelay:
         more, _ = await self._send_claimed()
         return more
 
-    async def _send_claimed(self) -> tuple[bool, int]:
-        """Claim, send and settle; whether the claim was full, and the highest row id it held."""
+    async def _send_claimed(self) -> tuple[bool, set[int]]:
+        """Claim, send and settle; whether the claim was full, and the ids of the rows it held."""
         now = time.monotonic()
         waiting = {incident for incident, parked in self.parked.items() if parked.retry_at > now}
         trouble: BaseException | None = None
@@ -249,7 +249,7 @@ class OutboxRelay:
         self._last_progress = time.monotonic()
         self.last_error = None
         self._observe_parked()
-        return len(claim.rows) >= self.batch_size, max((row.id for row in claim.rows), default=0)
+        return len(claim.rows) >= self.batch_size, {row.id for row in claim.rows}
 
     async def _send(
         self, claim: Claim, rows: Sequence[OutboxRow], blocked: set[int], *, one_each: bool = False
