@@ -8,11 +8,22 @@ import sys
 from collections.abc import MutableMapping
 from typing import Any
 
+import msgspec
 import structlog
 
 _SECRET_KEYS = re.compile(r"(password|passwd|token|secret|authorization|api_key|apikey|credentials)", re.I)
 _SECRET_VALUES = re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.I)
 REDACTED = "[REDACTED]"
+_JSON = msgspec.json.Encoder(enc_hook=str)  # values JSON has no type for (exceptions, paths) as their text
+
+
+def _json_text(event_dict: Any, **_: Any) -> str:
+    return _JSON.encode(event_dict).decode()
+
+
+def _json_bytes(event_dict: Any, **_: Any) -> bytes:
+    """structlog's JSON line, encoded by msgspec straight to bytes: a few µs, on every request's log line."""
+    return _JSON.encode(event_dict)
 
 
 def _redact_value(value: Any) -> Any:
@@ -51,7 +62,9 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "I
         redact_secrets,
     ]
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=True)
+        structlog.processors.JSONRenderer(serializer=_json_bytes)
+        if json
+        else structlog.dev.ConsoleRenderer(colors=True)
     )
     structlog.configure(
         processors=[
@@ -60,7 +73,9 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "I
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+        if json
+        else structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.clear_contextvars()
@@ -68,7 +83,8 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "I
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.JSONRenderer(serializer=_json_text) if json else renderer,
         ])
     )
     root = logging.getLogger()

@@ -30,8 +30,11 @@ async def publish_counts(metrics_url: str) -> PublishCounts:
         if line.startswith("#") or " " not in line:
             continue
         name, _, value = line.rpartition(" ")
-        if name.startswith("eventhandler_requests_total") and 'endpoint="publish"' in name:
+        if (
+            name.startswith(("eventhandler_requests_total", "incidents_eventhandler_requests_total"))
+            and 'endpoint="publish"' in name
+        ):
             requests += int(float(value))
-        elif name.startswith("eventhandler_events_published_total"):
+        elif name.startswith(("eventhandler_events_published_total", "incidents_eventhandler_events_published_total")):
             events += int(float(value))
     return PublishCounts(requests, events)

@@ -35,7 +35,7 @@ from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
 from services.api.live import LiveFeed
-from services.api.metrics import ApiMetrics, metrics_endpoint
+from services.api.metrics import ApiMetrics, http_metrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
 from services.api.relay import OutboxRelay
@@ -47,6 +47,7 @@ from services.api.routes.stream import incident_stream
 from services.api.routes.subscriptions import SubscriptionController
 from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
+from services.api.service import IncidentService
 from services.api.settings import ApiSettings, AutoResolve
 from services.api.ui.routes import console_router
 from services.api.webhooks import WebhookStore
@@ -84,7 +85,9 @@ def build_components(settings: ApiSettings) -> Components:
         max_backoff=settings.relay_retry_max_seconds,
         metrics=metrics,
     )
-    repo = SqlIncidentRepository(db, on_commit=relay.notify)
+    repo = SqlIncidentRepository(
+        db, on_commit=relay.notify, on_created=relay.offer, max_group=settings.group_commit_max
+    )
     links = LinkReader(link, settings.link_workers)
     intake = AlertIntake(repo)
     live = LiveFeed(link, settings.stream_catchup_max)
@@ -95,6 +98,7 @@ def build_components(settings: ApiSettings) -> Components:
 
 def create_app(settings: ApiSettings, components: Components | None = None) -> Litestar:
     parts = components or build_components(settings)
+    incidents = IncidentService(parts.repo)
     webhooks = WebhookStore(
         parts.link,
         parts.db,
@@ -116,6 +120,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             yield
         finally:
             stop.set()
+            await parts.repo.creates.wait_idle()  # every queued create is answered before the database closes
             await asyncio.gather(relay_task, housekeeping, auto_resolve, return_exceptions=True)
             if parts.link.connected:
                 await parts.relay.flush(timeout=5.0)
@@ -137,6 +142,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         ],
         dependencies={
             "repo": Provide(lambda: parts.repo, sync_to_thread=False),
+            "incidents": Provide(lambda: incidents, sync_to_thread=False),
             "db": Provide(lambda: parts.db, sync_to_thread=False),
             "link": Provide(lambda: parts.link, sync_to_thread=False),
             "outbox_store": Provide(lambda: parts.outbox, sync_to_thread=False),
@@ -151,12 +157,16 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "live_feed": Provide(lambda: parts.live, sync_to_thread=False),
         },
         lifespan=[lifespan],
-        middleware=[DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics)],
+        middleware=[
+            DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics),
+            http_metrics(),
+        ],
         exception_handlers={HTTPException: handle_http, Exception: handle_any},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(title="Incidents API", version="0.1.0", path="/schema"),
         signature_types=[
             IncidentRepository,
+            IncidentService,
             Db,
             NatsLink,
             OutboxStore,

@@ -1,23 +1,35 @@
-"""The API's Prometheus metrics: requests per route, latency, the outbox backlog and relay throughput."""
+"""The API's Prometheus metrics: HTTP through Litestar's Prometheus plugin, the outbox and relay through ours."""
 
 from __future__ import annotations
 
 from litestar import Response, get
+from litestar.middleware import DefineMiddleware
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import REGISTRY, generate_latest
 
 from services.api.db import UNAVAILABLE_ERRORS
 from services.api.outbox import OutboxStore
-from shared.metrics import Registry
+from shared.metrics import CONTENT_TYPE, Registry
 
-PROMETHEUS = "text/plain; version=0.0.4; charset=utf-8"
+HTTP_PREFIX = "incidents_api"
+"""incidents_api_requests_total, _request_duration_seconds, _requests_in_progress, _requests_error_total."""
+
+
+def http_metrics() -> DefineMiddleware:
+    """Litestar's plugin: per route template (not per incident id), /metrics and /health left out."""
+    config = PrometheusConfig(
+        app_name="incidents-api",
+        prefix=HTTP_PREFIX,
+        group_path=True,
+        exclude=["^/metrics", "^/health"],
+    )
+    return config.middleware
 
 
 class ApiMetrics:
     def __init__(self) -> None:
-        self.registry = Registry()
-        self.requests = self.registry.counter("incidents_api_requests_total", "HTTP requests by method, route, status.")
-        self.latency = self.registry.histogram(
-            "incidents_api_request_duration_seconds", "HTTP request latency by method and route."
-        )
+        # The process metrics and the plugin's HTTP metrics are in prometheus_client's global registry.
+        self.registry = Registry(process=False)
         self.relayed = self.registry.counter(
             "incidents_api_events_relayed_total", "Outbox events JetStream confirmed as stored."
         )
@@ -45,16 +57,15 @@ class ApiMetrics:
             "incidents_api_outbox_oldest_age_seconds", "Age of the oldest undelivered event.", lambda: self.oldest_age
         )
 
-    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
-        self.requests.inc(method=method, route=route, status=str(status))
-        self.latency.observe(seconds, method=method, route=route)
+    def render(self) -> bytes:
+        return generate_latest(REGISTRY) + self.registry.render().encode()
 
 
 @get("/metrics", tags=["health"], summary="Prometheus metrics", include_in_schema=False)
-async def metrics_endpoint(api_metrics: ApiMetrics, outbox_store: OutboxStore) -> Response[str]:
+async def metrics_endpoint(api_metrics: ApiMetrics, outbox_store: OutboxStore) -> Response[bytes]:
     try:
         backlog = await outbox_store.backlog()
         api_metrics.backlog, api_metrics.oldest_age = backlog.size, backlog.oldest_age_seconds
     except UNAVAILABLE_ERRORS:
         api_metrics.backlog = api_metrics.oldest_age = None
-    return Response(api_metrics.registry.render(), media_type=PROMETHEUS)
+    return Response(api_metrics.render(), media_type=CONTENT_TYPE)

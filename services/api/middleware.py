@@ -81,9 +81,6 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            if self.metrics is not None:
-                route = scope.get("path_template") or "unmatched"
-                self.metrics.observe_request(str(scope.get("method", "")), route, status_holder["status"], elapsed)
             if not path.startswith(("/health", "/metrics")):
                 log.info(
                     "request",
@@ -92,7 +89,7 @@ class RequestContextMiddleware:
                     status=status_holder["status"],
                     duration_ms=round(elapsed * 1000, 2),
                 )
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.unbind_contextvars("request_id", "incident_id", "event_ids")
 
     def _authenticate(self, authorization: str | None) -> str | None:
         if not authorization or not authorization.lower().startswith("bearer "):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -69,6 +69,21 @@ class OutboxStore:
             async with connection.transaction():
                 rows = await self._rows(limit, lock=True, exclude=exclude)
                 yield Claim(await self._first_in_line(rows), self.db)
+
+    async def delete(self, row_ids: Sequence[int]) -> None:
+        """Forget delivered rows, one statement for the lot."""
+        if not row_ids:
+            return
+        delete = outbox.delete().where(outbox.c.id.in_(list(row_ids)))
+        if self.db.is_sqlite:
+            async with self.db.write():
+                await self.db.database.execute(delete)
+            return
+        async with self.db.database.connection() as connection:
+            # READ COMMITTED: no gap lock at the end of the outbox, where the API's creates insert.
+            await connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            async with connection.transaction():
+                await connection.execute(delete)
 
     async def backlog(self) -> Backlog:
         row = await self.db.database.fetch_one(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,6 +28,10 @@ log = structlog.get_logger(__name__)
 RETRY_LATER: tuple[type[BaseException], ...] = (EventHandlerUnavailable, *UNAVAILABLE_ERRORS)
 SHUTDOWN_LEFTOVERS: tuple[type[BaseException], ...] = (TimeoutError, EventHandlerError, *RETRY_LATER)
 REFUSED_CODES = (400, 413)  # the request itself is refused: find the row that causes it
+PIPELINE = 2
+"""Requests of handed-over rows in flight to the event handler at once (each holds whole incidents)."""
+MAX_HANDED_OVER = 20_000
+"""Rows kept in memory at most; beyond, the relay reads them from the outbox table like after a restart."""
 
 
 def retry_later(exc: BaseException) -> bool:
@@ -79,9 +84,26 @@ class OutboxRelay:
         self.delivered_total = 0
         self._last_progress = time.monotonic()
         self._wake = asyncio.Event()
+        self._handed: list[OutboxRow] = []
+        self._poll_due = True  # the table first: what a previous run or another replica left
+        self._next_poll = 0.0
 
     def notify(self) -> None:
-        """Called after each commit that wrote outbox rows."""
+        """Called after each commit that wrote outbox rows: the relay reads them from the table."""
+        self._poll_due = True
+        self._wake.set()
+
+    def offer(self, rows: Sequence[OutboxRow]) -> None:
+        """Rows of a committed create, handed over in memory: sent without reading the outbox back.
+
+        Only new incidents come this way, each with all of its rows at once, so no request of handed-over
+        rows holds an incident that another one holds too: two can be in flight without breaking order.
+        The table stays the truth: whatever is not confirmed here is sent by a table round.
+        """
+        if len(self._handed) + len(rows) > MAX_HANDED_OVER:
+            self._poll_due = True
+        else:
+            self._handed.extend(rows)
         self._wake.set()
 
     def health(self) -> RelayHealth:
@@ -97,7 +119,11 @@ class OutboxRelay:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    more = await self.send_batch()
+                    if self._table_due():
+                        more = await self._table_round()
+                    else:
+                        await self._send_handed()
+                        more = bool(self._handed)
                 except Exception as exc:  # supervision: nothing may end the relay; see _failed
                     backoff = min(max(0.1, backoff * 2), self.max_backoff)
                     self._failed(exc, backoff)
@@ -120,8 +146,96 @@ class OutboxRelay:
         except Exception:  # shutdown goes on to close NATS and the database; the rows stay in the outbox
             log.exception("last outbox attempt failed")
 
+    async def _table_round(self) -> bool:
+        """A round from the outbox table; handed-over rows it covered are not sent again."""
+        self._poll_due = False
+        self._next_poll = time.monotonic() + self.idle_poll  # rows of other replicas are read at least this often
+        handed, self._handed = self._handed, []
+        try:
+            more, claimed = await self._send_claimed()
+        except BaseException:
+            self._poll_due = True  # what was handed over is in the table: the next table round sends it
+            raise
+        self._handed = [row for row in handed if row.id not in claimed] + self._handed
+        self._poll_due = self._poll_due or more
+        return more or bool(self._handed)
+
+    async def _send_handed(self) -> None:
+        """Send the handed-over rows, up to PIPELINE requests in flight.
+
+        Confirmed rows are deleted in the background, one statement for all confirmed since the last one,
+        so a delete never holds up the next request; all are deleted before this returns.
+        """
+        in_flight: deque[tuple[list[OutboxRow], asyncio.Future[PublishReply]]] = deque()
+        trouble: BaseException | None = None
+        deleting: asyncio.Future[None] | None = None
+        confirmed: list[int] = []
+        try:
+            while self._handed or in_flight:
+                while self._handed and len(in_flight) < PIPELINE and trouble is None:
+                    rows = self._take_handed()
+                    in_flight.append((rows, asyncio.ensure_future(self.client.publish([r.payload for r in rows]))))
+                if not in_flight:
+                    break
+                rows, reply = in_flight.popleft()
+                try:
+                    stored = set((await reply).stored)
+                except Exception as exc:  # the rows are in the table: a table round after the backoff sends them
+                    trouble = trouble or exc
+                    stored = set()
+                delivered = [row.id for row in rows if row.event_id in stored]
+                if len(delivered) < len(rows):
+                    # Rejected or not stored: the table round parks or retries them with the rules it has.
+                    self._handed.clear()
+                    self._poll_due = True
+                confirmed += delivered
+                self.delivered_total += len(delivered)
+                if self.metrics is not None:
+                    self.metrics.relayed.inc(len(delivered))
+                if confirmed and (deleting is None or deleting.done()):
+                    if deleting is not None:
+                        deleting.result()  # a failed delete ends the round; the rows are resent, deduplicated
+                    deleting, confirmed = asyncio.ensure_future(self.store.delete(confirmed)), []
+        finally:
+            for _, reply in in_flight:  # only on an error: the table round resends what they carried
+                reply.cancel()
+            if deleting is not None:
+                await deleting
+            if confirmed:
+                await self.store.delete(confirmed)
+        if trouble is not None:
+            raise trouble
+        self._last_progress = time.monotonic()
+        self.last_error = None
+
+    def _take_handed(self) -> list[OutboxRow]:
+        """The next request's rows, within the count and byte limits, whole incidents only."""
+        limit = min(self.batch_size, MAX_EVENTS_PER_REQUEST)
+        size = request_bytes([])
+        taken = 0
+        while taken < len(self._handed):
+            grown = size + len(self._handed[taken].payload) + (1 if taken else 0)
+            if taken >= limit or (taken and grown > MAX_REQUEST_BYTES):
+                break
+            size = grown
+            taken += 1
+        # Keep an incident's rows together: never split them across two requests in flight.
+        while 0 < taken < len(self._handed) and self._handed[taken].incident_id == self._handed[taken - 1].incident_id:
+            taken -= 1
+        if taken == 0:
+            taken = 1
+            while taken < len(self._handed) and self._handed[taken].incident_id == self._handed[0].incident_id:
+                taken += 1
+        rows, self._handed = self._handed[:taken], self._handed[taken:]
+        return rows
+
     async def send_batch(self) -> bool:
         """Send one claim of rows; True when a full claim went out and more may be waiting."""
+        more, _ = await self._send_claimed()
+        return more
+
+    async def _send_claimed(self) -> tuple[bool, set[int]]:
+        """Claim, send and settle; whether the claim was full, and the ids of the rows it held."""
         now = time.monotonic()
         waiting = {incident for incident, parked in self.parked.items() if parked.retry_at > now}
         trouble: BaseException | None = None
@@ -135,7 +249,7 @@ class OutboxRelay:
         self._last_progress = time.monotonic()
         self.last_error = None
         self._observe_parked()
-        return len(claim.rows) >= self.batch_size
+        return len(claim.rows) >= self.batch_size, {row.id for row in claim.rows}
 
     async def _send(
         self, claim: Claim, rows: Sequence[OutboxRow], blocked: set[int], *, one_each: bool = False
@@ -246,6 +360,10 @@ class OutboxRelay:
         if self.metrics is not None:
             self.metrics.relay_errors.inc()
         log.exception("outbox relay failed unexpectedly, will retry", error=self.last_error, retry_in=backoff)
+
+    def _table_due(self) -> bool:
+        now = time.monotonic()
+        return self._poll_due or now >= self._next_poll or any(p.retry_at <= now for p in self.parked.values())
 
     def _idle_timeout(self) -> float:
         if not self.parked:

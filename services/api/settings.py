@@ -56,6 +56,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """DB_POOL_SIZE: MySQL connections per API process."""
     relay_batch_size: int = 500
     """OUTBOX_BATCH_SIZE: outbox rows claimed per round; requests are further bounded by shared.relay's limits."""
+    group_commit_max: int = 256
+    """GROUP_COMMIT_MAX: concurrent creates committed in one transaction at most (one insert per table)."""
     relay_retry_max_seconds: float = 30.0
     """RELAY_RETRY_MAX_SECONDS: the longest wait between the relay's retries (after a failure or a parked event)."""
     relay_stall_seconds: float = 120.0
@@ -96,6 +98,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             max_body_bytes=env_int(env, "API_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             db_pool_size=env_int(env, "DB_POOL_SIZE", 20, minimum=1, maximum=500),
             relay_batch_size=batch_size(env),
+            # 15 columns a row: 1,000 rows stay under SQLite's 32,766 bound variables per statement.
+            group_commit_max=env_int(env, "GROUP_COMMIT_MAX", 256, minimum=1, maximum=1000),
             relay_retry_max_seconds=env_float(env, "RELAY_RETRY_MAX_SECONDS", 30.0, minimum=0.1),
             relay_stall_seconds=env_float(env, "RELAY_STALL_SECONDS", 120.0, minimum=1.0),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),

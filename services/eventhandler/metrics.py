@@ -1,40 +1,37 @@
-"""Counters the health server exposes in the Prometheus text format."""
+"""The event handler's counters, on prometheus_client (`incidents_eventhandler_*`), served by the health server."""
 
 from __future__ import annotations
 
-from collections import Counter
+from shared.metrics import Counter, Registry
 
-_HELP = {
-    "eventhandler_events_published_total": "Events JetStream stored (duplicates included), by type.",
-    "eventhandler_events_duplicate_total": "Events JetStream had already stored (Nats-Msg-Id), by type.",
-    "eventhandler_publish_failures_total": "Events not stored (failed or not attempted), by type.",
-    "eventhandler_events_rejected_total": "Invalid events rejected by the publish endpoint.",
-    "eventhandler_requests_total": "Micro service requests, by endpoint and reply code.",
-    "eventhandler_deadletters_total": "Messages dead-lettered, by worker and reason.",
-    "eventhandler_deadletter_failures_total": "Advisories that could not be dead-lettered (lost).",
-    "eventhandler_redriven_total": "Dead letters put back on INCIDENTS, by worker.",
+PREFIX = "incidents_"
+_COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "eventhandler_events_published_total": ("Events JetStream stored (duplicates included), by type.", ("type",)),
+    "eventhandler_events_duplicate_total": ("Events JetStream had already stored (Nats-Msg-Id), by type.", ("type",)),
+    "eventhandler_publish_failures_total": ("Events not stored (failed or not attempted), by type.", ("type",)),
+    "eventhandler_events_rejected_total": ("Invalid events rejected by the publish endpoint.", ()),
+    "eventhandler_requests_total": ("Micro service requests, by endpoint and reply code.", ("endpoint", "code")),
+    "eventhandler_deadletters_total": ("Messages dead-lettered, by worker and reason.", ("worker", "reason")),
+    "eventhandler_deadletter_failures_total": ("Advisories that could not be dead-lettered (lost).", ()),
+    "eventhandler_redriven_total": ("Dead letters put back on INCIDENTS, by worker.", ("worker",)),
 }
 
 
 class Metrics:
+    """Counters by their short name (`eventhandler_..._total`); exposed as `incidents_eventhandler_..._total`."""
+
     def __init__(self) -> None:
-        self._counters: dict[str, Counter[tuple[tuple[str, str], ...]]] = {name: Counter() for name in _HELP}
+        self.registry = Registry()
+        self._counters: dict[str, Counter] = {
+            name: self.registry.counter(PREFIX + name, help_text, labels)
+            for name, (help_text, labels) in _COUNTERS.items()
+        }
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
-        self._counters[name][tuple(sorted(labels.items()))] += amount
+        self._counters[name].inc(amount, **labels)
 
     def value(self, name: str, **labels: str) -> int:
-        return self._counters[name][tuple(sorted(labels.items()))]
+        return int(self._counters[name].value(**labels))
 
     def render(self) -> str:
-        lines: list[str] = []
-        for name, counter in self._counters.items():
-            lines += [f"# HELP {name} {_HELP[name]}", f"# TYPE {name} counter"]
-            for labels, value in sorted(counter.items()):
-                rendered = ",".join(f'{key}="{_escape(val)}"' for key, val in labels)
-                lines.append(f"{name}{{{rendered}}} {value}" if rendered else f"{name} {value}")
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return self.registry.render()

@@ -1,9 +1,15 @@
-"""Counters and a latency histogram for one worker, rendered as Prometheus text."""
+"""Counters and a latency histogram for one worker, exposed through prometheus_client (`incidents_worker_*`)."""
 
 from __future__ import annotations
 
 import enum
 from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from shared.metrics import Registry
 
 
 class Outcome(enum.StrEnum):
@@ -36,32 +42,45 @@ class WorkerMetrics:
         self.latency_count += 1
 
     def render(self) -> str:
-        label = f'worker="{self.worker}"'
-        lines = [
-            "# HELP incidents_worker_events_total Events handled by the worker, by outcome.",
-            "# TYPE incidents_worker_events_total counter",
-        ]
-        lines += [f'incidents_worker_events_total{{{label},outcome="{o.value}"}} {n}' for o, n in self.events.items()]
-        lines += [
-            "# HELP incidents_worker_processing_seconds Time from fetch to ack, nak or term.",
-            "# TYPE incidents_worker_processing_seconds histogram",
-        ]
-        cumulative = 0
-        for bound, count in zip(BUCKETS, self.bucket_counts, strict=True):
+        registry = Registry()
+        registry.registry.register(_WorkerCollector(self))
+        return registry.render()
+
+
+class _WorkerCollector(Collector):
+    """Reads the worker's plain counters on scrape: the hot path only adds to ints."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self.metrics
+        events = CounterMetricFamily(
+            "incidents_worker_events", "Events handled by the worker, by outcome.", labels=["worker", "outcome"]
+        )
+        for outcome, count in m.events.items():
+            events.add_metric([m.worker, outcome.value], count)
+        yield events
+        cumulative, buckets = 0, []
+        for bound, count in zip(BUCKETS, m.bucket_counts, strict=True):
             cumulative += count
-            lines.append(f'incidents_worker_processing_seconds_bucket{{{label},le="{bound}"}} {cumulative}')
-        lines += [
-            f'incidents_worker_processing_seconds_bucket{{{label},le="+Inf"}} {self.latency_count}',
-            f"incidents_worker_processing_seconds_sum{{{label}}} {self.latency_sum:.6f}",
-            f"incidents_worker_processing_seconds_count{{{label}}} {self.latency_count}",
-            "# HELP incidents_worker_in_flight Messages fetched and not yet acked, nakked or terminated.",
-            "# TYPE incidents_worker_in_flight gauge",
-            f"incidents_worker_in_flight{{{label}}} {self.in_flight}",
-        ]
-        if self.num_pending is not None:
-            lines += [
-                "# HELP incidents_worker_consumer_pending Messages in the stream not yet delivered.",
-                "# TYPE incidents_worker_consumer_pending gauge",
-                f"incidents_worker_consumer_pending{{{label}}} {self.num_pending}",
-            ]
-        return "\n".join(lines) + "\n"
+            buckets.append((str(bound), float(cumulative)))
+        buckets.append(("+Inf", float(m.latency_count)))
+        latency = HistogramMetricFamily(
+            "incidents_worker_processing_seconds", "Time from fetch to ack, nak or term.", labels=["worker"]
+        )
+        latency.add_metric([m.worker], buckets, m.latency_sum)
+        yield latency
+        in_flight = GaugeMetricFamily(
+            "incidents_worker_in_flight",
+            "Messages fetched and not yet acked, nakked or terminated.",
+            labels=["worker"],
+        )
+        in_flight.add_metric([m.worker], m.in_flight)
+        yield in_flight
+        if m.num_pending is not None:
+            pending = GaugeMetricFamily(
+                "incidents_worker_consumer_pending", "Messages in the stream not yet delivered.", labels=["worker"]
+            )
+            pending.add_metric([m.worker], m.num_pending)
+            yield pending

@@ -85,7 +85,9 @@ async def test_every_event_is_delivered_signed_and_in_order(
     assert all(entry["status_code"] == 200 and entry["attempt"] == 1 for entry in log)
     assert len(await system.deliveries(some)) == len(expected_some)
     metrics = await system.metrics()
-    delivered = f'incidents_webhook_attempts_total{{endpoint="{everything}",outcome="delivered"}} {len(expected_all)}'
+    delivered = (
+        f'incidents_webhook_attempts_total{{endpoint="{everything}",outcome="delivered"}} {float(len(expected_all))}'
+    )
     assert delivered in metrics
     assert f'incidents_webhook_lag_seconds{{endpoint="{some}"}}' in metrics
 

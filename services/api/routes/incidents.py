@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-import msgspec
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import Parameter
 
@@ -13,14 +12,7 @@ from services.api.db import from_micros
 from services.api.domain import MAX_DEDUP_KEY_LENGTH, MAX_SOURCE_LENGTH, Acknowledged, Incident, Severity, Status
 from services.api.errors import error_response
 from services.api.links import LinkReader
-from services.api.repository import (
-    IdempotencyClaim,
-    IncidentRepository,
-    ListFilter,
-    Replayed,
-    StoredResponse,
-    fingerprint,
-)
+from services.api.repository import IncidentRepository, ListFilter, fingerprint
 from services.api.routes import params
 from services.api.routes.openapi import ERRORS
 from services.api.schemas import (
@@ -35,7 +27,7 @@ from services.api.schemas import (
     TimelineItem,
     UpdateIncident,
 )
-from shared.events import utcnow
+from services.api.service import Answer, IncidentService, RequestKey
 
 JSON = "application/json"
 CURSOR_PATTERN = r"^[1-9][0-9]{0,17}$"
@@ -44,42 +36,16 @@ IncidentId = Annotated[
 ]
 
 
-def _json(status: int, body: Any) -> StoredResponse:
-    return StoredResponse(status, msgspec.json.encode(body))
-
-
-def _replay(stored: StoredResponse) -> Response[bytes]:
-    return Response(
-        stored.body, status_code=stored.status_code, media_type=JSON, headers={"Idempotent-Replayed": "true"}
-    )
-
-
-async def _idempotent(
-    request: Request[Any, Any, Any],
-    repo: IncidentRepository,
-    render: Callable[[Incident], StoredResponse],
-    write: Callable[[IdempotencyClaim | None], Awaitable[Incident]],
-) -> Response[Any]:
-    """Run `write` once per Idempotency-Key; a retry returns the first response."""
+async def _request_key(request: Request[Any, Any, Any]) -> RequestKey | None:
     key = params.idempotency_key(request)
-    claim = None
-    if key is not None:
-        digest = fingerprint(request.method, request.url.path, await request.body())
-        stored = await repo.stored_response(key, digest)
-        if stored is not None:
-            return _replay(stored)
-        claim = IdempotencyClaim(key, digest, render)
-    try:
-        incident = await write(claim)
-    except Replayed:
-        assert claim is not None
-        stored = await repo.stored_response(claim.key, claim.fingerprint)
-        assert stored is not None
-        return _replay(stored)
-    result = render(incident)
-    return Response(
-        result.body, status_code=result.status_code, media_type=JSON, headers={"ETag": f'"{incident.version}"'}
-    )
+    if key is None:
+        return None
+    return RequestKey(key, fingerprint(request.method, request.url.path, await request.body()))
+
+
+def _respond(answer: Answer) -> Response[Any]:
+    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {"ETag": f'"{answer.version}"'}
+    return Response(answer.body, status_code=answer.status_code, media_type=JSON, headers=headers)
 
 
 class IncidentController(Controller):
@@ -88,15 +54,12 @@ class IncidentController(Controller):
 
     @post("/", status_code=200, summary="Create an incident", responses=ERRORS)
     async def create(
-        self, request: Request[Any, Any, Any], data: CreateIncident, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], data: CreateIncident, incidents: IncidentService
     ) -> Response[Created]:
-        incident = Incident.open(data.message, utcnow(), data.alert_fields())
-        origin = params.origin(request)
-
-        def render(created: Incident) -> StoredResponse:
-            return _json(200, Created(status="INCIDENT CREATED", id=str(created.id)))
-
-        return await _idempotent(request, repo, render, lambda claim: repo.add(incident, origin, claim))
+        answer = await incidents.create(
+            data.message, data.alert_fields(), params.origin(request), await _request_key(request)
+        )
+        return _respond(answer)
 
     @get("/", summary="List incidents, newest first", responses=ERRORS)
     async def list_incidents(
@@ -162,78 +125,73 @@ class IncidentController(Controller):
 
     @put("/{incident_id:str}", summary="Update message, acknowledgement, status and add comments", responses=ERRORS)
     async def update(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, data: UpdateIncident, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, data: UpdateIncident, incidents: IncidentService
     ) -> Response[StatusResponse]:
         update = data.to_domain()
         update.validate()
-        return await self._change(request, repo, incident_id, "INCIDENT UPDATED", lambda i, now: i.apply(update, now))
+        return await self._change(
+            request, incidents, incident_id, "INCIDENT UPDATED", lambda i, now: i.apply(update, now)
+        )
 
     @delete("/{incident_id:str}", status_code=200, summary="Delete an incident", responses=ERRORS)
     async def remove(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        return await self._change(request, repo, incident_id, "INCIDENT DELETED", lambda i, now: i.delete(now))
+        return await self._change(request, incidents, incident_id, "INCIDENT DELETED", lambda i, now: i.delete(now))
 
     @post("/{incident_id:str}/acknowledge", status_code=200, summary="Acknowledge", responses=ERRORS)
     async def acknowledge(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
         return await self._change(
-            request, repo, incident_id, "INCIDENT ACKNOWLEDGED", lambda i, now: i.acknowledge(now)
+            request, incidents, incident_id, "INCIDENT ACKNOWLEDGED", lambda i, now: i.acknowledge(now)
         )
 
     @post(
         "/{incident_id:str}/unacknowledge", status_code=200, summary="Take the acknowledgement back", responses=ERRORS
     )
     async def unacknowledge(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
         return await self._change(
-            request, repo, incident_id, "INCIDENT UNACKNOWLEDGED", lambda i, now: i.unacknowledge(now)
+            request, incidents, incident_id, "INCIDENT UNACKNOWLEDGED", lambda i, now: i.unacknowledge(now)
         )
 
     @post("/{incident_id:str}/resolve", status_code=200, summary="Resolve", responses=ERRORS)
     async def resolve(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        return await self._change(request, repo, incident_id, "INCIDENT RESOLVED", lambda i, now: i.resolve(now))
+        return await self._change(request, incidents, incident_id, "INCIDENT RESOLVED", lambda i, now: i.resolve(now))
 
     @post("/{incident_id:str}/reopen", status_code=200, summary="Reopen a resolved incident", responses=ERRORS)
     async def reopen(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        return await self._change(request, repo, incident_id, "INCIDENT REOPENED", lambda i, now: i.reopen(now))
+        return await self._change(request, incidents, incident_id, "INCIDENT REOPENED", lambda i, now: i.reopen(now))
 
     @post("/{incident_id:str}/comments", status_code=200, summary="Add a comment", responses=ERRORS)
     async def add_comment(
-        self, request: Request[Any, Any, Any], incident_id: IncidentId, data: AddComment, repo: IncidentRepository
+        self, request: Request[Any, Any, Any], incident_id: IncidentId, data: AddComment, incidents: IncidentService
     ) -> Response[StatusResponse]:
         return await self._change(
-            request, repo, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now)
+            request, incidents, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now)
         )
 
     async def _change(
         self,
         request: Request[Any, Any, Any],
-        repo: IncidentRepository,
+        incidents: IncidentService,
         raw_id: str,
-        status: str,
-        mutate: Callable[[Incident, Any], None],
+        done: str,
+        action: Callable[[Incident, Any], None],
     ) -> Response[Any]:
-        incident_id = params.incident_id(raw_id)
-        expected = params.if_match(request)
-        origin = params.origin(request)
-
-        async def write(claim: IdempotencyClaim | None) -> Incident:
-            return await repo.change(
-                incident_id, lambda i: mutate(i, utcnow()), origin, expected_version=expected, claim=claim
-            )
-
-        def render(_: Incident) -> StoredResponse:
-            return _json(200, StatusResponse(status=status))
-
-        if request.method != "POST":
-            incident = await write(None)
-            result = render(incident)
-            return Response(result.body, status_code=200, media_type=JSON, headers={"ETag": f'"{incident.version}"'})
-        return await _idempotent(request, repo, render, write)
+        key = await _request_key(request) if request.method == "POST" else None
+        answer = await incidents.change(
+            params.incident_id(raw_id),
+            action,
+            done,
+            params.origin(request),
+            expected_version=params.if_match(request),
+            key=key,
+        )
+        return _respond(answer)

@@ -4,23 +4,35 @@ from __future__ import annotations
 
 import time
 
-from shared.metrics import Registry, _escape
+from shared.metrics import Registry
 
 
 class WebhookMetrics:
     def __init__(self) -> None:
         self.registry = Registry()
         self.attempts = self.registry.counter(
-            "incidents_webhook_attempts_total", "Delivery attempts per endpoint, by outcome."
+            "incidents_webhook_attempts_total", "Delivery attempts per endpoint, by outcome.", ("endpoint", "outcome")
         )
         self.failures = self.registry.counter(
-            "incidents_webhook_failures_total", "Delivery attempts per endpoint that got no 2xx answer."
+            "incidents_webhook_failures_total", "Delivery attempts per endpoint that got no 2xx answer.", ("endpoint",)
         )
         self.duration = self.registry.histogram(
-            "incidents_webhook_attempt_seconds", "Time of one delivery attempt, DNS to answer."
+            "incidents_webhook_attempt_seconds", "Time of one delivery attempt, DNS to answer.", ("endpoint",)
         )
         self._head: dict[str, float] = {}
         self._pending: dict[str, int] = {}
+        self.registry.labelled_gauge(
+            "incidents_webhook_lag_seconds",
+            "Age of the oldest event not yet delivered to the endpoint.",
+            "endpoint",
+            self._lags,
+        )
+        self.registry.labelled_gauge(
+            "incidents_webhook_pending",
+            "Events waiting behind the one being delivered, per endpoint.",
+            "endpoint",
+            lambda: [(endpoint, float(n)) for endpoint, n in sorted(self._pending.items())],
+        )
 
     def attempted(self, endpoint_id: str, outcome: str, ok: bool, seconds: float) -> None:
         self.attempts.inc(endpoint=endpoint_id, outcome=outcome)
@@ -41,20 +53,13 @@ class WebhookMetrics:
         self._head.pop(endpoint_id, None)
         self._pending.pop(endpoint_id, None)
 
-    def render(self) -> str:
+    def _lags(self) -> list[tuple[str, float]]:
         now = time.time()
-        lines = [
-            "# HELP incidents_webhook_lag_seconds Age of the oldest event not yet delivered to the endpoint.",
-            "# TYPE incidents_webhook_lag_seconds gauge",
-        ]
+        lags = []
         for endpoint_id in sorted(self._pending):
             stored = self._head.get(endpoint_id)
-            lag = max(0.0, now - stored) if stored is not None else 0.0
-            lines.append(f'incidents_webhook_lag_seconds{{endpoint="{_escape(endpoint_id)}"}} {lag:.3f}')
-        lines += [
-            "# HELP incidents_webhook_pending Events waiting behind the one being delivered, per endpoint.",
-            "# TYPE incidents_webhook_pending gauge",
-        ]
-        for endpoint_id, pending in sorted(self._pending.items()):
-            lines.append(f'incidents_webhook_pending{{endpoint="{_escape(endpoint_id)}"}} {pending}')
-        return self.registry.render() + "\n".join(lines) + "\n"
+            lags.append((endpoint_id, max(0.0, now - stored) if stored is not None else 0.0))
+        return lags
+
+    def render(self) -> str:
+        return self.registry.render()

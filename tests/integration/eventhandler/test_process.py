@@ -12,6 +12,7 @@ from nats.aio.client import Client
 from shared.events import encode_event
 from shared.jetstream import PUBLISH_SUBJECT
 from tests.integration.eventhandler.support import call, publish_body
+from tests.support.metrics import sample
 from tests.support.polling import eventually_sync
 from tests.support.processes import ROOT, NatsServer, free_port
 from tests.support.services import module_process, service_env
@@ -38,8 +39,8 @@ async def test_the_process_serves_reports_and_stops_on_sigterm(
         reply = await call(nc, PUBLISH_SUBJECT, publish_body([encode_event(event)]))
         assert reply["stored"] == [event.id]
         metrics = httpx.get(f"{base}/metrics", timeout=2).text
-        assert 'eventhandler_events_published_total{type="incident.created"} 1' in metrics
-        assert 'eventhandler_requests_total{code="200",endpoint="publish"} 1' in metrics
+        assert sample(metrics, "incidents_eventhandler_events_published_total", type="incident.created") == 1
+        assert sample(metrics, "incidents_eventhandler_requests_total", endpoint="publish", code="200") == 1
     finally:
         code = process.stop(timeout=10)
     assert code == 0, process.output()[-3000:]

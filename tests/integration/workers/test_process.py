@@ -18,6 +18,7 @@ from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira, Issue
 from tests.integration.workers.helpers import StartProcess, load_record, settled
 from tests.integration.workers.vendors import jira_env, make_vendor, process_env
+from tests.support.metrics import sample
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process, free_port
 
@@ -164,7 +165,7 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
     async def processed_two() -> bool:
         async with httpx.AsyncClient() as client:
             text = (await client.get(f"{base}/metrics")).text
-        return 'incidents_worker_events_total{worker="jira",outcome="processed"} 2' in text
+        return sample(text, "incidents_worker_events_total", worker="jira", outcome="processed") == 2
 
     await eventually(processed_two, what="two events processed")
     async with httpx.AsyncClient() as client:
@@ -172,6 +173,7 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
         assert (await client.get(f"{base}/health/ready")).status_code == 200
         metrics = (await client.get(f"{base}/metrics")).text
     assert "incidents_worker_processing_seconds_count" in metrics
+    assert sample(metrics, "process_cpu_seconds_total") is not None  # rendered by prometheus_client
     dry = [e for e in log_events(process) if e.get("event") == "dry run: request not sent"]
     create = next(e for e in dry if e["method"] == "POST" and str(e["url"]).endswith("/rest/api/3/issue"))
     assert create["url"] == "https://your-site.atlassian.net/rest/api/3/issue"

@@ -37,3 +37,12 @@ def test_bad_relay_values_stop_the_start(name: str, value: str) -> None:
 
 def test_the_limits_fit_in_one_nats_message() -> None:
     assert MAX_EVENT_BYTES < MAX_REQUEST_BYTES < NATS_MAX_PAYLOAD
+
+
+def test_group_commit_max_is_bounded_so_one_insert_fits_sqlites_variable_limit() -> None:
+    assert ApiSettings.from_env({}).group_commit_max == 256
+    assert ApiSettings.from_env({"GROUP_COMMIT_MAX": "1000"}).group_commit_max == 1000
+    with pytest.raises(ConfigError, match="GROUP_COMMIT_MAX"):
+        ApiSettings.from_env({"GROUP_COMMIT_MAX": "1001"})
+    with pytest.raises(ConfigError, match="GROUP_COMMIT_MAX"):
+        ApiSettings.from_env({"GROUP_COMMIT_MAX": "0"})

@@ -79,6 +79,6 @@ def test_metrics_text() -> None:
     metrics.inc("eventhandler_events_published_total", 2, type="incident.created")
     metrics.inc("eventhandler_events_rejected_total")
     text = metrics.render()
-    assert 'eventhandler_events_published_total{type="incident.created"} 2\n' in text
-    assert "eventhandler_events_rejected_total 1\n" in text
-    assert "# TYPE eventhandler_requests_total counter" in text
+    assert 'incidents_eventhandler_events_published_total{type="incident.created"} 2.0\n' in text
+    assert "incidents_eventhandler_events_rejected_total 1.0\n" in text
+    assert "# TYPE incidents_eventhandler_requests_total counter" in text

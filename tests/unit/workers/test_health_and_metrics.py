@@ -8,6 +8,7 @@ import pytest
 from services.workers.metrics import Outcome, WorkerMetrics
 from services.workers.processor import backoff
 from shared.health import HealthServer
+from tests.support.metrics import sample
 
 
 async def test_live_ready_metrics_and_unknown_paths() -> None:
@@ -54,13 +55,14 @@ def test_metrics_render_counters_histogram_and_gauges() -> None:
     metrics.observe(Outcome.RETRIED, 100.0)
     metrics.num_pending = 5
     text = metrics.render()
-    assert 'incidents_worker_events_total{worker="jira",outcome="processed"} 2' in text
-    assert 'incidents_worker_events_total{worker="jira",outcome="dead_lettered"} 0' in text
-    assert 'incidents_worker_processing_seconds_bucket{worker="jira",le="0.05"} 1' in text
-    assert 'incidents_worker_processing_seconds_bucket{worker="jira",le="1.0"} 2' in text
-    assert 'incidents_worker_processing_seconds_bucket{worker="jira",le="+Inf"} 3' in text
-    assert 'incidents_worker_processing_seconds_count{worker="jira"} 3' in text
-    assert 'incidents_worker_consumer_pending{worker="jira"} 5' in text
+    assert sample(text, "incidents_worker_events_total", worker="jira", outcome="processed") == 2
+    assert sample(text, "incidents_worker_events_total", worker="jira", outcome="dead_lettered") == 0
+    assert sample(text, "incidents_worker_processing_seconds_bucket", worker="jira", le="0.05") == 1
+    assert sample(text, "incidents_worker_processing_seconds_bucket", worker="jira", le="1.0") == 2
+    assert sample(text, "incidents_worker_processing_seconds_bucket", worker="jira", le="+Inf") == 3
+    assert sample(text, "incidents_worker_processing_seconds_count", worker="jira") == 3
+    assert sample(text, "incidents_worker_consumer_pending", worker="jira") == 5
+    assert sample(text, "process_cpu_seconds_total") is not None
     assert text.endswith("\n")
 
 
