@@ -11,7 +11,7 @@ from scripts.bench.system import WORKERS
 
 SERVICES = ("api", "eventhandler", *(f"worker-{w}" for w in WORKERS))
 INFRA = ("mariadbd", "nats-server")
-RATIO_TARGET = 0.5
+RATIO_TARGET = 0.25  # issue 14: at least 0.25x (the Go seed reaches about 0.30x), stretch 0.4x
 CATCH_UP_TARGET_S = 1.0
 E2E_P99_TARGET_MS = 50.0
 RSS_TARGET_MB = 200.0
@@ -41,7 +41,7 @@ def add_ratios_and_targets(results: dict[str, Any]) -> None:
     ratio = results["ratios"]["api_vs_bare_litestar"]
     results["targets"] = [
         {
-            "name": "pipeline create rate ≥ 0.5x bare Litestar",
+            "name": "pipeline create rate ≥ 0.25x bare Litestar",
             "value": ratio,
             "met": ratio is not None and ratio >= RATIO_TARGET,
         },
@@ -141,7 +141,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "0 / 0",
             _met(api["non_2xx"] == 0 and api["socket_errors"] == 0),
         ),
-        ("API ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "≥ 0.5x", _met(t_ratio["met"])),
+        ("API ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "≥ 0.25x", _met(t_ratio["met"])),
         ("API ÷ raw MariaDB", _n(results["ratios"]["api_vs_raw_db"], "x", 2), "", ""),
     ]
     backlog = e2e["max_rate"]["catch_up"]["at_load_end"]
