@@ -10,6 +10,9 @@ import nats
 import pytest
 from nats.aio.client import Client
 
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.fakes.zendesk import FakeZendesk
 from tests.support.database import migrate, new_mysql_database, sqlite_url
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
@@ -63,6 +66,30 @@ def sqlite_database_url(tmp_path: Path) -> str:
 
 
 _skipped: list[str] = []
+
+
+@pytest.fixture
+def fake_jira() -> Iterator[FakeJira]:
+    fake = FakeJira()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake_zendesk() -> Iterator[FakeZendesk]:
+    fake = FakeZendesk()
+    fake.start()
+    yield fake
+    fake.stop()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

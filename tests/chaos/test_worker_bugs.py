@@ -10,7 +10,7 @@ import contextlib
 import re
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 
 import httpx
 import nats
@@ -55,30 +55,6 @@ async def js(nc: Client) -> JetStreamContext:
     for worker in ("jira", "slack", "zendesk"):
         await context.add_consumer(STREAM, worker_consumer_config(worker, list(ALL_SUBJECTS), ack_wait=5.0))
     return context
-
-
-@pytest.fixture
-def fake_jira() -> Iterator[FakeJira]:
-    fake = FakeJira().start()
-    assert isinstance(fake, FakeJira)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack().start()
-    assert isinstance(fake, FakeSlack)
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_zendesk() -> Iterator[FakeZendesk]:
-    fake = FakeZendesk().start()
-    assert isinstance(fake, FakeZendesk)
-    yield fake
-    fake.stop()
 
 
 @contextlib.asynccontextmanager

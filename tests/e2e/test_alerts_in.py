@@ -4,7 +4,6 @@ handler, JetStream and workers on fake vendors; on SQLite and on MariaDB."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +24,6 @@ from tests.support.stack import Stack, stream_events, wait_for_empty_outbox, wai
 TOKEN = "alertmanager-bearer-42"
 ROUTING_KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_zendesk() -> Iterator[FakeZendesk]:
-    fake = FakeZendesk()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def start_system(stack: Stack, tmp_path: Path, worker: str, env: dict[str, str]) -> tuple[ApiProcess, Process]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
 import httpx
@@ -19,9 +19,6 @@ from services.workers.settings import RunnerSettings
 from services.workers.store import KvRecordStore, open_bucket
 from shared.events import ALL_SUBJECTS, STREAM
 from shared.jetstream import incidents_stream_config, worker_consumer_config
-from tests.fakes.jira import FakeJira
-from tests.fakes.slack import FakeSlack
-from tests.fakes.zendesk import FakeZendesk
 from tests.integration.workers.helpers import ACK_WAIT, FAST, WORKERS, RunningWorker, StartProcess, StartWorker
 from tests.integration.workers.vendors import Vendor, make_vendor
 from tests.support.polling import eventually
@@ -35,30 +32,6 @@ async def js(nc: Client) -> JetStreamContext:
     for worker in WORKERS:
         await context.add_consumer(STREAM, worker_consumer_config(worker, list(ALL_SUBJECTS), ack_wait=ACK_WAIT))
     return context
-
-
-@pytest.fixture
-def fake_jira() -> Iterator[FakeJira]:
-    fake = FakeJira()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def fake_zendesk() -> Iterator[FakeZendesk]:
-    fake = FakeZendesk()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
