@@ -62,6 +62,9 @@ class IncidentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     """Tags of notes already posted for the version being applied; cleared when it is recorded."""
     pending: Pending | None = None
     lease: Lease | None = None
+    state_unsure_since: float | None = None
+    """Set when a replica takes over a lapsed lease while a post or create was pending: state calls its
+    owner had in flight may still land until this time plus the grace, so none of ours goes first."""
     shown: str | None = None
     """A digest of what the object last showed after a refresh (Slack's root message): an unchanged one
     needs no refresh call."""

@@ -8,16 +8,15 @@ import signal
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
 
-import httpx
 import structlog
 from nats.aio.client import Client
 
 from services.workers.base import WorkerFactory
+from services.workers.httpclient import HttpClient
 from services.workers.metrics import WorkerMetrics
 from services.workers.runner import Runner
 from services.workers.settings import ServiceSettings
 from services.workers.store import KvRecordStore, MemoryRecordStore, RecordStore, open_bucket
-from services.workers.transport import FencedTransport
 from shared.health import HealthServer
 from shared.natsconn import connect
 
@@ -25,16 +24,9 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 
-def http_client(settings: ServiceSettings) -> httpx.AsyncClient:
-    """One pooled client per worker; timeouts so that a stuck vendor becomes a retry, not a hang."""
-    pool = settings.runner.concurrency
-    limits = httpx.Limits(max_connections=pool * 2, max_keepalive_connections=pool)
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.http_timeout, connect=min(5.0, settings.http_timeout)),
-        limits=limits,
-        headers={"User-Agent": "incidents-worker/0.1"},
-        transport=FencedTransport(limits),  # checks the fence right before each request's bytes leave
-    )
+def http_client(settings: ServiceSettings) -> HttpClient:
+    """One pooled client per worker; a timeout so that a stuck vendor becomes a retry, not a hang."""
+    return HttpClient(timeout=settings.http_timeout, max_connections=settings.runner.concurrency * 2)
 
 
 async def _unless_stopped(awaitable: Awaitable[T], stop: asyncio.Event) -> T | None:

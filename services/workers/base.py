@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar, Protocol
 
-import httpx
-
+from services.workers.http import Sender
 from services.workers.records import IncidentRecord
 from shared.events import CloudEvent
 
@@ -46,6 +45,6 @@ class WorkerFactory(Protocol):
 
     name: str
 
-    def from_env(self, env: Mapping[str, str], client: httpx.AsyncClient) -> Worker:
+    def from_env(self, env: Mapping[str, str], client: Sender) -> Worker:
         """Read this worker's settings (the contract's env names) and build it; ConfigError if bad."""
         ...

@@ -95,7 +95,9 @@ class ReconcilingWorker(ABC):
         deleting = any(e.event_type is EventType.DELETED for e in events)
         if record.deleted and record.pending is None:  # pending: its last state call may not have landed
             return record
-        unsure_of_state = record.pending is not None and record.pending.op == "state"
+        unsure_of_state = (record.pending is not None and record.pending.op == "state") or (
+            record.state_unsure_since is not None
+        )
         record = await self._recover(record)
         careful = False
         # What the notes compare with; record.message/status change only once the state call is made.
@@ -151,6 +153,11 @@ class ReconcilingWorker(ABC):
 
     async def _recover(self, record: IncidentRecord) -> IncidentRecord:
         """Settle a call left pending by a crash or an unknown outcome: did it reach the outside system?"""
+        if record.state_unsure_since is not None:
+            remaining = self.create_grace - (time.time() - record.state_unsure_since)
+            if remaining > 0:
+                raise Wait("waiting out state calls a replica that lost its lease may still land", delay=remaining)
+            record = replace(record, state_unsure_since=None)
         pending = record.pending
         if pending is None or pending.op == "create":
             return record

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-import httpx
+import msgspec
 import structlog
 
 from services.workers.deadline import time_left
 from services.workers.errors import PermanentError, RateLimited, RetryableError, Wait
 from services.workers.fence import check_fence
+from services.workers.httpclient import ConnectFailed, Origin, Response, TransportError
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +39,26 @@ class Request:
 
 
 DryResponder = Callable[[Request], Any]
-Classifier = Callable[[httpx.Response], Exception | None]
+Classifier = Callable[[Response], Exception | None]
+
+
+class Sender(Protocol):
+    """What sends the bytes: `services.workers.httpclient.HttpClient`, or a stand-in in unit tests."""
+
+    async def request(
+        self,
+        method: str,
+        origin: Origin,
+        target: str,
+        *,
+        headers: tuple[tuple[str, str], ...] = (),
+        body: bytes | None = None,
+    ) -> Response: ...
+
+
+def basic_auth(user: str, password: str) -> str:
+    """The Authorization header value for HTTP Basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float:
@@ -54,17 +76,18 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
-def raise_for_status(vendor: str, response: httpx.Response) -> None:
+def raise_for_status(vendor: str, response: Response) -> None:
     """429 → RateLimited, 409 and 5xx → RetryableError, other 4xx → PermanentError."""
     status = response.status_code
     if status < 400:
         return
-    what = f"{vendor} {response.request.method} {response.request.url.path} -> {status}: {response.text[:500]}"
+    path = response.path.partition("?")[0]
+    what = f"{vendor} {response.method} {path} -> {status}: {response.text[:500]}"
     if status == 429:
-        raise RateLimited(what, parse_retry_after(response.headers.get("Retry-After")))
+        raise RateLimited(what, parse_retry_after(response.headers.get("retry-after")))
     if status == 409:
         # A conflict (Zendesk: concurrent updates of one ticket) refused the change: try again later.
-        retry_after = response.headers.get("Retry-After")
+        retry_after = response.headers.get("retry-after")
         delay = parse_retry_after(retry_after) if retry_after else None
         raise RetryableError(what, delay=delay, maybe_applied=False)
     if status >= 500:
@@ -78,19 +101,21 @@ class VendorHttp:
     def __init__(
         self,
         vendor: str,
-        client: httpx.AsyncClient,
+        client: Sender,
         base_url: str,
         *,
-        auth: httpx.Auth | None = None,
+        authorization: str | None = None,
         headers: Mapping[str, str] | None = None,
         dry_run: DryResponder | None = None,
         classify: Classifier | None = None,
     ) -> None:
         self.vendor = vendor
         self.client = client
-        self.base_url = base_url.rstrip("/")
-        self._auth = auth
-        self._headers = dict(headers or {})
+        self.origin = Origin.parse(base_url)
+        fixed = dict(headers or {})
+        if authorization is not None:
+            fixed["Authorization"] = authorization
+        self._headers = tuple(fixed.items())
         self._dry_run = dry_run
         self._classify = classify
         self._not_before = 0.0
@@ -108,48 +133,48 @@ class VendorHttp:
         if self._limited_in_a_row >= RATE_LIMIT_STREAK:
             self._not_before = max(self._not_before, time.monotonic() + retry_after)
 
-    def url(self, request: Request) -> httpx.URL:
-        return httpx.URL(self.base_url + request.path, params=dict(request.params) or None)
+    def target(self, request: Request) -> str:
+        """Path and query as sent."""
+        target = self.origin.prefix + request.path
+        if request.params:
+            target += "?" + urllib.parse.urlencode(request.params)
+        return target
 
-    async def send(self, request: Request) -> httpx.Response:
+    def url(self, request: Request) -> str:
+        return self.origin.url(self.target(request))
+
+    async def send(self, request: Request) -> Response:
         """The response for a 2xx; raises the mapped WorkerError otherwise."""
         if self._dry_run is not None:
             log.info(
                 "dry run: request not sent",
                 vendor=self.vendor,
                 method=request.method,
-                url=str(self.url(request)),
+                url=self.url(request),
                 json=request.json,
             )
-            return httpx.Response(200, json=self._dry_run(request))
+            return Response.of_json(200, self._dry_run(request))
         paused = self._not_before - time.monotonic()
         if paused > 0:
             raise Wait(f"{self.vendor} asked us to wait (Retry-After)", delay=paused)
-        check_fence()  # last thing before the request leaves: are we still the incident's owner?
+        check_fence()  # before any work; the client checks again as the bytes leave
         left = time_left()
+        what = f"{self.vendor} {request.method} {request.path}"
         if left is not None and left <= 0:
-            what = f"{self.vendor} {request.method} {request.path}: not sent, the sync's deadline has passed"
-            raise RetryableError(what, maybe_applied=False)
+            raise RetryableError(f"{what}: not sent, the sync's deadline has passed", maybe_applied=False)
+        body = None if request.json is None else msgspec.json.encode(request.json)
         try:
             async with asyncio.timeout(left):
                 response = await self.client.request(
-                    request.method,
-                    self.url(request),
-                    json=request.json,
-                    auth=self._auth if self._auth is not None else httpx.USE_CLIENT_DEFAULT,
-                    headers=self._headers,
+                    request.method, self.origin, self.target(request), headers=self._headers, body=body
                 )
         except TimeoutError as exc:
-            # The answer did not arrive in full by the deadline: the call may have been applied.
-            what = f"{self.vendor} {request.method} {request.path}: no complete answer by the sync's deadline"
-            raise RetryableError(what) from exc
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            what = f"{self.vendor} {request.method} {request.path}: cannot connect ({exc!r})"
-            raise RetryableError(what, maybe_applied=False) from exc
-        except httpx.TimeoutException as exc:
-            raise RetryableError(f"{self.vendor} {request.method} {request.path}: timeout ({exc!r})") from exc
-        except httpx.TransportError as exc:
-            raise RetryableError(f"{self.vendor} {request.method} {request.path}: {exc!r}") from exc
+            # No complete answer in time (the client's timeout or the sync's deadline): it may have been applied.
+            raise RetryableError(f"{what}: no complete answer by the timeout or the sync's deadline") from exc
+        except ConnectFailed as exc:
+            raise RetryableError(f"{what}: {exc}", maybe_applied=False) from exc
+        except TransportError as exc:
+            raise RetryableError(f"{what}: {exc}", maybe_applied=exc.sent) from exc
         try:
             if self._classify is not None and (error := self._classify(response)) is not None:
                 raise error

@@ -42,6 +42,19 @@ class LeaseLost(RetryableError):
         super().__init__(message, maybe_applied=False)
 
 
+def taken_over(record: IncidentRecord, lapsed: float) -> IncidentRecord:
+    """The record as a replica taking over a lease that lapsed at `lapsed` must see it: calls its owner had in
+    flight may still land, over what we push. The sync waits the grace out from the lapse, then pushes the
+    state anew. A pending post or create keeps its marker (it is looked for outside); the wait rides along."""
+    replace = msgspec.structs.replace
+    pending = record.pending
+    if pending is None:
+        return replace(record, pending=Pending(op="state", since=lapsed))
+    if pending.op == "state":
+        return replace(record, pending=replace(pending, since=max(pending.since, lapsed)))
+    return replace(record, state_unsure_since=max(record.state_unsure_since or 0.0, lapsed))
+
+
 class LeaseKeeper:
     """Holds one incident's lease for one event; the SyncContext a worker saves progress through."""
 
@@ -109,10 +122,8 @@ class LeaseKeeper:
                 await asyncio.sleep(self.poll)
                 continue
             started = msgspec.structs.replace(record, attempted=max(record.attempted, incidentversion))
-            if record.lease is not None and record.lease.owner != self.owner and record.pending is None:
-                # Taking over a lapsed lease: calls its owner had in flight may still land, over what we push.
-                # A state marker makes the sync wait the grace out from the lapse, then push the state anew.
-                started = msgspec.structs.replace(started, pending=Pending(op="state", since=record.lease.expires))
+            if record.lease is not None and record.lease.owner != self.owner:
+                started = taken_over(started, record.lease.expires)
             since = time.monotonic()
             leased = with_lease(started, self.owner, self.clock(), self.ttl)
             try:

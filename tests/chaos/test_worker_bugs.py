@@ -12,13 +12,13 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 
-import httpx
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.workers.base import WorkerFactory
+from services.workers.httpclient import HttpClient
 from services.workers.jira.worker import JiraWorker
 from services.workers.records import IncidentRecord, Pending
 from services.workers.runner import Runner
@@ -63,7 +63,7 @@ async def running(
 ) -> AsyncIterator[Runner]:
     """One worker replica in this event loop, with its own NATS connection."""
     nc = await nats.connect(nats_server.url)
-    client = httpx.AsyncClient(timeout=http_timeout)
+    client = HttpClient(timeout=http_timeout)
     context = nc.jetstream()
     worker = factory.from_env(env, client)
     runner = Runner(worker, context, KvRecordStore(await open_bucket(context, worker.name)), SETTINGS)

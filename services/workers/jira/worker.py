@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import httpx
 import structlog
 
 from services.workers.engine import ReconcilingWorker
-from services.workers.http import VendorHttp
+from services.workers.http import Sender, VendorHttp, basic_auth
 from services.workers.jira import api
 from services.workers.jira.adf import plain_text
 from services.workers.jira.settings import JiraSettings
@@ -25,24 +24,24 @@ class JiraWorker(ReconcilingWorker):
     name: ClassVar[str] = "jira"
     note_kinds: ClassVar[frozenset[str]] = frozenset({"acknowledged", "unacknowledged", "deleted"})
 
-    def __init__(self, settings: JiraSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: JiraSettings, client: Sender) -> None:
         self.settings = settings
         self.create_grace = settings.create_grace
         self.search_lag = settings.search_lag
         auth = None
         if settings.email and settings.api_token:
-            auth = httpx.BasicAuth(settings.email, settings.api_token.reveal())
+            auth = basic_auth(settings.email, settings.api_token.reveal())
         self.http = VendorHttp(
             "jira",
             client,
             settings.base_url,
-            auth=auth,
+            authorization=auth,
             headers={"Accept": "application/json"},
             dry_run=api.dry_responder(settings) if settings.dry_run else None,
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], client: httpx.AsyncClient) -> JiraWorker:
+    def from_env(cls, env: Mapping[str, str], client: Sender) -> JiraWorker:
         return cls(JiraSettings.from_env(env), client)
 
     @property

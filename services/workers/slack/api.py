@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from services.workers.errors import PermanentError, RateLimited, RetryableError, WorkerError
 from services.workers.http import Request, parse_retry_after
+from services.workers.httpclient import Response
 from services.workers.slack.blocks import root_message
 from services.workers.slack.settings import SlackSettings
 from shared.events import IncidentSnapshot
@@ -20,14 +19,14 @@ RETRYABLE_ERRORS = frozenset(
 PAGE = 200
 
 
-def slack_error(method: str, body: Any, response: httpx.Response | None = None) -> WorkerError | None:
+def slack_error(method: str, body: Any, response: Response | None = None) -> WorkerError | None:
     """None when the body says ok; else the error the runner should act on."""
     if isinstance(body, dict) and body.get("ok") is True:
         return None
     error = str(body.get("error", "unknown_error")) if isinstance(body, dict) else "malformed_response"
     what = f"slack {method}: {error}"
     if error in ("ratelimited", "rate_limited"):
-        header = response.headers.get("Retry-After") if response is not None else None
+        header = response.headers.get("retry-after") if response is not None else None
         return RateLimited(what, parse_retry_after(header))
     if error in RETRYABLE_ERRORS:
         return RetryableError(what)

@@ -6,12 +6,11 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-import httpx
 import msgspec
 
 from services.workers.engine import NOTE_TEXT, ReconcilingWorker
 from services.workers.errors import RateLimited
-from services.workers.http import Request, VendorHttp
+from services.workers.http import Request, Sender, VendorHttp
 from services.workers.records import ExternalRef, IncidentRecord
 from services.workers.slack import api
 from services.workers.slack.blocks import reply_text, root_message
@@ -27,7 +26,7 @@ class SlackWorker(ReconcilingWorker):
     name: ClassVar[str] = "slack"
     note_kinds: ClassVar[frozenset[str]] = frozenset(NOTE_TEXT)
 
-    def __init__(self, settings: SlackSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: SlackSettings, client: Sender) -> None:
         self.settings = settings
         self.create_grace = settings.create_grace
         token = settings.bot_token.reveal() if settings.bot_token else ""
@@ -40,7 +39,7 @@ class SlackWorker(ReconcilingWorker):
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], client: httpx.AsyncClient) -> SlackWorker:
+    def from_env(cls, env: Mapping[str, str], client: Sender) -> SlackWorker:
         return cls(SlackSettings.from_env(env), client)
 
     @property

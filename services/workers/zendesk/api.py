@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from services.workers.errors import PermanentError
 from services.workers.http import Request
+from services.workers.httpclient import Response
 from services.workers.records import incident_label
 from shared.events import IncidentSnapshot
 
@@ -21,9 +20,9 @@ class TicketClosed(PermanentError):
     """Zendesk refuses any change to a closed ticket (422)."""
 
 
-def classify(response: httpx.Response) -> Exception | None:
+def classify(response: Response) -> Exception | None:
     if response.status_code == 422 and "closed" in response.text.lower():
-        return TicketClosed(f"zendesk {response.request.url.path}: ticket is closed")
+        return TicketClosed(f"zendesk {response.path.partition('?')[0]}: ticket is closed")
     return None
 
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-import httpx
 import structlog
 
 from services.workers.engine import ReconcilingWorker
-from services.workers.http import Request, VendorHttp
+from services.workers.http import Request, Sender, VendorHttp, basic_auth
 from services.workers.records import ExternalRef
 from services.workers.zendesk import api
 from services.workers.zendesk.settings import ZendeskSettings
@@ -24,23 +23,23 @@ class ZendeskWorker(ReconcilingWorker):
     name: ClassVar[str] = "zendesk"
     note_kinds: ClassVar[frozenset[str]] = frozenset({"updated", "acknowledged", "unacknowledged", "deleted"})
 
-    def __init__(self, settings: ZendeskSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: ZendeskSettings, client: Sender) -> None:
         self.settings = settings
         self.create_grace = settings.create_grace
         auth = None
         if settings.email and settings.api_token:
-            auth = httpx.BasicAuth(f"{settings.email}/token", settings.api_token.reveal())
+            auth = basic_auth(f"{settings.email}/token", settings.api_token.reveal())
         self.http = VendorHttp(
             "zendesk",
             client,
             settings.base_url,
-            auth=auth,
+            authorization=auth,
             dry_run=api.dry_responder if settings.dry_run else None,
             classify=api.classify,
         )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str], client: httpx.AsyncClient) -> ZendeskWorker:
+    def from_env(cls, env: Mapping[str, str], client: Sender) -> ZendeskWorker:
         return cls(ZendeskSettings.from_env(env), client)
 
     @property

@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 
 from services.workers.base import WorkerFactory
+from services.workers.httpclient import HttpClient
 from services.workers.runner import Runner
 from services.workers.settings import RunnerSettings
 from services.workers.store import KvRecordStore, open_bucket
@@ -48,7 +49,7 @@ async def start_worker(nats_server: NatsServer, js: JetStreamContext) -> AsyncIt
         http_timeout: float = 5.0,
     ) -> RunningWorker:
         nc = await nats.connect(nats_server.url)
-        client = httpx.AsyncClient(timeout=http_timeout)
+        client = HttpClient(timeout=http_timeout)
         worker = factory.from_env(env, client)
         context = nc.jetstream()
         store = KvRecordStore(await open_bucket(context, worker.name))

@@ -7,11 +7,11 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
 import nats
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from services.workers.httpclient import HttpClient
 from services.workers.records import IncidentRecord, decode_record
 from services.workers.runner import Runner
 from services.workers.settings import RunnerSettings
@@ -41,7 +41,7 @@ class RunningWorker:
     task: asyncio.Task[None]
     stop_event: asyncio.Event
     nc: Client
-    client: httpx.AsyncClient
+    client: HttpClient
 
     async def stop(self) -> None:
         self.stop_event.set()

@@ -6,14 +6,13 @@ from __future__ import annotations
 import os
 import signal
 
-import httpx
 import pytest
 from nats.js import JetStreamContext
 
 from services.workers.fence import fenced
 from services.workers.http import Request, VendorHttp
+from services.workers.httpclient import HttpClient
 from services.workers.lease import LeaseLost
-from services.workers.transport import FencedTransport
 from tests.fakes.incidents import IncidentFeed, publish
 from tests.fakes.jira import FakeJira
 from tests.integration.workers.helpers import StartProcess, load_record, settled
@@ -75,7 +74,7 @@ async def test_a_replica_thawed_after_its_lease_expired_does_not_write_an_old_st
 
 async def test_the_fence_is_checked_again_as_the_request_leaves_the_socket(fake_jira: FakeJira) -> None:
     """A replica frozen between the check in VendorHttp.send and the socket write must not send on thaw:
-    the transport checks the fence once more in the socket's write, with no await in between."""
+    the client checks the fence once more right before the write, with no await in between."""
     checks: list[str] = []
 
     def lease_lapses_after_the_first_check() -> None:
@@ -83,8 +82,7 @@ async def test_the_fence_is_checked_again_as_the_request_leaves_the_socket(fake_
         if len(checks) > 1:
             raise LeaseLost("the incident's lease may have expired (was this process paused?): not calling out")
 
-    limits = httpx.Limits(max_connections=2, max_keepalive_connections=1)
-    async with httpx.AsyncClient(transport=FencedTransport(limits), timeout=5) as client:
+    async with HttpClient(timeout=5) as client:
         http = VendorHttp("jira", client, fake_jira.url)
         with fenced(lease_lapses_after_the_first_check), pytest.raises(LeaseLost):
             await http.send(Request("GET", "/rest/api/3/issue/OPS-1/transitions"))

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-import httpx
 import pytest
 from structlog.testing import capture_logs
 
 from services.workers.base import WorkerFactory
+from services.workers.httpclient import Response
 from services.workers.jira import api as jira_api
 from services.workers.jira.settings import JiraSettings
 from services.workers.jira.worker import JiraWorker
@@ -18,14 +18,15 @@ from services.workers.slack.worker import SlackWorker
 from services.workers.store import MemoryRecordStore
 from services.workers.zendesk.worker import ZendeskWorker
 from tests.fakes.incidents import IncidentFeed
+from tests.fakes.sender import HandlerSender, Sent
 
 
-def no_network(request: httpx.Request) -> httpx.Response:
-    raise AssertionError(f"a dry run sent {request.method} {request.url}")
+def no_network(sent: Sent) -> Response:
+    raise AssertionError(f"a dry run sent {sent.method} {sent.url}")
 
 
 async def run_dry(factory: WorkerFactory, env: dict[str, str]) -> list[MutableMapping[str, Any]]:
-    worker = factory.from_env(env, httpx.AsyncClient(transport=httpx.MockTransport(no_network)))
+    worker = factory.from_env(env, HandlerSender(no_network))
     assert worker.dry_run
     feed = IncidentFeed()
     keeper = LeaseKeeper(MemoryRecordStore(), "me", ttl=30)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
+import msgspec
 import pytest
 
 from services.workers.engine import NOTE_TEXT, ReconcilingWorker
 from services.workers.errors import RateLimited, RetryableError
 from services.workers.lease import LeaseKeeper
-from services.workers.records import ExternalRef, IncidentRecord, Pending
+from services.workers.records import ExternalRef, IncidentRecord, Lease, Pending
 from services.workers.store import MemoryRecordStore
 from shared.events import CloudEvent, IncidentSnapshot
 from tests.fakes.incidents import IncidentFeed
@@ -206,3 +207,57 @@ async def test_coalesced_events_post_every_comment_and_note_once_in_order_with_o
     assert [c for c in outside.calls if not c.startswith("post")] == ["create", "status resolved"]
     stored, _ = await store.load(1)
     assert stored is not None and (stored.version, stored.comments_synced, stored.status) == (7, 3, "resolved")
+
+
+@pytest.mark.parametrize(
+    "left_pending",
+    [
+        Pending(op="comment", since=0.0, tag="[incident-1 #1]", index=1),
+        Pending(op="note", since=0.0, tag="[incident-1 v3 resolved]"),
+        Pending(op="state", since=0.0),
+    ],
+    ids=["comment", "note", "older-state"],
+)
+async def test_a_replica_taking_over_waits_for_state_calls_in_flight_whatever_was_pending(
+    left_pending: Pending,
+) -> None:
+    """The storm soak's wrong state: a replica posted a comment (its marker still in KV), sent "resolved",
+    and died or froze with that call in flight. The replica that took the lapsed lease saw the comment marker,
+    found the comment, and pushed the newer state at once; the old call landed after it."""
+    outside, store, feed = Outside(), MemoryRecordStore(), IncidentFeed()
+    outside.create_grace = 60
+    await apply(outside, store, feed.create("m"))
+    outside.objects[1].append("a [incident-1 #1]")  # the dead replica's comment did land
+    comment, resolve, reopen = feed.comment(1, "a"), feed.resolve(1), feed.reopen(1)
+    record, revision = await store.load(1)
+    assert record is not None
+    lapsed = time.time() - 1
+    dead = msgspec.structs.replace(
+        record,
+        comments_synced=0 if left_pending.op == "comment" else 1,  # a later marker's save recorded the comment
+        pending=msgspec.structs.replace(left_pending, since=lapsed - 100),
+        lease=Lease(owner="dead", expires=lapsed),
+    )
+    await store.save(dead, revision)
+
+    keeper = LeaseKeeper(store, "me", ttl=30)
+    taken = await keeper.acquire(1, reopen.incidentversion, wait=0)
+    assert taken is not None
+    with pytest.raises(RetryableError, match=r"may still land|unknown outcome") as caught:
+        await outside.sync_all([comment, resolve, reopen], taken, keeper)
+    assert caught.value.delay is not None and caught.value.delay > 50  # the grace, from the lapse
+    assert not any(call.startswith("status") for call in outside.calls)
+    await keeper.release()
+
+    # Once the grace is over, the state is pushed anew and each comment still shows once.
+    record, revision = await store.load(1)
+    assert record is not None
+    over = time.time() - 61
+    aged = msgspec.structs.replace(record, state_unsure_since=over if record.state_unsure_since else None)
+    if aged.pending is not None and aged.pending.op == "state":
+        aged = msgspec.structs.replace(aged, pending=msgspec.structs.replace(aged.pending, since=over))
+    await store.save(aged, revision)
+    stored = await apply(outside, store, reopen)
+    assert outside.status[1] == "unresolved"
+    assert [p for p in outside.objects[1] if "#1]" in p] == ["a [incident-1 #1]"]
+    assert stored.pending is None and stored.state_unsure_since is None

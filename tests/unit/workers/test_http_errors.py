@@ -7,33 +7,36 @@ import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
-import httpx
 import pytest
 
 from services.workers.deadline import sync_deadline
 from services.workers.errors import PermanentError, RateLimited, RetryableError, WorkerError
 from services.workers.http import Request, VendorHttp, parse_retry_after
+from services.workers.httpclient import ConnectFailed, Response, TransportError
+from tests.fakes.sender import Handler, HandlerSender, Sent, answer
 
 
-def vendor(handler: httpx.MockTransport) -> VendorHttp:
-    return VendorHttp("test", httpx.AsyncClient(transport=handler), "https://vendor.example/api/")
+def vendor(handler: Handler) -> VendorHttp:
+    return VendorHttp("test", HandlerSender(handler), "https://vendor.example/api/")
 
 
-def answering(status: int, **kwargs: object) -> VendorHttp:
-    return vendor(httpx.MockTransport(lambda request: httpx.Response(status, **kwargs)))  # type: ignore[arg-type]
+def answering(
+    status: int, body: object = None, headers: dict[str, str] | None = None, text: str | None = None
+) -> VendorHttp:
+    return vendor(lambda sent: answer(status, body, headers, text=text))
 
 
 def failing(exc: Exception) -> VendorHttp:
-    def handler(request: httpx.Request) -> httpx.Response:
+    def handler(sent: Sent) -> Response:
         raise exc
 
-    return vendor(httpx.MockTransport(handler))
+    return vendor(handler)
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 async def test_5xx_is_retryable_and_may_have_been_applied(status: int) -> None:
     with pytest.raises(RetryableError) as caught:
-        await answering(status, json={"error": "boom"}).json(Request("POST", "/things"))
+        await answering(status, {"error": "boom"}).json(Request("POST", "/things"))
     assert not isinstance(caught.value, RateLimited)
     assert caught.value.maybe_applied and str(status) in str(caught.value)
 
@@ -48,7 +51,7 @@ async def test_429_is_rate_limited_for_its_retry_after() -> None:
 async def test_409_is_retryable_and_surely_not_applied() -> None:
     """Zendesk answers 409 to concurrent updates of one ticket and expects a retry."""
     with pytest.raises(RetryableError) as caught:
-        await answering(409, json={"error": "RecordInvalid"}).json(Request("PUT", "/tickets/1.json"))
+        await answering(409, {"error": "RecordInvalid"}).json(Request("PUT", "/tickets/1.json"))
     assert not isinstance(caught.value, RateLimited)
     assert not caught.value.maybe_applied and caught.value.delay is None
     with pytest.raises(RetryableError) as caught:
@@ -59,18 +62,24 @@ async def test_409_is_retryable_and_surely_not_applied() -> None:
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
 async def test_other_4xx_are_permanent(status: int) -> None:
     with pytest.raises(PermanentError):
-        await answering(status, json={"errorMessages": ["no"]}).json(Request("POST", "/things"))
+        await answering(status, {"errorMessages": ["no"]}).json(Request("POST", "/things"))
 
 
 async def test_a_refused_connection_surely_did_nothing() -> None:
     with pytest.raises(RetryableError) as caught:
-        await failing(httpx.ConnectError("refused")).json(Request("POST", "/things"))
+        await failing(ConnectFailed("refused")).json(Request("POST", "/things"))
     assert not caught.value.maybe_applied
 
 
 async def test_a_read_timeout_may_have_been_applied() -> None:
     with pytest.raises(RetryableError) as caught:
-        await failing(httpx.ReadTimeout("slow")).json(Request("POST", "/things"))
+        await failing(TimeoutError()).json(Request("POST", "/things"))
+    assert caught.value.maybe_applied
+
+
+async def test_a_connection_lost_after_sending_may_have_been_applied() -> None:
+    with pytest.raises(RetryableError) as caught:
+        await failing(TransportError("the server closed the connection", sent=True)).json(Request("POST", "/x"))
     assert caught.value.maybe_applied
 
 
@@ -80,15 +89,12 @@ async def test_a_2xx_that_is_not_json_is_retried() -> None:
 
 
 async def test_an_empty_2xx_is_none_and_the_url_joins_base_and_path() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(204)
-
-    result = await vendor(httpx.MockTransport(handler)).json(Request("PUT", "/x/1", json={"a": 1}, params={"q": "z"}))
+    sender = HandlerSender(lambda sent: answer(204))
+    http = VendorHttp("test", sender, "https://vendor.example/api/")
+    result = await http.json(Request("PUT", "/x/1", json={"a": 1}, params={"q": "z"}))
     assert result is None
-    assert str(seen[0].url) == "https://vendor.example/api/x/1?q=z"
+    assert sender.sent[0].url == "https://vendor.example/api/x/1?q=z"
+    assert sender.sent[0].json() == {"a": 1}
 
 
 def test_retry_after_accepts_seconds_and_http_dates_and_defaults_when_missing() -> None:
@@ -105,23 +111,18 @@ def test_the_error_tree() -> None:
 
 
 async def test_a_call_still_unanswered_at_the_sync_deadline_may_have_been_applied() -> None:
-    async def slow(request: httpx.Request) -> httpx.Response:
+    async def slow(sent: Sent) -> Response:
         await asyncio.Event().wait()  # a vendor that never answers
-        return httpx.Response(200)
+        return answer(200)
 
     started = time.monotonic()
     with sync_deadline(0.2), pytest.raises(RetryableError, match="deadline") as caught:
-        await vendor(httpx.MockTransport(slow)).json(Request("POST", "/things"))
+        await vendor(slow).json(Request("POST", "/things"))
     assert caught.value.maybe_applied and time.monotonic() - started < 5
 
 
 async def test_no_call_is_sent_once_the_sync_deadline_has_passed() -> None:
-    sent: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(200)
-
+    sender = HandlerSender(lambda sent: answer(200))
     with sync_deadline(0.0), pytest.raises(RetryableError, match="not sent") as caught:
-        await vendor(httpx.MockTransport(record)).json(Request("GET", "/x"))
-    assert not caught.value.maybe_applied and sent == []
+        await VendorHttp("test", sender, "https://vendor.example/api/").json(Request("GET", "/x"))
+    assert not caught.value.maybe_applied and sender.sent == []

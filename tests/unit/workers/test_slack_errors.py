@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
 from services.workers.errors import PermanentError, RateLimited, RetryableError
@@ -12,6 +11,7 @@ from services.workers.http import Request
 from services.workers.slack.api import slack_error
 from services.workers.slack.settings import SlackSettings
 from services.workers.slack.worker import SlackWorker
+from tests.fakes.sender import HandlerSender, answer
 
 
 def test_ok_true_is_no_error() -> None:
@@ -25,7 +25,7 @@ def test_slack_side_trouble_is_retryable(code: str) -> None:
 
 
 def test_ratelimited_uses_the_retry_after_header() -> None:
-    response = httpx.Response(200, headers={"Retry-After": "12"})
+    response = answer(200, headers={"Retry-After": "12"})
     error = slack_error("chat.update", {"ok": False, "error": "ratelimited"}, response)
     assert isinstance(error, RateLimited) and error.retry_after == 12.0
 
@@ -40,9 +40,8 @@ def test_a_body_that_is_not_an_object_is_permanent() -> None:
 
 
 def slack_answering(status: int, body: Any, headers: dict[str, str] | None = None) -> SlackWorker:
-    transport = httpx.MockTransport(lambda request: httpx.Response(status, json=body, headers=headers))
     settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_CHANNEL": "C1"})
-    return SlackWorker(settings, httpx.AsyncClient(transport=transport))
+    return SlackWorker(settings, HandlerSender(lambda sent: answer(status, body, headers)))
 
 
 async def test_the_worker_raises_what_ok_false_means() -> None:
@@ -60,15 +59,9 @@ async def test_an_http_429_is_rate_limited() -> None:
 
 
 async def test_the_bot_token_is_sent_as_bearer() -> None:
-    seen: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request)
-        return httpx.Response(200, json={"ok": True})
-
+    sender = HandlerSender(lambda sent: answer(200, {"ok": True}))
     settings = SlackSettings.from_env({"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_CHANNEL": "C1"})
-    await SlackWorker(settings, httpx.AsyncClient(transport=httpx.MockTransport(handler))).call(
-        Request("POST", "/chat.update", json={"channel": "C1"})
-    )
+    await SlackWorker(settings, sender).call(Request("POST", "/chat.update", json={"channel": "C1"}))
+    seen = sender.sent
     assert seen[0].headers["authorization"] == "Bearer xoxb-1"
-    assert str(seen[0].url) == "https://slack.com/api/chat.update"
+    assert seen[0].url == "https://slack.com/api/chat.update"

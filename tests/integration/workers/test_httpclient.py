@@ -1,0 +1,231 @@
+"""The workers' HTTP/1.1 client against real sockets: keep-alive, framing, TLS, and what each failure means
+for "may the vendor have applied it"."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import ssl
+import subprocess
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import uvloop
+
+from services.workers.errors import RetryableError
+from services.workers.http import Request, VendorHttp, basic_auth
+from services.workers.httpclient import ConnectFailed, HttpClient, Origin, TransportError
+from tests.support.processes import free_port
+
+Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
+"""Gets the request head and body; writes an answer; returns whether to keep the connection open."""
+
+
+class RawServer:
+    """An HTTP server written by hand, so that each test decides the exact bytes and the closes."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                request = head + (await reader.readexactly(length) if length else b"")
+                self.requests.append(request)
+                if not await self.answer(request, writer):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    @contextlib.asynccontextmanager
+    async def running(self, ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[RawServer]:
+        self.port = free_port()
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=ssl_context)
+        try:
+            yield self
+        finally:
+            self.server.close()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.server.wait_closed(), 2)
+
+    @property
+    def origin(self) -> Origin:
+        return Origin.parse(f"http://127.0.0.1:{self.port}/api")
+
+
+def json_answer(body: bytes = b'{"ok": true}', extra: bytes = b"") -> Answer:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % len(body))
+        writer.write(extra + b"\r\n" + body)
+        await writer.drain()
+        return True
+
+    return answer
+
+
+async def test_connections_are_kept_alive_and_reused() -> None:
+    async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+        for _ in range(5):
+            response = await client.request("GET", server.origin, "/api/x")
+            assert response.status_code == 200 and response.json() == {"ok": True}
+    assert server.connections == 1 and len(server.requests) == 5
+
+
+def test_the_client_works_on_uvloop_as_the_workers_run_it() -> None:
+    async def requests() -> int:
+        async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+            for _ in range(3):
+                assert (await client.request("GET", server.origin, "/api/x")).json() == {"ok": True}
+        return server.connections
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        assert runner.run(requests()) == 1
+
+
+async def test_the_request_carries_host_headers_and_a_json_body() -> None:
+    async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+        http = VendorHttp(
+            "test", client, f"http://127.0.0.1:{server.port}/api/", authorization=basic_auth("me@x.io", "t0k")
+        )
+        await http.json(Request("POST", "/issue", json={"summary": "ünïcode"}, params={"a": "b c"}))
+    head, _, body = server.requests[0].partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    assert lines[0] == "POST /api/issue?a=b+c HTTP/1.1"
+    assert f"Host: 127.0.0.1:{server.port}" in lines
+    assert "Authorization: Basic bWVAeC5pbzp0MGs=" in lines
+    assert "Content-Type: application/json" in lines and f"Content-Length: {len(body)}" in lines
+    assert body.decode() == '{"summary":"ünïcode"}'
+
+
+async def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
+    async def chunked(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(
+            b'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n: 1\r\n1\r\n}\r\n0\r\n\r\n'
+        )
+        return True
+
+    async def until_close(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b'{"b": 2}')
+        await writer.drain()
+        return False
+
+    async with HttpClient(timeout=5) as client:
+        async with RawServer(chunked).running() as server:
+            assert (await client.request("GET", server.origin, "/")).json() == {"a": 1}
+        async with RawServer(until_close).running() as server:
+            assert (await client.request("GET", server.origin, "/")).json() == {"b": 2}
+            assert (await client.request("GET", server.origin, "/")).json() == {"b": 2}
+            assert server.connections == 2  # "Connection: close" is never reused
+
+
+async def test_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    async def once(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await json_answer()(request, writer)
+        return False  # closes without saying so
+
+    async with RawServer(once).running() as server, HttpClient(timeout=5) as client:
+        await client.request("GET", server.origin, "/")
+
+        async def closed() -> None:
+            while not all(c.closed for c in client._open):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(closed(), 5)
+        assert (await client.request("GET", server.origin, "/")).status_code == 200
+    assert server.connections == 2
+
+
+async def test_a_refused_connection_surely_sent_nothing() -> None:
+    origin = Origin.parse(f"http://127.0.0.1:{free_port()}")
+    async with HttpClient(timeout=5) as client:
+        with pytest.raises(ConnectFailed):
+            await client.request("POST", origin, "/")
+        http = VendorHttp("test", client, origin.url("/"))
+        with pytest.raises(RetryableError) as caught:
+            await http.send(Request("POST", "/issue", json={}))
+    assert not caught.value.maybe_applied
+
+
+async def test_a_server_that_hangs_up_after_reading_may_have_applied_the_call() -> None:
+    async def hang_up(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        return False
+
+    async with RawServer(hang_up).running() as server, HttpClient(timeout=5) as client:
+        with pytest.raises(TransportError) as raw:
+            await client.request("POST", server.origin, "/", body=b"{}")
+        assert raw.value.sent
+        http = VendorHttp("test", client, server.origin.url("/"))
+        with pytest.raises(RetryableError) as caught:
+            await http.send(Request("POST", "/issue", json={}))
+    assert caught.value.maybe_applied
+
+
+async def test_no_answer_within_the_timeout_may_have_been_applied_and_frees_the_connection() -> None:
+    async def silent(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        await asyncio.sleep(30)
+        return False
+
+    async with RawServer(silent).running() as server, HttpClient(timeout=0.3) as client:
+        http = VendorHttp("test", client, server.origin.url("/"))
+        with pytest.raises(RetryableError, match="no complete answer") as caught:
+            await http.send(Request("POST", "/issue", json={}))
+        assert caught.value.maybe_applied
+        assert client._open == set()
+
+
+async def test_a_malformed_answer_is_a_transport_error() -> None:
+    async def garbage(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"SMTP ready\r\n\r\n")
+        return True
+
+    async with RawServer(garbage).running() as server, HttpClient(timeout=5) as client:
+        with pytest.raises(TransportError):
+            await client.request("GET", server.origin, "/")
+
+
+async def test_header_values_cannot_inject_lines() -> None:
+    async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+        with pytest.raises(ValueError, match="forbidden"):
+            await client.request("GET", server.origin, "/", headers=[("X-Token", "a\r\nX-Evil: 1")])
+    assert server.requests == []
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    assert openssl, "openssl is installed by .ci/run"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) -> None:
+    cert, key = certificate
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    async with RawServer(json_answer()).running(server_context) as server:
+        origin = Origin.parse(f"https://localhost:{server.port}/api")
+        trusting = ssl.create_default_context(cafile=str(cert))
+        async with HttpClient(timeout=5, ssl_context=trusting) as client:
+            assert (await client.request("GET", origin, "/api/x")).json() == {"ok": True}
+        async with HttpClient(timeout=5) as client:  # the system's CAs don't know this certificate
+            with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
+                await client.request("GET", origin, "/api/x")
