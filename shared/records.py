@@ -11,7 +11,7 @@ import msgspec
 PendingOp = Literal["create", "comment", "note", "state"]
 
 
-class ExternalRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class ExternalRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Where the incident lives outside: Jira issue id+key, Zendesk ticket id, Slack channel+ts."""
 
     id: str
@@ -24,14 +24,14 @@ class ExternalRef(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     """Where a person opens it: Jira browse URL, Zendesk agent URL, Slack archive link."""
 
 
-class Lease(msgspec.Struct, frozen=True, kw_only=True):
+class Lease(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Which replica may touch the outside system for this incident, until when (unix seconds)."""
 
     owner: str
     expires: float
 
 
-class Pending(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Pending(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """Written before a call that is unsafe to repeat, cleared once its result is recorded."""
 
     op: PendingOp
@@ -43,8 +43,12 @@ class Pending(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """For a comment: its 1-based position in the incident's comments."""
 
 
-class IncidentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """What this worker has already done outside for one incident."""
+class IncidentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """What this worker has already done outside for one incident.
+
+    `gc=False` here and in the parts: records form no reference cycles, and a replica keeps thousands of
+    them (its cache; a dry run's whole store), which the collector would otherwise walk on every full pass.
+    """
 
     incident_id: int
     ref: ExternalRef | None = None

@@ -16,6 +16,7 @@ import uvicorn
 from services.api.app import build_components, create_app
 from services.api.live import LiveFeed
 from services.api.settings import ApiSettings
+from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
 
 
@@ -48,6 +49,7 @@ def main() -> None:
     # uvicorn drains, then re-raises the signal it caught: ending here makes that a clean exit (0).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
+    freeze_startup_objects()
     ApiServer(config, components.live).run()
 
 

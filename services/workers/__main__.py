@@ -12,6 +12,7 @@ from services.workers.app import serve
 from services.workers.registry import UnknownWorkerError, known_workers, load_worker
 from services.workers.settings import ServiceSettings
 from shared.config import ConfigError
+from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
 
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(f"worker-{args.name}", json=settings.log_json, level=settings.log_level)
+    freeze_startup_objects()
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:
             runner.run(serve(factory, os.environ, settings))
