@@ -1,8 +1,8 @@
 """The deadline of one sync: every outside call made during it ends by then, however slowly a vendor answers.
 
-httpx's timeouts bound each read, not a whole answer: a vendor that trickles a byte at a time keeps a
-request open forever. The processor opens a deadline around each sync; the HTTP seam bounds each call
-by what is left of it.
+Each call's answer must be whole within WORKER_HTTP_TIMEOUT_SECONDS, but a sync makes several calls, and a
+vendor that trickles a byte at a time would stretch them all. The processor opens a deadline around each
+sync; the HTTP seam bounds each call by what is left of it.
 """
 
 from __future__ import annotations

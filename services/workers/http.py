@@ -18,6 +18,7 @@ from services.workers.deadline import time_left
 from services.workers.errors import PermanentError, RateLimited, RetryableError, Wait
 from services.workers.fence import check_fence
 from services.workers.httpclient import ConnectFailed, Origin, Response, TransportError
+from shared.config import ConfigError
 
 log = structlog.get_logger(__name__)
 
@@ -111,7 +112,10 @@ class VendorHttp:
     ) -> None:
         self.vendor = vendor
         self.client = client
-        self.origin = Origin.parse(base_url)
+        try:
+            self.origin = Origin.parse(base_url)
+        except ValueError as exc:
+            raise ConfigError(f"{vendor}: {exc}") from exc
         fixed = dict(headers or {})
         if authorization is not None:
             fixed["Authorization"] = authorization

@@ -13,6 +13,7 @@ from services.workers.deadline import sync_deadline
 from services.workers.errors import PermanentError, RateLimited, RetryableError, WorkerError
 from services.workers.http import Request, VendorHttp, parse_retry_after
 from services.workers.httpclient import ConnectFailed, Response, TransportError
+from shared.config import ConfigError
 from tests.fakes.sender import Handler, HandlerSender, Sent, answer
 
 
@@ -126,3 +127,8 @@ async def test_no_call_is_sent_once_the_sync_deadline_has_passed() -> None:
     with sync_deadline(0.0), pytest.raises(RetryableError, match="not sent") as caught:
         await VendorHttp("test", sender, "https://vendor.example/api/").json(Request("GET", "/x"))
     assert not caught.value.maybe_applied and sender.sent == []
+
+
+def test_a_base_url_without_a_host_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match="not an http"):
+        VendorHttp("test", HandlerSender(lambda sent: answer(200)), "https://")
