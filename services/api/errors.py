@@ -12,9 +12,9 @@ from litestar.exceptions import HTTPException, ValidationException
 from services.api.db import UNAVAILABLE_ERRORS
 from services.api.domain import DomainError, IncidentDeleted
 from services.api.eventhandler_client import EventHandlerError, EventHandlerUnavailable
+from services.api.events import EventTooLarge
 from services.api.repository import (
     DedupKeyInUse,
-    EventTooLarge,
     IdempotencyMismatch,
     NotFound,
     PreconditionFailed,

@@ -15,12 +15,11 @@ import structlog
 from services.api.bulk import INCIDENT_COLUMNS, insert_rows
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
-from services.api.events import Origin, cloud_event
+from services.api.events import EventRecorder, EventTooLarge
 from services.api.groupcommit import GroupCommit
 from services.api.outbox import OutboxRow
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
-from shared.events import encode_event, utcnow
-from shared.relay import MAX_EVENT_BYTES
+from shared.events import utcnow
 
 MAX_CAS_ATTEMPTS = 8
 MAX_GROUP_COMMIT = 256
@@ -75,16 +74,6 @@ class IdempotencyMismatch(ValueError):
     """An Idempotency-Key was reused for a different request."""
 
 
-class EventTooLarge(ValueError):
-    """The change's event would not fit in one request to the event handler: nothing is written."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(
-            f"the incident would be too large to deliver: its event is {size} bytes, at most {MAX_EVENT_BYTES}"
-        )
-        self.size = size
-
-
 @dataclass(frozen=True, slots=True)
 class StoredResponse:
     status_code: int
@@ -124,12 +113,14 @@ class TimelineEntry:
 
 @runtime_checkable
 class IncidentRepository(Protocol):
-    async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident: ...
+    async def add(
+        self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None
+    ) -> Incident: ...
     async def change(
         self,
         incident_id: int,
         mutate: Callable[[Incident], None],
-        origin: Origin,
+        recorder: EventRecorder,
         *,
         expected_version: int | None = None,
         claim: IdempotencyClaim | None = None,
@@ -154,7 +145,7 @@ def fingerprint(*parts: bytes | str) -> str:
 @dataclass(slots=True)
 class NewIncident:
     incident: Incident
-    origin: Origin
+    recorder: EventRecorder
     claim: IdempotencyClaim | None
     event_ids: list[str] = field(default_factory=list)
 
@@ -178,9 +169,9 @@ class SqlIncidentRepository:
         self.on_created = on_created
         self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=max_group)
 
-    async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
-        """Store a new incident; concurrent creates share one transaction (group commit)."""
-        new = NewIncident(incident, origin, claim)
+    async def add(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None) -> Incident:
+        """Store a new incident and its events; concurrent creates share one transaction (group commit)."""
+        new = NewIncident(incident, recorder, claim)
         await self.creates.submit(new)
         structlog.contextvars.bind_contextvars(incident_id=incident.id, event_ids=new.event_ids)
         return incident
@@ -193,7 +184,7 @@ class SqlIncidentRepository:
             for new in group:
                 new.incident.id = None
             if len(group) == 1:
-                return [await _outcome(self._add_one(group[0].incident, group[0].origin, group[0].claim))]
+                return [await _outcome(self._add_one(group[0].incident, group[0].recorder, group[0].claim))]
             # One of them can't be stored: each alone, so only that one fails.
         else:
             if self.on_created is not None:
@@ -201,7 +192,7 @@ class SqlIncidentRepository:
             else:
                 self.on_commit()
             return [new.incident for new in group]
-        return [await _outcome(self._add_one(new.incident, new.origin, new.claim)) for new in group]
+        return [await _outcome(self._add_one(new.incident, new.recorder, new.claim)) for new in group]
 
     async def _insert_group(self, group: list[NewIncident]) -> list[OutboxRow]:
         """One multi-row insert per table for the whole group, inside the caller's transaction."""
@@ -225,7 +216,7 @@ class SqlIncidentRepository:
                 [incident_id, position, body, to_micros(incident.updated_at or change_time)]
                 for position, body in enumerate(incident.comments)
             ]
-            for row in self._event_rows(incident, new.origin):
+            for row in self._event_rows(incident, new.recorder):
                 event_rows.append(row)
                 incident_of_event.append(incident_id)
                 owner.append(index)
@@ -252,28 +243,26 @@ class SqlIncidentRepository:
         return handed
 
     @staticmethod
-    def _event_rows(incident: Incident, origin: Origin) -> list[list[Any]]:
-        assert incident.id is not None and incident.created_at is not None
-        rows = []
-        for change in incident.changes:
-            event = cloud_event(incident.id, incident.created_at, change, origin)
-            payload = _fitting(encode_event(event)).decode()
-            rows.append(
-                [
-                    event.id,
-                    incident.id,
-                    change.version,
-                    change.type.value,
-                    origin.actor[:128],
-                    origin.request_id,
-                    change.comment,
-                    payload,
-                    to_micros(change.at),
-                ]
-            )
-        return rows
+    def _event_rows(incident: Incident, recorder: EventRecorder) -> list[list[Any]]:
+        assert incident.id is not None
+        return [
+            [
+                e.id,
+                incident.id,
+                e.version,
+                e.type,
+                e.actor,
+                e.request_id,
+                e.comment,
+                e.payload.decode(),
+                to_micros(e.at),
+            ]
+            for e in recorder.events(incident)
+        ]
 
-    async def _add_one(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
+    async def _add_one(
+        self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None
+    ) -> Incident:
         assert incident.created_at is not None and incident.updated_at is not None
         database = self.db.database
         try:
@@ -282,7 +271,7 @@ class SqlIncidentRepository:
                     incident.id = await database.execute(INSERT_INCIDENT, _incident_columns(incident))
                 except DUPLICATE_KEY_ERRORS:
                     raise DedupKeyInUse(_in_use(incident)) from None
-                await self._write_changes(incident, origin, first_comment=0)
+                await self._write_changes(incident, recorder, first_comment=0)
                 await self._store_response(incident, claim)
         except DUPLICATE_KEY_ERRORS:
             if claim is None:
@@ -295,7 +284,7 @@ class SqlIncidentRepository:
         self,
         incident_id: int,
         mutate: Callable[[Incident], None],
-        origin: Origin,
+        recorder: EventRecorder,
         *,
         expected_version: int | None = None,
         claim: IdempotencyClaim | None = None,
@@ -312,7 +301,7 @@ class SqlIncidentRepository:
                     mutate(incident)
                     if incident.changes:
                         await self._save(incident, loaded_version)
-                        await self._write_changes(incident, origin, first_comment=loaded_comments)
+                        await self._write_changes(incident, recorder, first_comment=loaded_comments)
                     await self._store_response(incident, claim)
             except _Stale:
                 continue
@@ -465,7 +454,7 @@ class SqlIncidentRepository:
         if await self.db.affected_rows() != 1:
             raise _Stale()
 
-    async def _write_changes(self, incident: Incident, origin: Origin, *, first_comment: int) -> None:
+    async def _write_changes(self, incident: Incident, recorder: EventRecorder, *, first_comment: int) -> None:
         assert incident.id is not None and incident.created_at is not None
         database = self.db.database
         for position, body in enumerate(incident.comments[first_comment:], start=first_comment):
@@ -479,21 +468,20 @@ class SqlIncidentRepository:
                 },
             )
         event_ids = []
-        for change in incident.changes:
-            event = cloud_event(incident.id, incident.created_at, change, origin)
+        for event in recorder.events(incident):
             event_ids.append(event.id)
-            at = to_micros(change.at)
+            at = to_micros(event.at)
             event_row_id = await database.execute(
                 INSERT_EVENT,
                 {
                     "event_id": event.id,
                     "incident_id": incident.id,
-                    "version": change.version,
-                    "type": change.type.value,
-                    "actor": origin.actor[:128],
-                    "request_id": origin.request_id,
-                    "comment": change.comment,
-                    "payload": _fitting(encode_event(event)).decode(),
+                    "version": event.version,
+                    "type": event.type,
+                    "actor": event.actor,
+                    "request_id": event.request_id,
+                    "comment": event.comment,
+                    "payload": event.payload.decode(),
                     "created_at": at,
                 },
             )
@@ -538,12 +526,6 @@ async def _outcome(write: Awaitable[Incident]) -> Incident | BaseException:
 
 class _Stale(Exception):
     """The version check of an UPDATE matched no row: reload and try again."""
-
-
-def _fitting(payload: bytes) -> bytes:
-    if len(payload) > MAX_EVENT_BYTES:
-        raise EventTooLarge(len(payload))
-    return payload
 
 
 def _incident(row: Any, comments: list[str]) -> Incident:

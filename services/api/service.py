@@ -1,4 +1,5 @@
-"""The service layer between the routes and the repository: opens and changes incidents, owns idempotency.
+"""The service layer between the routes and the repository: opens and changes incidents, builds their
+CloudEvents (`EventRecorder`), owns idempotency.
 
 Routes turn HTTP into calls here and an `Answer` back into HTTP; the repository only stores. A retry with
 the same Idempotency-Key gets the first answer, stored in the same transaction as the change.
@@ -14,7 +15,7 @@ from typing import Any
 import msgspec
 
 from services.api.domain import AlertFields, Incident
-from services.api.events import Origin
+from services.api.events import EventRecorder, Origin
 from services.api.repository import IdempotencyClaim, IncidentRepository, Replayed, StoredResponse
 from services.api.schemas import Created, StatusResponse
 from shared.events import utcnow
@@ -52,7 +53,7 @@ class IncidentService:
         def render(created: Incident) -> StoredResponse:
             return _json(200, Created(status="INCIDENT CREATED", id=str(created.id)))
 
-        return await self._once(key, render, lambda claim: self.repo.add(incident, origin, claim))
+        return await self._once(key, render, lambda claim: self.repo.add(incident, EventRecorder(origin), claim))
 
     async def change(
         self,
@@ -68,7 +69,11 @@ class IncidentService:
 
         async def write(claim: IdempotencyClaim | None) -> Incident:
             return await self.repo.change(
-                incident_id, lambda i: action(i, self.clock()), origin, expected_version=expected_version, claim=claim
+                incident_id,
+                lambda i: action(i, self.clock()),
+                EventRecorder(origin),
+                expected_version=expected_version,
+                claim=claim,
             )
 
         def render(_: Incident) -> StoredResponse:

@@ -129,9 +129,7 @@ class WebhookStore:
         raise WebhookConflict("the webhook changed too often; try again")
 
     async def rotate(self, endpoint_id: str, new_secret: str) -> Endpoint:
-        return await self.change(
-            endpoint_id, lambda e: rotate(e, new_secret, datetime.now(UTC), self.secret_overlap)
-        )
+        return await self.change(endpoint_id, lambda e: rotate(e, new_secret, datetime.now(UTC), self.secret_overlap))
 
     async def delete(self, endpoint_id: str) -> None:
         await self.get(endpoint_id)

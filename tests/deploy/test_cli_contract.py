@@ -8,11 +8,11 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-import httpx
 import pytest
 
 from services.api.settings import ApiSettings
 from services.eventhandler.settings import Settings as EventHandlerSettings
+from services.workers.httpclient import HttpClient
 from services.workers.registry import known_workers, load_worker
 from services.workers.settings import ServiceSettings
 from services.workers.webhooks.settings import WebhookSettings
@@ -156,7 +156,7 @@ async def test_worker_settings_accept_the_manifest(objects: list[Obj], worker: s
     assert settings.health_host == "0.0.0.0"
     assert settings.health_port == port_named(container, "health") == spec.probes["readiness"][1]
     assert settings.nats.user == worker and len(settings.nats.servers) == 3
-    async with httpx.AsyncClient() as client:
+    async with HttpClient(timeout=5) as client:
         built = load_worker(worker).from_env(spec.env, client)
         assert built.dry_run, "the base config has no vendor credentials: the worker runs dry"
 

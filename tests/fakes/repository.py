@@ -8,7 +8,7 @@ from datetime import datetime
 
 from services.api.db import to_micros
 from services.api.domain import Incident
-from services.api.events import Origin, cloud_event
+from services.api.events import EventRecorder
 from services.api.repository import (
     DedupKeyInUse,
     IdempotencyClaim,
@@ -20,7 +20,7 @@ from services.api.repository import (
     StoredResponse,
     TimelineEntry,
 )
-from shared.events import CloudEvent
+from shared.events import CloudEvent, decode_event
 
 
 class InMemoryIncidentRepository:
@@ -32,20 +32,20 @@ class InMemoryIncidentRepository:
         self.answers: dict[str, tuple[str, StoredResponse]] = {}
         self._timeline: dict[int, list[TimelineEntry]] = {}
 
-    async def add(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None = None) -> Incident:
+    async def add(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None) -> Incident:
         self._check_claim(claim)
         key = incident.open_dedup_key
         if key is not None and any(i.open_dedup_key == key for i in self.incidents.values()):
             raise DedupKeyInUse(f"another open incident has dedup_key {key!r}")
         incident.id = max(self.incidents, default=0) + 1
-        self._commit(incident, origin, claim)
+        self._commit(incident, recorder, claim)
         return incident
 
     async def change(
         self,
         incident_id: int,
         mutate: Callable[[Incident], None],
-        origin: Origin,
+        recorder: EventRecorder,
         *,
         expected_version: int | None = None,
         claim: IdempotencyClaim | None = None,
@@ -61,7 +61,7 @@ class InMemoryIncidentRepository:
         key = incident.open_dedup_key
         if key is not None and any(i.open_dedup_key == key for i in self.incidents.values() if i.id != incident_id):
             raise DedupKeyInUse(f"another open incident has dedup_key {key!r}")
-        self._commit(incident, origin, claim)
+        self._commit(incident, recorder, claim)
         return incident
 
     async def get(self, incident_id: int) -> Incident | None:
@@ -119,21 +119,21 @@ class InMemoryIncidentRepository:
         if claim is not None and claim.key in self.answers:
             raise Replayed()
 
-    def _commit(self, incident: Incident, origin: Origin, claim: IdempotencyClaim | None) -> None:
+    def _commit(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None) -> None:
         """What one SQL transaction writes: the incident, its events (the outbox) and the stored answer."""
-        assert incident.id is not None and incident.created_at is not None
-        for change in incident.changes:
-            event = cloud_event(incident.id, incident.created_at, change, origin)
-            self.events.append(event)
+        assert incident.id is not None
+        recorded = recorder.events(incident)  # may refuse (EventTooLarge) before anything is stored
+        for event in recorded:
+            self.events.append(decode_event(event.payload))
             self._timeline.setdefault(incident.id, []).append(
                 TimelineEntry(
-                    to_micros(change.at),
-                    change.type.value,
-                    change.version,
-                    origin.actor,
+                    to_micros(event.at),
+                    event.type,
+                    event.version,
+                    event.actor,
                     event.id,
-                    origin.request_id,
-                    change.comment,
+                    event.request_id,
+                    event.comment,
                 )
             )
         if claim is not None:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 import structlog
 
 from services.api.domain import AlertFields, Incident
-from services.api.events import Origin
+from services.api.events import EventRecorder, Origin
 from services.api.intake import alertmanager
 from services.api.repository import DedupKeyInUse, IncidentRepository, NotFound, VersionConflict
 from services.api.settings import ALERTMANAGER_INTEGRATION
@@ -54,7 +54,7 @@ class AlertIntake:
             incident.firing, incident.alert_count, incident.last_alert_at = firing, 1, now
             incident.integration = integration
             try:
-                await self.repo.add(incident, origin)
+                await self.repo.add(incident, EventRecorder(origin))
             except DedupKeyInUse:
                 continue  # another trigger opened it first: count ours on it
             log.info("incident opened from an alert", incident_id=incident.id, dedup_key=key)
@@ -74,7 +74,7 @@ class AlertIntake:
                 action(incident, self.clock())
 
             try:
-                changed = await self.repo.change(incident_id, mutate, origin)
+                changed = await self.repo.change(incident_id, mutate, EventRecorder(origin))
             except (_Moved, NotFound):
                 continue
             return Outcome(incident_id, changed=bool(changed.changes))
@@ -117,7 +117,7 @@ class AlertIntake:
                 incident.resolve_when_quiet(quiet_since, self.clock())
 
             try:
-                changed = await self.repo.change(incident_id, quiet, origin)
+                changed = await self.repo.change(incident_id, quiet, EventRecorder(origin))
             except NotFound:
                 continue  # deleted meanwhile
             if changed.changes:

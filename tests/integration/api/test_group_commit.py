@@ -9,11 +9,10 @@ import sqlalchemy as sa
 
 from services.api.db import Db
 from services.api.domain import AlertFields, Incident
-from services.api.events import Origin
+from services.api.events import EventRecorder, EventTooLarge, Origin
 from services.api.repository import (
     MAX_GROUP_COMMIT,
     DedupKeyInUse,
-    EventTooLarge,
     IdempotencyClaim,
     Replayed,
     SqlIncidentRepository,
@@ -22,6 +21,8 @@ from services.api.repository import (
 from services.api.tables import idempotency_keys, incident_events, incidents, outbox
 from shared.events import utcnow
 from shared.relay import MAX_EVENT_BYTES
+
+RECORDER = EventRecorder(Origin())
 
 
 class CountingRepository(SqlIncidentRepository):
@@ -48,7 +49,7 @@ def _render(incident: Incident) -> StoredResponse:
 async def test_concurrent_creates_share_a_transaction_and_each_gets_its_rows(repo: CountingRepository) -> None:
     await repo.db.connect()
     try:
-        created = await asyncio.gather(*[repo.add(Incident.open(f"m{i}", utcnow()), Origin()) for i in range(300)])
+        created = await asyncio.gather(*[repo.add(Incident.open(f"m{i}", utcnow()), RECORDER) for i in range(300)])
         ids = [incident.id for incident in created]
         assert len(set(ids)) == 300 and all(ids)
         assert max(repo.groups) > 1, "concurrent creates should have been grouped"
@@ -69,13 +70,13 @@ async def test_concurrent_creates_share_a_transaction_and_each_gets_its_rows(rep
 async def test_a_failing_create_does_not_fail_its_group(repo: CountingRepository) -> None:
     await repo.db.connect()
     try:
-        await repo.add(Incident.open("first", utcnow(), AlertFields(dedup_key="disk")), Origin())
-        await repo.add(Incident.open("keyed", utcnow()), Origin(), IdempotencyClaim("key-1", "fp", _render))
+        await repo.add(Incident.open("first", utcnow(), AlertFields(dedup_key="disk")), RECORDER)
+        await repo.add(Incident.open("keyed", utcnow()), RECORDER, IdempotencyClaim("key-1", "fp", _render))
         repo.groups.clear()
-        writes = [repo.add(Incident.open(f"ok{i}", utcnow()), Origin()) for i in range(20)]
-        writes.insert(5, repo.add(Incident.open("dup", utcnow(), AlertFields(dedup_key="disk")), Origin()))
-        writes.insert(9, repo.add(Incident.open("again", utcnow()), Origin(), IdempotencyClaim("key-1", "fp", _render)))
-        writes.insert(12, repo.add(_too_large(), Origin()))
+        writes = [repo.add(Incident.open(f"ok{i}", utcnow()), RECORDER) for i in range(20)]
+        writes.insert(5, repo.add(Incident.open("dup", utcnow(), AlertFields(dedup_key="disk")), RECORDER))
+        writes.insert(9, repo.add(Incident.open("again", utcnow()), RECORDER, IdempotencyClaim("key-1", "fp", _render)))
+        writes.insert(12, repo.add(_too_large(), RECORDER))
         outcomes = await asyncio.gather(*writes, return_exceptions=True)
         assert repo.groups and repo.groups[0] > 1
         assert isinstance(outcomes[5], DedupKeyInUse)
