@@ -83,6 +83,14 @@ class Probe:
         }
         return Backlog(int(row[0]), int(row[1]), int(stream.state.messages), consumers)
 
+    async def incident_ids(self, message: str) -> tuple[int, int]:
+        """The lowest and highest id of the incidents opened with `message`."""
+        assert self._conn is not None
+        async with self._conn.cursor() as cur:
+            await cur.execute("SELECT MIN(id), MAX(id) FROM incidents WHERE message = %s", (message,))
+            row = await cur.fetchone()
+        return int(row[0]), int(row[1])
+
     async def wait_drained(self, since: float, timeout: float) -> CatchUp:
         """Poll until drained; `since` is the load's end (time.time()). Returns the catch-up time."""
         first = await self.backlog()

@@ -171,6 +171,22 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append((f"  commit → {worker} ack p50 / p99{acked}", _delivery(d), "p99 < 50 ms", ""))
     rows.append(("  worst e2e p99 at half rate", _n(t_p99["value"], " ms", 1), "< 50 ms", _met(t_p99["met"])))
     rows.append(("  catch-up after the load (half rate)", _n(load["catch_up"]["seconds"], " s", 2), "", ""))
+    changes = results.get("changes")
+    if changes:
+        rows.append(
+            (
+                f"API POST /incident/{{id}}/comments (wrk -c{c}, {changes['incidents']:,} incidents)",
+                f"{_n(changes['rps'])} req/s",
+                "",
+                "",
+            )
+        )
+        rows.append(("  latency p50 / p90 / p99", _lat(changes), "", ""))
+        rows.append(("  non-2xx / socket errors", f"{changes['non_2xx']} / {changes['socket_errors']}", "", ""))
+        rows.append(("  catch-up after the load", _n(changes["catch_up"]["seconds"], " s", 2), "", ""))
+        total = sum(changes["cpu_s"].values()) * 1000 / (changes["requests"] or 1)
+        api_ms = changes["cpu_s"].get("api", 0.0) * 1000 / (changes["requests"] or 1)
+        rows.append(("  CPU per change, all processes (API)", f"{total:.2f} ms ({api_ms:.2f} ms)", "", ""))
     for name, used in res["processes"].items():
         max_cpu = res["cpu_s_max_rate_phase"].get(name)
         half_cpu = res["cpu_s_half_rate_phase"].get(name)

@@ -23,6 +23,7 @@ from scripts.bench.delivery import measure
 from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, warm_up
+from scripts.bench.phase_changes import run_changes_phase
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
 from scripts.bench.phase_vendor import VendorPhase, run_vendor_phase
 from scripts.bench.phase_vendor import render as render_vendor
@@ -135,10 +136,18 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         say(f"  p99 {rate.load.p99_ms} ms, caught up {rate.catch_up.seconds}s after the load")
         await asyncio.sleep(0.2)  # let the last log lines reach the files
         delivery = await measure(probe.js, services.log_paths, {"max_rate": MAX_MESSAGE, "half_rate": HALF_MESSAGE})
+        ids = await probe.incident_ids(MAX_MESSAGE)
+        say(
+            f"changes: POST /incident/{{id}}/comments on {ids[1] - ids[0] + 1} incidents "
+            f"with wrk for {options.duration:g}s"
+        )
+        changes = await run_changes_phase(services.api_url, ids, options, workdir, children, probe, pids)
+        say(f"  {changes.wrk.rps:.0f} req/s, caught up {changes.catch_up.seconds}s after the load")
     finally:
         await probe.close()
     used = resources(pids)
     results["api"] = api.as_dict()
+    results["changes"] = changes.as_dict()
     results["end_to_end"] = {
         "method": "CloudEvent `time` (set in the API as it commits) to the worker's JSON log line `event applied` "
         "(written right after msg.ack(), with event_id and a microsecond timestamp); same clock, same machine. "

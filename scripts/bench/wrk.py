@@ -36,6 +36,15 @@ end
 """
 
 
+# Instead of one fixed request: a comment on a random incident among those the API phase created.
+_RANDOM_COMMENT = """
+local lo, hi = %(lo)d, %(hi)d
+request = function()
+  return wrk.format(nil, "/incident/" .. math.random(lo, hi) .. "/comments", nil, wrk.body)
+end
+"""
+
+
 class WrkMissing(RuntimeError):
     pass
 
@@ -77,9 +86,12 @@ class WrkResult:
         return asdict(self)
 
 
-def lua_script(folder: Path, body: str) -> Path:
-    path = folder / "post.lua"
-    path.write_text(_LUA % {"body": json.dumps(body), "marker": MARKER})
+def lua_script(folder: Path, body: str, comment_on: tuple[int, int] | None = None) -> Path:
+    path = folder / ("post.lua" if comment_on is None else "comment.lua")
+    text = _LUA % {"body": json.dumps(body), "marker": MARKER}
+    if comment_on is not None:
+        text += _RANDOM_COMMENT % {"lo": comment_on[0], "hi": comment_on[1]}
+    path.write_text(text)
     return path
 
 
@@ -119,9 +131,11 @@ async def run_wrk(
     workdir: Path,
     children: Children,
     label: str,
+    comment_on: tuple[int, int] | None = None,
 ) -> WrkResult:
-    """wrk -c connections for `duration` seconds against `url`, POSTing `body`."""
-    script = lua_script(workdir, body)
+    """wrk -c connections for `duration` seconds against `url`, POSTing `body` (to `url`, or as a comment on
+    a random incident with an id in `comment_on`)."""
+    script = lua_script(workdir, body, comment_on)
     argv = [
         wrk_binary(),
         f"-t{threads}",

@@ -51,14 +51,41 @@ _TABLES = {
 }
 
 
+# One statement stays under SQLite's bound-variable limit (32,766) and far under MariaDB's max_allowed_packet
+# (16 MiB by default): a change's event carries the whole incident, up to 1 MiB with many comments.
+MAX_STATEMENT_VALUES = 30_000
+MAX_STATEMENT_BYTES = 4 * 1024 * 1024
+
+
+def _chunks(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
+    chunks: list[Sequence[Sequence[Any]]] = []
+    start, values, size = 0, 0, 0
+    for index, row in enumerate(rows):
+        row_size = sum(len(v) for v in row if isinstance(v, str | bytes)) + 8 * len(row)
+        if index > start and (values + len(row) > MAX_STATEMENT_VALUES or size + row_size > MAX_STATEMENT_BYTES):
+            chunks.append(rows[start:index])
+            start, values, size = index, 0, 0
+        values += len(row)
+        size += row_size
+    chunks.append(rows[start:])
+    return chunks
+
+
 async def insert_rows(db: Db, table: str, rows: Sequence[Sequence[Any]], *, returning_ids: bool = False) -> list[int]:
-    """Insert `rows` in one statement inside the current transaction; the new ids in insertion order.
+    """Insert `rows` inside the current transaction, in as few statements as the limits allow; the new ids
+    in insertion order.
 
     Both MariaDB (≥ 10.5) and SQLite (≥ 3.35) take `INSERT ... RETURNING`. Auto-increment ids grow within
-    one statement, so sorting the returned ids gives them in the order of the VALUES list.
+    one statement and from one statement to the next, so sorting the returned ids of each statement gives
+    them in the order of the rows.
     """
-    if not rows:
-        return []
+    found: list[int] = []
+    for chunk in _chunks(rows) if rows else []:
+        found += await _insert(db, table, chunk, returning_ids)
+    return found
+
+
+async def _insert(db: Db, table: str, rows: Sequence[Sequence[Any]], returning_ids: bool) -> list[int]:
     columns = _TABLES[table]  # only our own table and column names are ever put into the SQL
     mark = "?" if db.is_sqlite else "%s"
     one = "(" + ",".join([mark] * len(columns)) + ")"

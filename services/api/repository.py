@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +151,16 @@ class NewIncident:
     event_ids: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class IncidentChange:
+    incident_id: int
+    mutate: Callable[[Incident], None]
+    recorder: EventRecorder
+    expected_version: int | None
+    claim: IdempotencyClaim | None
+    event_ids: list[str] = field(default_factory=list)
+
+
 # A group falls back to one transaction per create when one of them can't be stored; those errors are its own.
 GROUP_FALLBACK: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, EventTooLarge)
 ONE_FAILS: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, DedupKeyInUse, Replayed, EventTooLarge)
@@ -168,6 +179,7 @@ class SqlIncidentRepository:
         self.on_commit = on_commit
         self.on_created = on_created
         self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=max_group)
+        self.changes: GroupCommit[IncidentChange, Incident] = GroupCommit(self._change_group, max_batch=max_group)
 
     async def add(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None) -> Incident:
         """Store a new incident and its events; concurrent creates share one transaction (group commit)."""
@@ -184,7 +196,7 @@ class SqlIncidentRepository:
             for new in group:
                 new.incident.id = None
             if len(group) == 1:
-                return [await _outcome(self._add_one(group[0].incident, group[0].recorder, group[0].claim))]
+                return [await _outcome(self._add_one(group[0]))]
             # One of them can't be stored: each alone, so only that one fails.
         else:
             if self.on_created is not None:
@@ -192,7 +204,7 @@ class SqlIncidentRepository:
             else:
                 self.on_commit()
             return [new.incident for new in group]
-        return [await _outcome(self._add_one(new.incident, new.recorder, new.claim)) for new in group]
+        return [await _outcome(self._add_one(new)) for new in group]
 
     async def _insert_group(self, group: list[NewIncident]) -> list[OutboxRow]:
         """One multi-row insert per table for the whole group, inside the caller's transaction."""
@@ -260,9 +272,9 @@ class SqlIncidentRepository:
             for e in recorder.events(incident)
         ]
 
-    async def _add_one(
-        self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None
-    ) -> Incident:
+    async def _add_one(self, new: NewIncident) -> Incident:
+        """One create in its own transaction: the group's fallback."""
+        incident, recorder, claim = new.incident, new.recorder, new.claim
         assert incident.created_at is not None and incident.updated_at is not None
         database = self.db.database
         try:
@@ -271,7 +283,7 @@ class SqlIncidentRepository:
                     incident.id = await database.execute(INSERT_INCIDENT, _incident_columns(incident))
                 except DUPLICATE_KEY_ERRORS:
                     raise DedupKeyInUse(_in_use(incident)) from None
-                await self._write_changes(incident, recorder, first_comment=0)
+                new.event_ids[:] = await self._write_changes(incident, recorder, first_comment=0)
                 await self._store_response(incident, claim)
         except DUPLICATE_KEY_ERRORS:
             if claim is None:
@@ -289,6 +301,83 @@ class SqlIncidentRepository:
         expected_version: int | None = None,
         claim: IdempotencyClaim | None = None,
     ) -> Incident:
+        """Apply `mutate` and store the result with its events; concurrent changes share one transaction
+        (group commit), in the order they arrived, so two changes of one incident apply one after the other."""
+        request = IncidentChange(incident_id, mutate, recorder, expected_version, claim)
+        incident = await self.changes.submit(request)
+        structlog.contextvars.bind_contextvars(incident_id=incident_id, event_ids=request.event_ids)
+        return incident
+
+    async def _change_group(self, group: list[IncidentChange]) -> list[Incident | BaseException]:
+        try:
+            async with self.db.write():
+                outcomes, changed = await self._apply_changes(group)
+        except CHANGE_GROUP_FALLBACK:
+            # A taken dedup key or a replayed Idempotency-Key: each alone, so only that one fails.
+            return [await _own_outcome(self._change_one(request)) for request in group]
+        if changed:
+            self.on_commit()
+        return outcomes
+
+    async def _apply_changes(self, group: list[IncidentChange]) -> tuple[list[Incident | BaseException], bool]:
+        """Every change of the group in one transaction: one read of the incidents (locked on MySQL), each
+        change applied in arrival order to the state the previous one left, then one insert per table."""
+        loaded = await self._load_many(sorted({request.incident_id for request in group}), for_update=True)
+        current = dict(loaded)
+        outcomes: list[Incident | BaseException] = []
+        event_rows: list[list[Any]] = []
+        comment_rows: list[list[Any]] = []
+        answers: list[list[Any]] = []
+        owners: list[IncidentChange] = []
+        now = to_micros(utcnow())
+        for request in group:
+            before = current.get(request.incident_id)
+            if before is None:
+                outcomes.append(NotFound(request.incident_id))
+                continue
+            if request.expected_version is not None and before.version != request.expected_version:
+                outcomes.append(PreconditionFailed(before.version))
+                continue
+            incident = _working_copy(before)
+            try:
+                request.mutate(incident)
+                rows = self._event_rows(incident, request.recorder) if incident.changes else []
+            except Exception as exc:  # the request's own error (a domain rule, a too large event)
+                outcomes.append(exc)
+                continue
+            assert incident.id is not None
+            if incident.changes:
+                at = to_micros(incident.updated_at or utcnow())
+                comment_rows += [
+                    [incident.id, position, body, at]
+                    for position, body in enumerate(incident.comments[len(before.comments) :], len(before.comments))
+                ]
+                event_rows += rows
+                owners += [request] * len(rows)
+            if request.claim is not None:
+                response = request.claim.render(incident)
+                answers.append(
+                    [request.claim.key, request.claim.fingerprint, response.status_code, response.body.decode(), now]
+                )
+            current[request.incident_id] = incident
+            outcomes.append(incident)
+        changed = [current[i] for i in sorted(current) if current[i].version != loaded[i].version]
+        for incident in changed:
+            assert incident.id is not None
+            await self._save(incident, loaded[incident.id].version)
+        await insert_rows(self.db, "incident_comments", comment_rows)
+        event_row_ids = await insert_rows(self.db, "incident_events", event_rows, returning_ids=True)
+        outbox_rows = [[row_id, row[1], row[-1]] for row_id, row in zip(event_row_ids, event_rows, strict=True)]
+        await insert_rows(self.db, "outbox", outbox_rows)
+        await insert_rows(self.db, "idempotency_keys", answers)
+        for request, row in zip(owners, event_rows, strict=True):
+            request.event_ids.append(str(row[0]))
+        return outcomes, bool(changed)
+
+    async def _change_one(self, request: IncidentChange) -> Incident:
+        """One change in its own transaction, retried on a version race: the group's fallback."""
+        incident_id, mutate, recorder = request.incident_id, request.mutate, request.recorder
+        expected_version, claim = request.expected_version, request.claim
         for _ in range(MAX_CAS_ATTEMPTS):
             try:
                 async with self.db.write():
@@ -301,7 +390,9 @@ class SqlIncidentRepository:
                     mutate(incident)
                     if incident.changes:
                         await self._save(incident, loaded_version)
-                        await self._write_changes(incident, recorder, first_comment=loaded_comments)
+                        request.event_ids[:] = await self._write_changes(
+                            incident, recorder, first_comment=loaded_comments
+                        )
                     await self._store_response(incident, claim)
             except _Stale:
                 continue
@@ -420,6 +511,14 @@ class SqlIncidentRepository:
         comments = await self._comments([incident_id])
         return _incident(row, comments.get(incident_id, []))
 
+    async def _load_many(self, ids: Sequence[int], *, for_update: bool = False) -> dict[int, Incident]:
+        stmt = sa.select(incidents).where(incidents.c.id.in_(ids), incidents.c.deleted_at.is_(None))
+        if for_update and not self.db.is_sqlite:
+            stmt = stmt.with_for_update()
+        rows = await self.db.database.fetch_all(stmt)
+        comments = await self._comments([int(row["id"]) for row in rows])
+        return {int(row["id"]): _incident(row, comments.get(int(row["id"]), [])) for row in rows}
+
     async def _comments(self, ids: Sequence[int]) -> dict[int, list[str]]:
         if not ids:
             return {}
@@ -454,7 +553,8 @@ class SqlIncidentRepository:
         if await self.db.affected_rows() != 1:
             raise _Stale()
 
-    async def _write_changes(self, incident: Incident, recorder: EventRecorder, *, first_comment: int) -> None:
+    async def _write_changes(self, incident: Incident, recorder: EventRecorder, *, first_comment: int) -> list[str]:
+        """The new comments, the events and their outbox rows; the events' ids."""
         assert incident.id is not None and incident.created_at is not None
         database = self.db.database
         for position, body in enumerate(incident.comments[first_comment:], start=first_comment):
@@ -488,8 +588,7 @@ class SqlIncidentRepository:
             await database.execute(
                 INSERT_OUTBOX, {"event_row_id": event_row_id, "incident_id": incident.id, "created_at": at}
             )
-        # Correlation without a log line of its own: the request's access line carries them.
-        structlog.contextvars.bind_contextvars(incident_id=incident.id, event_ids=event_ids)
+        return event_ids
 
     async def _store_response(self, incident: Incident, claim: IdempotencyClaim | None) -> None:
         if claim is None:
@@ -524,8 +623,24 @@ async def _outcome(write: Awaitable[Incident]) -> Incident | BaseException:
         return exc
 
 
+def _working_copy(incident: Incident) -> Incident:
+    """A copy to apply one change to: a failing change leaves the state the next one starts from untouched."""
+    return dataclasses.replace(incident, comments=list(incident.comments), changes=[])
+
+
+async def _own_outcome(write: Awaitable[Incident]) -> Incident | BaseException:
+    """A change's result or its own error (not found, If-Match, a domain rule), kept for its own request."""
+    try:
+        return await write
+    except Exception as exc:
+        return exc
+
+
 class _Stale(Exception):
     """The version check of an UPDATE matched no row: reload and try again."""
+
+
+CHANGE_GROUP_FALLBACK: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, DedupKeyInUse, _Stale)
 
 
 def _incident(row: Any, comments: list[str]) -> Incident:

@@ -117,6 +117,8 @@ class _Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._status = 0
         self._reusable = True
+        self._method = "GET"
+        self._path = "/"
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -1,19 +1,22 @@
-"""Group commit: concurrent creates share a transaction, and one that can't be stored fails alone."""
+"""Group commit: concurrent creates (and changes) share a transaction, and one that can't be stored fails alone."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 import sqlalchemy as sa
 
 from services.api.db import Db
-from services.api.domain import AlertFields, Incident
+from services.api.domain import AlertFields, Incident, IncidentDeleted
 from services.api.events import EventRecorder, EventTooLarge, Origin
 from services.api.repository import (
     MAX_GROUP_COMMIT,
     DedupKeyInUse,
     IdempotencyClaim,
+    NotFound,
+    PreconditionFailed,
     Replayed,
     SqlIncidentRepository,
     StoredResponse,
@@ -99,3 +102,117 @@ def _too_large() -> Incident:
     for _ in range(MAX_EVENT_BYTES // len(comment) + 5):
         incident.comment(comment, utcnow())
     return incident
+
+
+class CountingChanges(SqlIncidentRepository):
+    """Counts the change groups that commit together (a seam of our own class)."""
+
+    change_groups: list[int]
+
+    async def _apply_changes(self, group):  # type: ignore[no-untyped-def]
+        self.change_groups.append(len(group))
+        return await super()._apply_changes(group)
+
+
+@pytest.fixture
+async def changes_repo(database_url: str) -> CountingChanges:
+    found = CountingChanges(Db(database_url))
+    found.change_groups = []
+    return found
+
+
+def _comment(text: str) -> Callable[[Incident], None]:
+    return lambda incident: incident.comment(text, utcnow())
+
+
+async def test_concurrent_changes_share_a_transaction_in_arrival_order(changes_repo: CountingChanges) -> None:
+    repo = changes_repo
+    await repo.db.connect()
+    try:
+        created = [await repo.add(Incident.open(f"m{i}", utcnow()), RECORDER) for i in range(5)]
+        ids = [incident.id for incident in created if incident.id is not None]
+        writes = [repo.change(ids[n % 5], _comment(f"c{n}"), RECORDER) for n in range(100)]
+        changed = await asyncio.gather(*writes)
+        assert max(repo.change_groups) > 1, "concurrent changes should have been grouped"
+        for incident_id in ids:
+            mine = [f"c{n}" for n in range(100) if ids[n % 5] == incident_id]
+            stored = await repo.get(incident_id)
+            assert stored is not None and stored.comments == mine  # each incident's comments in arrival order
+            assert stored.version == 1 + len(mine)
+            versions = [i.version for i in changed if i.id == incident_id]
+            assert versions == list(range(2, 2 + len(mine)))  # each request saw its own change
+            timeline = await repo.timeline(incident_id)
+            assert [e.version for e in timeline] == list(range(1, 2 + len(mine)))
+            assert [e.comment for e in timeline[1:]] == mine
+        rows = await repo.db.database.fetch_all(sa.select(outbox.c.incident_id, outbox.c.event_row_id))
+        assert len(rows) == 105
+    finally:
+        await repo.db.disconnect()
+
+
+async def test_a_failing_change_does_not_fail_its_group(changes_repo: CountingChanges) -> None:
+    repo = changes_repo
+    await repo.db.connect()
+    try:
+        keyed = await repo.add(Incident.open("keyed", utcnow(), AlertFields(dedup_key="disk")), RECORDER)
+        assert keyed.id is not None
+        await repo.change(keyed.id, lambda i: i.resolve(utcnow()), RECORDER)
+        await repo.add(Incident.open("holder", utcnow(), AlertFields(dedup_key="disk")), RECORDER)  # open, same key
+        plain = [await repo.add(Incident.open(f"p{i}", utcnow()), RECORDER) for i in range(3)]
+        first, second, third = (i.id for i in plain)
+        assert first is not None and second is not None and third is not None
+        await repo.change(third, _comment("once"), RECORDER, claim=IdempotencyClaim("k-1", "fp", _render))
+        repo.change_groups.clear()
+
+        writes = {
+            "ok-1": repo.change(first, _comment("a"), RECORDER),
+            "missing": repo.change(999_999, _comment("x"), RECORDER),
+            "if-match": repo.change(second, _comment("x"), RECORDER, expected_version=7),
+            "ok-2": repo.change(second, _comment("b"), RECORDER, expected_version=1),
+            "deleted": repo.change(first, lambda i: i.delete(utcnow()), RECORDER),
+            "after-delete": repo.change(first, _comment("too late"), RECORDER),
+            "dedup": repo.change(keyed.id, lambda i: i.reopen(utcnow()), RECORDER),
+            "replayed": repo.change(third, _comment("once"), RECORDER, claim=IdempotencyClaim("k-1", "fp", _render)),
+            "ok-3": repo.change(second, _comment("c"), RECORDER),
+        }
+        outcomes = dict(zip(writes, await asyncio.gather(*writes.values(), return_exceptions=True), strict=True))
+        assert isinstance(outcomes["missing"], NotFound)
+        assert isinstance(outcomes["if-match"], PreconditionFailed) and outcomes["if-match"].current == 1
+        assert isinstance(outcomes["after-delete"], NotFound | IncidentDeleted)
+        assert isinstance(outcomes["dedup"], DedupKeyInUse)
+        assert isinstance(outcomes["replayed"], Replayed)
+        for name in ("ok-1", "ok-2", "ok-3", "deleted"):
+            assert isinstance(outcomes[name], Incident), (name, outcomes[name])
+        stored = await repo.get(second)
+        assert stored is not None and stored.comments == ["b", "c"] and stored.version == 3
+        assert await repo.get(first) is None  # deleted, after its comment
+        assert [e.type for e in await repo.timeline(first)] == ["created", "commented", "deleted"]
+        reopened = await repo.db.database.fetch_val(sa.select(incidents.c.status).where(incidents.c.id == keyed.id))
+        assert reopened == "resolved"
+        third_stored = await repo.get(third)
+        assert third_stored is not None and third_stored.comments == ["once"]
+    finally:
+        await repo.db.disconnect()
+
+
+async def test_a_group_of_large_events_is_stored_in_statements_that_fit(changes_repo: CountingChanges) -> None:
+    """Each change's event carries the whole incident: 40 of ≈ 450 KB are ≈ 18 MB, over MariaDB's default
+    max_allowed_packet (16 MiB) for one statement."""
+    repo = changes_repo
+    await repo.db.connect()
+    try:
+        ids: list[int] = []
+        for n in range(40):
+            incident = Incident.open(f"large {n}", utcnow())
+            for _ in range(45):  # comments are at most 10,000 characters
+                incident.comment("w" * 10_000, utcnow())
+            stored = await repo.add(incident, RECORDER)
+            assert stored.id is not None
+            ids.append(stored.id)
+        acked = await asyncio.gather(*[repo.change(i, lambda x: x.acknowledge(utcnow()), RECORDER) for i in ids])
+        assert [i.version for i in acked] == [47] * 40  # created, 45 comments, acknowledged
+        assert max(repo.change_groups) > 1, repo.change_groups
+        count = sa.select(sa.func.count()).select_from(incident_events).where(incident_events.c.type == "acknowledged")
+        assert await repo.db.database.fetch_val(count) == 40
+    finally:
+        await repo.db.disconnect()

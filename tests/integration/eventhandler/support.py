@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import nats.errors
 from nats.aio.client import Client
 
 from services.eventhandler import Settings, run
@@ -57,7 +58,17 @@ class InProcessEventHandler:
 
 async def call_raw(nc: Client, subject: str, body: Any) -> bytes:
     payload = body if isinstance(body, bytes) else msgspec.json.encode(body)
-    reply = await nc.request(subject, payload, timeout=10)
+    # Under a loaded CI machine the service's endpoints were seen to answer "no responders" right after it
+    # had started (its subscriptions flushed): ask again until they answer, within a deadline.
+    deadline = asyncio.get_running_loop().time() + 10
+    while True:
+        try:
+            reply = await nc.request(subject, payload, timeout=10)
+            break
+        except nats.errors.NoRespondersError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)
     headers = reply.headers or {}
     if "Nats-Service-Error-Code" in headers:
         raise ServiceErrorReply(headers["Nats-Service-Error-Code"], headers.get("Nats-Service-Error", ""))

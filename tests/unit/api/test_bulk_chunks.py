@@ -1,0 +1,27 @@
+"""Multi-row inserts are split so that each statement fits the databases' limits."""
+
+from __future__ import annotations
+
+from services.api.bulk import MAX_STATEMENT_BYTES, MAX_STATEMENT_VALUES, _chunks
+
+
+def test_small_batches_are_one_statement() -> None:
+    rows = [[i, "x"] for i in range(100)]
+    assert _chunks(rows) == [rows]
+
+
+def test_a_batch_over_the_bound_variable_limit_is_split_in_order() -> None:
+    rows = [[i, "a", "b"] for i in range(MAX_STATEMENT_VALUES)]  # three values per row: 3x the limit
+    chunks = _chunks(rows)
+    assert len(chunks) == 3
+    assert all(sum(len(r) for r in chunk) <= MAX_STATEMENT_VALUES for chunk in chunks)
+    assert [row for chunk in chunks for row in chunk] == rows
+
+
+def test_large_payloads_are_split_by_size_and_a_single_huge_row_still_goes() -> None:
+    big = "p" * (MAX_STATEMENT_BYTES // 3)
+    rows = [[i, big] for i in range(10)]
+    chunks = _chunks(rows)
+    assert len(chunks) == 5 and all(len(chunk) == 2 for chunk in chunks)
+    huge = [[0, "p" * (MAX_STATEMENT_BYTES * 2)]]
+    assert _chunks(huge) == [huge]
