@@ -39,6 +39,23 @@ EVENT_COLUMNS = (
     "payload",
     "created_at",
 )
+UPDATE_COLUMNS = (
+    "message",
+    "status",
+    "acknowledged",
+    "version",
+    "updated_at",
+    "deleted_at",
+    "severity",
+    "source",
+    "labels",
+    "dedup_key",
+    "open_dedup_key",
+    "firing_alerts",
+    "alert_count",
+    "last_alert_at",
+    "integration",
+)
 OUTBOX_COLUMNS = ("event_row_id", "incident_id", "created_at")
 COMMENT_COLUMNS = ("incident_id", "position", "body", "created_at")
 IDEMPOTENCY_COLUMNS = ("key", "fingerprint", "status_code", "response", "created_at")
@@ -106,3 +123,23 @@ async def _insert(db: Db, table: str, rows: Sequence[Sequence[Any]], returning_i
             await cursor.execute(sql, args)
             found = await cursor.fetchall() if returning_ids else []
     return sorted(int(row[0]) for row in found)
+
+
+async def update_incidents(db: Db, rows: Sequence[Sequence[Any]]) -> int:
+    """Each row: the values of UPDATE_COLUMNS, then the incident's id and the version it was loaded at.
+    One prepared statement for all (no SQL compiled per change); the number of rows updated."""
+    if not rows:
+        return 0
+    mark = "?" if db.is_sqlite else "%s"
+    sets = ",".join(f"{column}={mark}" for column in UPDATE_COLUMNS)
+    sql = f"UPDATE incidents SET {sets} WHERE id={mark} AND version={mark}"  # noqa: S608
+    raw = db.database.connection().raw_connection
+    if db.is_sqlite:
+        cursor = await raw.executemany(sql, rows)
+        try:
+            return int(cursor.rowcount)
+        finally:
+            await cursor.close()
+    async with raw.cursor() as cursor:
+        await cursor.executemany(sql, rows)
+        return int(cursor.rowcount)

@@ -13,7 +13,7 @@ import msgspec
 import sqlalchemy as sa
 import structlog
 
-from services.api.bulk import INCIDENT_COLUMNS, insert_rows
+from services.api.bulk import INCIDENT_COLUMNS, UPDATE_COLUMNS, insert_rows, update_incidents
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
 from services.api.events import EventRecorder, EventTooLarge
@@ -362,9 +362,9 @@ class SqlIncidentRepository:
             current[request.incident_id] = incident
             outcomes.append(incident)
         changed = [current[i] for i in sorted(current) if current[i].version != loaded[i].version]
-        for incident in changed:
-            assert incident.id is not None
-            await self._save(incident, loaded[incident.id].version)
+        updates = [[*_update_columns(incident), incident.id, loaded[incident.id or 0].version] for incident in changed]
+        if await update_incidents(self.db, updates) != len(updates):
+            raise _Stale()
         await insert_rows(self.db, "incident_comments", comment_rows)
         event_row_ids = await insert_rows(self.db, "incident_events", event_rows, returning_ids=True)
         outbox_rows = [[row_id, row[1], row[-1]] for row_id, row in zip(event_row_ids, event_rows, strict=True)]
@@ -682,6 +682,21 @@ def _incident_columns(incident: Incident) -> dict[str, Any]:
         "updated_at": to_micros(incident.updated_at),
         **_alert_columns(incident),
     }
+
+
+def _update_columns(incident: Incident) -> list[Any]:
+    """The values of UPDATE_COLUMNS, as `_save` writes them."""
+    assert incident.updated_at is not None
+    values = {
+        "message": incident.message,
+        "status": incident.status.value,
+        "acknowledged": incident.acknowledged.value,
+        "version": incident.version,
+        "updated_at": to_micros(incident.updated_at),
+        "deleted_at": to_micros(incident.updated_at) if incident.deleted else None,
+        **_alert_columns(incident),
+    }
+    return [values[column] for column in UPDATE_COLUMNS]
 
 
 def _alert_columns(incident: Incident) -> dict[str, Any]:

@@ -108,10 +108,15 @@ class CountingChanges(SqlIncidentRepository):
     """Counts the change groups that commit together (a seam of our own class)."""
 
     change_groups: list[int]
+    one_by_one: int = 0
 
     async def _apply_changes(self, group):  # type: ignore[no-untyped-def]
         self.change_groups.append(len(group))
         return await super()._apply_changes(group)
+
+    async def _change_one(self, request):  # type: ignore[no-untyped-def]
+        self.one_by_one += 1
+        return await super()._change_one(request)
 
 
 @pytest.fixture
@@ -134,6 +139,7 @@ async def test_concurrent_changes_share_a_transaction_in_arrival_order(changes_r
         writes = [repo.change(ids[n % 5], _comment(f"c{n}"), RECORDER) for n in range(100)]
         changed = await asyncio.gather(*writes)
         assert max(repo.change_groups) > 1, "concurrent changes should have been grouped"
+        assert repo.one_by_one == 0, "no change should have needed the one-by-one fallback"
         for incident_id in ids:
             mine = [f"c{n}" for n in range(100) if ids[n % 5] == incident_id]
             stored = await repo.get(incident_id)
@@ -211,6 +217,7 @@ async def test_a_group_of_large_events_is_stored_in_statements_that_fit(changes_
             ids.append(stored.id)
         acked = await asyncio.gather(*[repo.change(i, lambda x: x.acknowledge(utcnow()), RECORDER) for i in ids])
         assert [i.version for i in acked] == [47] * 40  # created, 45 comments, acknowledged
+        assert repo.one_by_one == 0
         assert max(repo.change_groups) > 1, repo.change_groups
         count = sa.select(sa.func.count()).select_from(incident_events).where(incident_events.c.type == "acknowledged")
         assert await repo.db.database.fetch_val(count) == 40
