@@ -1,4 +1,5 @@
-"""The API phase: incident creation at full speed with wrk, then the catch-up until every worker is done."""
+"""The API phases: incident creation, then comments on those incidents (alert storms are mostly changes of
+open incidents), each at full speed with wrk, then the catch-up until every worker is done."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from scripts.bench.wrk import WrkResult, run_wrk
 
 WARMUP_MESSAGE = "bench warmup"
 MAX_MESSAGE = "bench max"
+CHANGE_COMMENT = "bench change"
 
 
 @dataclass
@@ -24,15 +26,20 @@ class ApiPhase:
     cpu_s: dict[str, float]
     """CPU seconds per process over the load and its catch-up."""
     wall_s: float
+    incidents: int | None = None
+    """The changes phase: how many incidents its comments went to (at random)."""
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        found: dict[str, object] = {
             "server": "uvicorn (1 worker), python -m services.api",
             **self.wrk.as_dict(),
             "catch_up": self.catch_up.as_dict(),
             "cpu_s": self.cpu_s,
             "wall_s": self.wall_s,
         }
+        if self.incidents is not None:
+            found |= {"request": "POST /incident/{random id}/comments", "incidents": self.incidents}
+        return found
 
 
 def body(message: str) -> str:
@@ -59,17 +66,48 @@ async def warm_up(api_url: str, options: Options, workdir: Path, children: Child
 async def run_api_phase(
     api_url: str, options: Options, workdir: Path, children: Children, probe: Probe, pids: dict[str, int]
 ) -> ApiPhase:
+    return await _measured(api_url, body(MAX_MESSAGE), "api", options, workdir, children, probe, pids)
+
+
+async def run_changes_phase(
+    api_url: str,
+    ids: tuple[int, int],
+    options: Options,
+    workdir: Path,
+    children: Children,
+    probe: Probe,
+    pids: dict[str, int],
+) -> ApiPhase:
+    """Comments on random incidents with ids in `ids` (those of the API phase)."""
+    comment = json.dumps({"comment": CHANGE_COMMENT})
+    phase = await _measured(api_url, comment, "changes", options, workdir, children, probe, pids, ids)
+    phase.incidents = ids[1] - ids[0] + 1
+    return phase
+
+
+async def _measured(
+    api_url: str,
+    payload: str,
+    label: str,
+    options: Options,
+    workdir: Path,
+    children: Children,
+    probe: Probe,
+    pids: dict[str, int],
+    comment_on: tuple[int, int] | None = None,
+) -> ApiPhase:
     window = CpuWindow(pids).start()
     started = time.monotonic()
     result = await run_wrk(
         f"{api_url}/incident/",
-        body=body(MAX_MESSAGE),
+        body=payload,
         duration=options.duration,
         connections=options.concurrency,
         threads=options.threads,
         workdir=workdir,
         children=children,
-        label="api",
+        label=label,
+        comment_on=comment_on,
     )
     catch_up = await probe.wait_drained(result.ended_at, options.catchup_timeout)
     return ApiPhase(result, catch_up, window.stop(extra_s=result.wrk_cpu_s), round(time.monotonic() - started, 3))

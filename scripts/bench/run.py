@@ -22,8 +22,7 @@ from scripts.bench.children import Children
 from scripts.bench.delivery import measure
 from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
-from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, warm_up
-from scripts.bench.phase_changes import run_changes_phase
+from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
 from scripts.bench.phase_vendor import VendorPhase, run_vendor_phase
 from scripts.bench.phase_vendor import render as render_vendor

@@ -39,23 +39,8 @@ EVENT_COLUMNS = (
     "payload",
     "created_at",
 )
-UPDATE_COLUMNS = (
-    "message",
-    "status",
-    "acknowledged",
-    "version",
-    "updated_at",
-    "deleted_at",
-    "severity",
-    "source",
-    "labels",
-    "dedup_key",
-    "open_dedup_key",
-    "firing_alerts",
-    "alert_count",
-    "last_alert_at",
-    "integration",
-)
+# What a change may rewrite: everything but the creation time, and the deletion time.
+UPDATE_COLUMNS = (*(c for c in INCIDENT_COLUMNS if c != "created_at"), "deleted_at")
 OUTBOX_COLUMNS = ("event_row_id", "incident_id", "created_at")
 COMMENT_COLUMNS = ("incident_id", "position", "body", "created_at")
 IDEMPOTENCY_COLUMNS = ("key", "fingerprint", "status_code", "response", "created_at")

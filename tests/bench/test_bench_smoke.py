@@ -61,6 +61,11 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         assert key in api
     assert api["requests"] > 0
 
+    changes = results["changes"]
+    assert changes["requests"] > 0 and changes["non_2xx"] == 0 and changes["incidents"] > 0
+    assert changes["catch_up"]["seconds"] is not None
+    assert "POST /incident/{id}/comments" in run.stdout
+
     e2e = results["end_to_end"]
     assert "seconds" in e2e["max_rate"]["catch_up"]
     for phase in ("max_rate", "half_rate"):
