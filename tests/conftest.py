@@ -12,6 +12,7 @@ from nats.aio.client import Client
 
 from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
+from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.zendesk import FakeZendesk
 from tests.support.database import migrate, new_mysql_database, sqlite_url
 from tests.support.mariadb import MariaDB
@@ -90,6 +91,16 @@ def fake_zendesk() -> Iterator[FakeZendesk]:
     fake.start()
     yield fake
     fake.stop()
+
+
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    fake = WebhookReceiver()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+receiver = pytest.fixture(webhook_receiver)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

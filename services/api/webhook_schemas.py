@@ -68,6 +68,11 @@ class WebhookCreated(msgspec.Struct, omit_defaults=True):
     created_at: datetime
     secret: str
 
+    @classmethod
+    def of(cls, endpoint: Endpoint, secret: str) -> WebhookCreated:
+        view = WebhookView.of(endpoint)
+        return cls(view.id, view.url, view.events, view.enabled, view.description, view.created_at, secret)
+
 
 class WebhookList(msgspec.Struct):
     items: list[WebhookView]

@@ -87,14 +87,6 @@ async def ready(spec: LaunchSpec, process: Process) -> None:
     await eventually(answers, timeout=45, interval=0.2, what=f"{spec.name} to be ready")
 
 
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 async def test_services_run_from_the_manifests(
     tmp_path: Path, mariadb: MariaDB, fakes: Fakes, receiver: WebhookReceiver
 ) -> None:
@@ -108,8 +100,7 @@ async def test_services_run_from_the_manifests(
         hosts = {f"nats-{i}.nats-headless:4222": f"127.0.0.1:{nats.port}" for i in range(3)}
         hosts["mysql:3306"] = f"127.0.0.1:{mariadb.port}"
         mariadb.sql(
-            "DROP DATABASE IF EXISTS incidents;"
-            " CREATE DATABASE incidents CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
+            "DROP DATABASE IF EXISTS incidents; CREATE DATABASE incidents CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;"
         )
 
         def spec(name: str, **overrides: str) -> LaunchSpec:

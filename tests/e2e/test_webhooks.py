@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -11,6 +11,8 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client
 
+from shared.events import ALL_SUBJECTS
+from tests.conftest import webhook_receiver
 from tests.e2e.webhooks_support import (
     WebhookSystem,
     first_accepted_versions,
@@ -22,27 +24,11 @@ from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.support.polling import eventually
 from tests.support.stack import Stack, wait_for_empty_outbox
 
-ALL = [
-    "incident.created",
-    "incident.updated",
-    "incident.acknowledged",
-    "incident.unacknowledged",
-    "incident.commented",
-    "incident.resolved",
-    "incident.reopened",
-    "incident.deleted",
-]
+ALL = list(ALL_SUBJECTS)
 
 
-def receiver() -> Iterator[WebhookReceiver]:
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-receiver_a = pytest.fixture(receiver)
-receiver_b = pytest.fixture(receiver)
+receiver_a = pytest.fixture(webhook_receiver)
+receiver_b = pytest.fixture(webhook_receiver)
 
 
 @pytest.fixture

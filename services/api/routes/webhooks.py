@@ -115,15 +115,7 @@ class WebhookController(Controller):
             updated_at=now,
         )
         await webhooks.create(endpoint)
-        return WebhookCreated(
-            id=endpoint.id,
-            url=endpoint.url,
-            events=endpoint.events,
-            enabled=endpoint.enabled,
-            description=endpoint.description,
-            created_at=endpoint.created_at,
-            secret=secret,
-        )
+        return WebhookCreated.of(endpoint, secret)
 
     @get("/", summary="Every registered endpoint (without secrets)", responses=ERRORS)
     async def list_webhooks(self, webhooks: WebhookStore) -> WebhookList:

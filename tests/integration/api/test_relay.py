@@ -45,13 +45,9 @@ async def api(settings: ApiSettings) -> AsyncIterator[Any]:
         yield client
 
 
-@contextlib.asynccontextmanager
-async def eventhandler(nats_server: NatsServer) -> AsyncIterator[InProcessEventHandler]:
-    handler = await InProcessEventHandler(settings_for(nats_server.url)).start()
-    try:
-        yield handler
-    finally:
-        await handler.stop()
+def eventhandler(nats_server: NatsServer) -> InProcessEventHandler:
+    """Started and stopped by `async with`."""
+    return InProcessEventHandler(settings_for(nats_server.url))
 
 
 async def create(client: Any, message: str = "disk full") -> int:

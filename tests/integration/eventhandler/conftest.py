@@ -12,8 +12,5 @@ from tests.support.processes import NatsServer
 
 @pytest.fixture
 async def eventhandler(nats_server: NatsServer) -> AsyncIterator[InProcessEventHandler]:
-    handler = await InProcessEventHandler(settings_for(nats_server.url)).start()
-    try:
+    async with InProcessEventHandler(settings_for(nats_server.url)) as handler:
         yield handler
-    finally:
-        await handler.stop()

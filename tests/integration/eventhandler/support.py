@@ -48,6 +48,12 @@ class InProcessEventHandler:
         assert started.is_set(), "the event handler did not start within 15 s"
         return self
 
+    async def __aenter__(self) -> InProcessEventHandler:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         self._stop.set()
         if self._task is not None:

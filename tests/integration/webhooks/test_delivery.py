@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,14 +30,6 @@ class FlippingResolver:
     async def __call__(self, host: str, port: int) -> list[str]:
         self.asked.append(host)
         return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 def new_client() -> httpx.AsyncClient:

@@ -175,8 +175,10 @@ async def test_a_server_that_hangs_up_after_reading_may_have_applied_the_call() 
 
 
 async def test_no_answer_within_the_timeout_may_have_been_applied_and_frees_the_connection() -> None:
+    never = asyncio.Event()  # a vendor that never answers: nothing sets it
+
     async def silent(request: bytes, writer: asyncio.StreamWriter) -> bool:
-        await asyncio.sleep(30)
+        await never.wait()
         return False
 
     async with RawServer(silent).running() as server, HttpClient(timeout=0.3) as client:
