@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import msgspec
 import pytest
 import sqlalchemy as sa
 
@@ -91,6 +92,35 @@ async def test_a_failing_create_does_not_fail_its_group(repo: CountingRepository
         assert await db.fetch_val(sa.select(sa.func.count()).select_from(incidents)) == 22
         assert await db.fetch_val(sa.select(sa.func.count()).select_from(outbox)) == 22
         assert await db.fetch_val(sa.select(sa.func.count()).select_from(idempotency_keys)) == 1
+    finally:
+        await repo.db.disconnect()
+
+
+# Text the SQL must carry exactly: quotes, backslashes, a NUL, what looks like SQL or a format mark, non-ASCII.
+AWKWARD = ['it\'s \\ "quoted" \x00 %s %(x)s ?', "'); DROP TABLE incidents; --", "café ✓ 日本 🔥", "a\r\nb\tc"]
+
+
+async def test_grouped_creates_store_any_text_exactly(repo: CountingRepository) -> None:
+    await repo.db.connect()
+    try:
+        labels = tuple(sorted((f"k{i}", text) for i, text in enumerate(AWKWARD)))
+        writes = [
+            repo.add(Incident.open(text, utcnow(), AlertFields(source=text, labels=labels, dedup_key=text)), RECORDER)
+            for text in AWKWARD
+        ]
+        created = await asyncio.gather(*writes)
+        assert max(repo.groups) > 1
+        for text, incident in zip(AWKWARD, created, strict=True):
+            assert incident.id is not None
+            stored = await repo.get(incident.id)
+            assert stored is not None
+            assert stored.message == text
+            assert stored.alert.source == text and stored.alert.dedup_key == text
+            assert stored.alert.labels == labels
+            payload = await repo.db.database.fetch_val(
+                sa.select(incident_events.c.payload).where(incident_events.c.incident_id == incident.id)
+            )
+            assert msgspec.json.decode(str(payload))["data"]["incident"]["message"] == text
     finally:
         await repo.db.disconnect()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api.bulk import MAX_STATEMENT_BYTES, MAX_STATEMENT_VALUES, _chunks
+from services.api.bulk import MAX_STATEMENT_BYTES, MAX_STATEMENT_VALUES, _chunks, mysql_literal
 
 
 def test_small_batches_are_one_statement() -> None:
@@ -19,9 +19,11 @@ def test_a_batch_over_the_bound_variable_limit_is_split_in_order() -> None:
 
 
 def test_large_payloads_are_split_by_size_and_a_single_huge_row_still_goes() -> None:
-    big = "p" * (MAX_STATEMENT_BYTES // 3)
+    big = "p" * (MAX_STATEMENT_BYTES // 6)  # a third of a statement once sent as hex
     rows = [[i, big] for i in range(10)]
     chunks = _chunks(rows)
     assert len(chunks) == 5 and all(len(chunk) == 2 for chunk in chunks)
+    for chunk in chunks:  # the values as MariaDB receives them fit
+        assert sum(len(mysql_literal(value)) for row in chunk for value in row) <= MAX_STATEMENT_BYTES
     huge = [[0, "p" * (MAX_STATEMENT_BYTES * 2)]]
     assert _chunks(huge) == [huge]

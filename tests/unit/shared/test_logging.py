@@ -1,0 +1,71 @@
+"""The JSON log line: secrets redacted wherever they sit, ordinary lines rendered as they are."""
+
+from __future__ import annotations
+
+import io
+import logging
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import msgspec
+import pytest
+import structlog
+
+from shared.logging import REDACTED, configure_logging
+
+
+@pytest.fixture
+def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.BytesIO]:
+    """configure_logging as a service calls it, with stderr going to a buffer."""
+    buffer = io.BytesIO()
+    before, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(buffer, write_through=True))
+    configure_logging("test", json=True)
+    yield buffer
+    structlog.configure(**before)
+    structlog.contextvars.clear_contextvars()
+    logging.getLogger().handlers[:] = handlers
+
+
+def _read(buffer: io.BytesIO) -> list[dict[str, Any]]:
+    return [msgspec.json.decode(line) for line in buffer.getvalue().splitlines()]
+
+
+def test_an_ordinary_line_keeps_every_field(lines: io.BytesIO) -> None:
+    structlog.get_logger().info("event applied", delay_ms=3.5, body={"fields": {"summary": "disk full"}})
+    [line] = _read(lines)
+    assert line["event"] == "event applied"
+    assert line["delay_ms"] == 3.5
+    assert line["body"] == {"fields": {"summary": "disk full"}}
+    assert line["service"] == "test"
+    assert line["level"] == "info"
+    assert "timestamp" in line
+
+
+def test_secret_keys_are_redacted_at_any_depth(lines: io.BytesIO) -> None:
+    structlog.get_logger().info(
+        "calling out",
+        api_token="t0p",
+        json={"user": {"Password": "hunter2", "name": "ann"}, "items": [{"client_secret": "s3"}]},
+    )
+    [line] = _read(lines)
+    assert line["api_token"] == REDACTED
+    assert line["json"] == {"user": {"Password": REDACTED, "name": "ann"}, "items": [{"client_secret": REDACTED}]}
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER", "Basic"])
+def test_credentials_in_text_are_redacted(lines: io.BytesIO, scheme: str) -> None:
+    structlog.get_logger().warning("vendor said", answer=f"header was {scheme} abc.DEF-123 and more")
+    [line] = _read(lines)
+    assert line["answer"] == f"header was {scheme} {REDACTED} and more"
+
+
+def test_a_traceback_is_redacted_too(lines: io.BytesIO) -> None:
+    try:
+        raise RuntimeError("refused: Authorization: Bearer abc123")
+    except RuntimeError:
+        structlog.get_logger().exception("unexpected error")
+    [line] = _read(lines)
+    assert "abc123" not in line["exception"]
+    assert f"Bearer {REDACTED}" in line["exception"]
