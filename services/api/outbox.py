@@ -74,16 +74,15 @@ class OutboxStore:
         """Forget delivered rows, one statement for the lot."""
         if not row_ids:
             return
-        delete = outbox.delete().where(outbox.c.id.in_(list(row_ids)))
         if self.db.is_sqlite:
             async with self.db.write():
-                await self.db.database.execute(delete)
+                await self.db.database.execute(outbox.delete().where(outbox.c.id.in_(list(row_ids))))
             return
-        async with self.db.database.connection() as connection:
-            # READ COMMITTED: no gap lock at the end of the outbox, where the API's creates insert.
-            await connection.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            async with connection.transaction():
-                await connection.execute(delete)
+        # One autocommitted statement straight on the driver (ids are ints: nothing to escape): one round trip,
+        # not four, and nothing compiled. Whatever it locks, it holds only while it runs.
+        ids = ",".join(str(int(row_id)) for row_id in row_ids)
+        async with self.db.database.connection() as connection, connection.raw_connection.cursor() as cursor:
+            await cursor.execute(f"DELETE FROM outbox WHERE id IN ({ids})")  # noqa: S608
 
     async def backlog(self) -> Backlog:
         row = await self.db.database.fetch_one(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)))
