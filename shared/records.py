@@ -62,8 +62,9 @@ class IncidentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     status: str | None = None
     acknowledged: str | None = None
     deleted: bool = False
-    posted: list[str] = msgspec.field(default_factory=list)
-    """Tags of notes already posted for the version being applied; cleared when it is recorded."""
+    posted: tuple[str, ...] = ()
+    """Tags of notes already posted for the version being applied; cleared when it is recorded. A tuple, not
+    a list: a list is one more object per record for the garbage collector to walk."""
     pending: Pending | None = None
     lease: Lease | None = None
     state_unsure_since: float | None = None
@@ -106,7 +107,7 @@ def is_stale(record: IncidentRecord, incidentversion: int) -> bool:
 
 def applied(record: IncidentRecord, incidentversion: int) -> IncidentRecord:
     """The record once a version is fully applied: nothing pending, lease released."""
-    return msgspec.structs.replace(record, version=incidentversion, pending=None, posted=[], lease=None)
+    return msgspec.structs.replace(record, version=incidentversion, pending=None, posted=(), lease=None)
 
 
 def comment_tag(incident_id: int, position: int) -> str:

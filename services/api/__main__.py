@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 from types import FrameType
 
@@ -21,7 +22,8 @@ from shared.logging import configure_logging
 
 
 class ApiServer(uvicorn.Server):
-    """uvicorn waits for open responses before it stops; the console's endless streams are ended at once."""
+    """uvicorn waits for open responses before it stops; the console's endless streams are ended at once.
+    Start-up objects are frozen out of the garbage collector once the app has started."""
 
     def __init__(self, config: uvicorn.Config, live: LiveFeed) -> None:
         super().__init__(config)
@@ -30,6 +32,12 @@ class ApiServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.live.close()
         super().handle_exit(sig, frame)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Connecting to the database and NATS imported and built more (≈ 35,000 objects): out of the
+        # collector's sight too, or every full pass walks them again.
+        freeze_startup_objects()
 
 
 def main() -> None:
@@ -49,7 +57,6 @@ def main() -> None:
     # uvicorn drains, then re-raises the signal it caught: ending here makes that a clean exit (0).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     signal.signal(signal.SIGINT, _exit_cleanly)
-    freeze_startup_objects()
     ApiServer(config, components.live).run()
 
 

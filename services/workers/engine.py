@@ -187,7 +187,7 @@ class ReconcilingWorker(ABC):
         if pending.op == "comment" and pending.index is not None:
             record = replace(record, comments_synced=max(record.comments_synced, pending.index))
         else:
-            record = replace(record, posted=[*record.posted, pending.tag])
+            record = replace(record, posted=(*record.posted, pending.tag))
         return replace(record, pending=None)
 
     async def _find_or_create(
@@ -244,10 +244,10 @@ class ReconcilingWorker(ABC):
             return record
         tag = note_tag(record.incident_id, version, kind)
         if tag in record.posted or (careful and await self.has_post(ref, tag)):
-            return replace(record, posted=sorted({*record.posted, tag}))
+            return replace(record, posted=tuple(sorted({*record.posted, tag})))
         record = await ctx.save(replace(record, pending=Pending(op="note", since=time.time(), tag=tag)))
         await self._post(ctx, record, ref, text, tag)
-        return replace(record, pending=None, posted=[*record.posted, tag])
+        return replace(record, pending=None, posted=(*record.posted, tag))
 
     async def _comment(
         self, ctx: SyncContext, record: IncidentRecord, position: int, text: str, careful: bool

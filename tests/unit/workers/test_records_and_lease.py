@@ -43,12 +43,12 @@ def test_applied_records_the_version_and_clears_pending_posted_and_lease() -> No
     record = IncidentRecord(
         incident_id=3,
         version=2,
-        posted=["x"],
+        posted=("x",),
         pending=Pending(op="note", since=1.0, tag="x"),
         lease=Lease(owner="a", expires=5.0),
     )
     done = applied(record, 5)
-    assert (done.version, done.pending, done.posted, done.lease) == (5, None, [], None)
+    assert (done.version, done.pending, done.posted, done.lease) == (5, None, (), None)
     assert is_stale(done, 5) and is_stale(done, 4) and not is_stale(done, 6)
 
 
