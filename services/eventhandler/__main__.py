@@ -12,6 +12,7 @@ import structlog
 from services.eventhandler.app import run
 from services.eventhandler.settings import Settings
 from shared.config import ConfigError
+from shared.eventloop import loop_factory
 from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
 
@@ -47,7 +48,8 @@ def cli() -> None:
     configure_logging("eventhandler", json=settings.log_json, level=settings.log_level)
     try:
         freeze_startup_objects()
-        asyncio.run(main(settings))
+        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+            runner.run(main(settings))
     except ConfigError as exc:  # the subscriptions file, read when the service starts
         sys.exit(f"eventhandler: bad configuration: {exc}")
 

@@ -55,7 +55,9 @@ async def close(nc: Client) -> None:
     except (nats.errors.ConnectionReconnectingError, nats.errors.ConnectionClosedError):
         try:
             await nc.close()
-        except ConnectionError as exc:  # nats-py flushes into a socket a failed reconnect left dead
+        # nats-py flushes into the socket a failed reconnect left dead: asyncio says ConnectionError, uvloop
+        # RuntimeError ("the handler is closed").
+        except (ConnectionError, RuntimeError) as exc:
             log.info("nats connection already lost at close", error=repr(exc))
 
 

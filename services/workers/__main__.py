@@ -6,23 +6,14 @@ import argparse
 import asyncio
 import os
 import sys
-from collections.abc import Callable
 
 from services.workers.app import serve
 from services.workers.registry import UnknownWorkerError, known_workers, load_worker
 from services.workers.settings import ServiceSettings
 from shared.config import ConfigError
+from shared.eventloop import loop_factory
 from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it exists: the event loop and its sockets were a fifth of a worker's CPU."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def main(argv: list[str] | None = None) -> int:
