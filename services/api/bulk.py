@@ -65,8 +65,7 @@ def _chunks(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
     chunks: list[Sequence[Sequence[Any]]] = []
     start, values, size = 0, 0, 0
     for index, row in enumerate(rows):
-        # Text goes to MariaDB as hex: two characters a byte.
-        row_size = sum(2 * len(v) + 3 for v in row if isinstance(v, str | bytes)) + 8 * len(row)
+        row_size = sum(_sent_size(v) for v in row)
         if index > start and (values + len(row) > MAX_STATEMENT_VALUES or size + row_size > MAX_STATEMENT_BYTES):
             chunks.append(rows[start:index])
             start, values, size = index, 0, 0
@@ -74,6 +73,15 @@ def _chunks(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
         size += row_size
     chunks.append(rows[start:])
     return chunks
+
+
+def _sent_size(value: Any) -> int:
+    """Bytes a value takes in the statement: text goes to MariaDB as hex, two characters a UTF-8 byte."""
+    if isinstance(value, str):
+        return 2 * (len(value) if value.isascii() else len(value.encode())) + 3
+    if isinstance(value, bytes):
+        return 2 * len(value) + 3
+    return 8
 
 
 async def insert_rows(db: Db, table: str, rows: Sequence[Sequence[Any]], *, returning_ids: bool = False) -> list[int]:

@@ -27,3 +27,12 @@ def test_large_payloads_are_split_by_size_and_a_single_huge_row_still_goes() -> 
         assert sum(len(mysql_literal(value)) for row in chunk for value in row) <= MAX_STATEMENT_BYTES
     huge = [[0, "p" * (MAX_STATEMENT_BYTES * 2)]]
     assert _chunks(huge) == [huge]
+
+
+def test_the_size_counts_utf8_bytes_of_text_not_characters() -> None:
+    emoji = "🔥" * (MAX_STATEMENT_BYTES // 24)  # four bytes each: a third of a statement as hex
+    rows = [[i, emoji] for i in range(6)]
+    chunks = _chunks(rows)
+    assert len(chunks) == 3
+    for chunk in chunks:
+        assert sum(len(mysql_literal(value)) for row in chunk for value in row) <= MAX_STATEMENT_BYTES
