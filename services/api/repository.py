@@ -533,20 +533,11 @@ class SqlIncidentRepository:
         return found
 
     async def _save(self, incident: Incident, loaded_version: int) -> None:
-        assert incident.updated_at is not None
         try:
             await self.db.database.execute(
                 incidents.update()
                 .where(incidents.c.id == incident.id, incidents.c.version == loaded_version)
-                .values(
-                    message=incident.message,
-                    status=incident.status.value,
-                    acknowledged=incident.acknowledged.value,
-                    version=incident.version,
-                    updated_at=to_micros(incident.updated_at),
-                    deleted_at=to_micros(incident.updated_at) if incident.deleted else None,
-                    **_alert_columns(incident),
-                )
+                .values(**_changed_columns(incident))
             )
         except DUPLICATE_KEY_ERRORS:
             raise DedupKeyInUse(_in_use(incident)) from None
@@ -684,10 +675,10 @@ def _incident_columns(incident: Incident) -> dict[str, Any]:
     }
 
 
-def _update_columns(incident: Incident) -> list[Any]:
-    """The values of UPDATE_COLUMNS, as `_save` writes them."""
+def _changed_columns(incident: Incident) -> dict[str, Any]:
+    """What a change rewrites (UPDATE_COLUMNS), for one `_save` or a group's prepared UPDATE."""
     assert incident.updated_at is not None
-    values = {
+    return {
         "message": incident.message,
         "status": incident.status.value,
         "acknowledged": incident.acknowledged.value,
@@ -696,6 +687,11 @@ def _update_columns(incident: Incident) -> list[Any]:
         "deleted_at": to_micros(incident.updated_at) if incident.deleted else None,
         **_alert_columns(incident),
     }
+
+
+def _update_columns(incident: Incident) -> list[Any]:
+    """The values of UPDATE_COLUMNS in their order."""
+    values = _changed_columns(incident)
     return [values[column] for column in UPDATE_COLUMNS]
 
 
