@@ -11,7 +11,7 @@ from scripts.bench.system import WORKERS
 
 SERVICES = ("api", "eventhandler", *(f"worker-{w}" for w in WORKERS))
 INFRA = ("mariadbd", "nats-server")
-RATIO_TARGET = 0.25  # issue 14: at least 0.25x (the Go seed reaches about 0.30x), stretch 0.4x
+RATIO_TARGET = 0.25  # at least 0.25x (the Go seed reaches about 0.30x), stretch 0.4x
 CATCH_UP_TARGET_S = 1.0
 E2E_P99_TARGET_MS = 50.0
 RSS_TARGET_MB = 200.0

@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 LIVE_SECONDS = 5.0
-"""A change made elsewhere shows on an open page within this long (issue 17)."""
+"""A change made elsewhere shows on an open page within this long."""
 
 
 @dataclass
