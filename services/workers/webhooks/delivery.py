@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
+import structlog
 
 from services.workers.webhooks.signing import signature_header
 from shared.egress import BadUrl, Resolver, Target, TargetRefused, allowed_addresses, parse_target, system_resolver
 from shared.webhooks import MAX_ERROR_LENGTH, Endpoint
+
+log = structlog.get_logger(__name__)
 
 USER_AGENT = "incidents-webhooks/0.1"
 
@@ -109,6 +112,8 @@ class Deliverer:
                 status, retry_after = await self._post(target, addresses, headers, body)
                 return result(status, None if 200 <= status < 300 else f"HTTP {status}", retry_after)
         except TargetRefused as exc:
+            # The attempt is shown to token holders: the address stays in the server's log.
+            log.warning("webhook target refused", host=target.host, reason=exc.detail)
             return result(None, f"refused: {exc}")
         except TimeoutError:
             return result(None, f"timeout after {self.timeout:g}s")

@@ -75,7 +75,7 @@ async def test_connects_to_the_checked_address_and_refuses_a_rebound_name(
 
     second = await deliverer.deliver(target, "e2", BODY)
     assert second.status_code is None and second.error is not None
-    assert second.error.startswith("refused: hooks.example.test resolves to 169.254.169.254 is link-local")
+    assert second.error == "refused: hooks.example.test does not resolve to an address webhooks may call"
     assert len(receiver.snapshot()) == 1, "nothing was sent to the rebound address"
     assert dns.asked == ["hooks.example.test", "hooks.example.test"], "resolved again at each delivery"
 
