@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.workers.webhooks.delivery import retry_after_seconds
+from services.workers.httpclient import retry_after_seconds
 from services.workers.webhooks.loop import retry_delay
 from services.workers.webhooks.settings import WebhookSettings
 from services.workers.webhooks.signing import signature_header
@@ -144,6 +144,8 @@ def test_retry_after_as_seconds_or_http_date() -> None:
     assert retry_after_seconds("Fri, 27 Nov 2026 12:01:00 GMT", now) == 60.0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+    assert retry_after_seconds("2.5", now) == 2.5, "the vendor workers' parser and this one are one"
+    assert retry_after_seconds("Fri, 27 Nov 2026 11:59:00 GMT", now) == 0.0
 
 
 def test_rotation_keeps_old_secret_until_the_overlap_ends() -> None:
