@@ -306,7 +306,9 @@ class HttpClient:
         self._ssl = ssl_context
         self._idle: dict[Origin, list[_Connection]] = {}
         self._slots: dict[Origin, asyncio.Semaphore] = {}
+        self._users: dict[Origin, int] = {}
         self._open: set[_Connection] = set()
+        self._swept = time.monotonic()
 
     async def __aenter__(self) -> HttpClient:
         return self
@@ -342,20 +344,43 @@ class HttpClient:
         slots = self._slots.get(origin)
         if slots is None:
             slots = self._slots[origin] = asyncio.Semaphore(self.max_connections)
-        async with slots:
-            connection = await self._connection(origin)
-            try:
-                async with asyncio.timeout(self.timeout):
-                    response = await connection.send(data, method, target)
-            except BaseException:
-                self._discard(connection)
-                raise
-            if connection.reusable:
-                connection.idle_since = time.monotonic()
-                self._idle.setdefault(origin, []).append(connection)
+        self._users[origin] = self._users.get(origin, 0) + 1
+        try:
+            async with slots:
+                connection = await self._connection(origin)
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        response = await connection.send(data, method, target)
+                except BaseException:
+                    self._discard(connection)
+                    raise
+                if connection.reusable:
+                    connection.idle_since = time.monotonic()
+                    self._idle.setdefault(origin, []).append(connection)
+                else:
+                    self._discard(connection)
+                return response
+        finally:
+            self._users[origin] -= 1
+            if time.monotonic() - self._swept > KEEPALIVE_EXPIRY_SECONDS:
+                self._sweep()
+
+    def _sweep(self) -> None:
+        """Close expired idle connections and forget origins nobody uses: the webhooks worker meets a new
+        origin for every address an endpoint's name resolves to, which must not add up over weeks."""
+        now = self._swept = time.monotonic()
+        for origin in list(self._slots):
+            idle = [c for c in self._idle.get(origin, ()) if now - c.idle_since < KEEPALIVE_EXPIRY_SECONDS]
+            for connection in self._idle.get(origin, ()):
+                if connection not in idle:
+                    self._discard(connection)
+            if idle:
+                self._idle[origin] = idle
             else:
-                self._discard(connection)
-            return response
+                self._idle.pop(origin, None)
+                if not self._users.get(origin):
+                    del self._slots[origin]
+                    self._users.pop(origin, None)
 
     async def _connection(self, origin: Origin) -> _Connection:
         idle = self._idle.get(origin)

@@ -19,6 +19,7 @@ import pytest
 import structlog
 import uvloop
 
+from services.workers import httpclient
 from services.workers.errors import PermanentError, RetryableError
 from services.workers.http import Request, VendorHttp, basic_auth
 from services.workers.httpclient import (
@@ -421,3 +422,16 @@ async def test_a_kept_alive_connection_closed_while_idle_is_detected_before_reus
             response = await client.request("POST", origin, "/api/issue", body=b"{}")
             assert response.status_code == 200
     assert server.requests_per_connection == [1, 1], "the second request went over a new connection"
+
+
+async def test_origins_no_longer_used_are_forgotten_with_their_expired_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The webhooks worker meets a new origin per address a name resolves to; the pool must not keep them all."""
+    monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY_SECONDS", 0.0)
+    async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+        for n in range(1, 4):
+            pinned = Origin("http", f"hooks-{n}.example.test", server.port, "", address="127.0.0.1")
+            assert (await client.request("POST", pinned, "/hooks", body=b"{}")).status_code == 200
+        assert len(client._slots) <= 1 and len(client._idle) <= 1 and len(client._open) <= 1
+    assert server.connections == 3
