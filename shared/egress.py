@@ -20,7 +20,33 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Where an IPv6 address carries an IPv4 one in its last 32 bits: IPv4-compatible (::/96, deprecated but
+# still routed by some stacks), IPv4-translated (::ffff:0:0:0/96, SIIT) and the NAT64 prefixes.
+IPV4_IN_LOW_BITS = (
+    ipaddress.ip_network("::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("64:ff9b:1::/48"),
+)
+# Cloud instance metadata and platform endpoints: refused always, even with WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+# since they hand out credentials. Some are outside link-local (Azure's wire server is a public address).
+METADATA = frozenset(
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle, ...
+        "169.254.170.2",  # AWS ECS task metadata and credentials
+        "169.254.169.253",  # AWS VPC DNS
+        "169.254.169.123",  # AWS time sync
+        "fd00:ec2::254",  # AWS instance metadata over IPv6
+        "fd00:ec2::253",  # AWS VPC DNS over IPv6
+        "fd00:ec2::123",  # AWS time sync over IPv6
+        "fd00:ec2::23",  # AWS ECS task metadata over IPv6
+        "fd20:ce::254",  # GCP metadata over IPv6
+        "168.63.129.16",  # Azure wire server
+        "100.100.100.200",  # Alibaba Cloud metadata
+        "192.0.0.192",  # Oracle Cloud metadata (classic)
+    )
+)
 RESOLVE_TIMEOUT_SECONDS = 5.0
 
 
@@ -29,7 +55,16 @@ class BadUrl(ValueError):
 
 
 class TargetRefused(ValueError):
-    """The host resolves to an address the guard refuses, or does not resolve."""
+    """The host resolves to an address the guard refuses, or does not resolve.
+
+    `str()` is what the client may see: for a host name it never names the address it resolved to (that
+    would map internal DNS for anyone holding a token), nor tells "no such name" from "internal name"
+    apart. `detail` says why, for the server's log.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail or message
 
 
 @dataclass(frozen=True)
@@ -82,13 +117,13 @@ def parse_target(url: str) -> Target:
 
 
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    if isinstance(address, ipaddress.IPv4Address):
+    if isinstance(address, ipaddress.IPv4Address) or address.is_loopback or address.is_unspecified:
         return None
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in NAT64:
+    if any(address in net for net in IPV4_IN_LOW_BITS):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -99,6 +134,8 @@ def refusal(address: IPAddress, allow_private: bool) -> str | None:
     if embedded is not None:
         reason = refusal(embedded, allow_private)
         return f"{reason} (embedded in {address})" if reason else None
+    if address in METADATA:
+        return f"{address} is a cloud metadata address"
     if any(address in net for net in LINK_LOCAL):
         return f"{address} is link-local"
     if address.is_multicast or address.is_unspecified:
@@ -122,9 +159,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return found
 
 
-async def allowed_addresses(
-    target: Target, allow_private: bool, resolver: Resolver = system_resolver
-) -> list[str]:
+async def allowed_addresses(target: Target, allow_private: bool, resolver: Resolver = system_resolver) -> list[str]:
     """Every address the host resolves to, if the guard allows them all; else TargetRefused."""
     try:
         literal: IPAddress | None = ipaddress.ip_address(target.host)
@@ -133,16 +168,18 @@ async def allowed_addresses(
     if literal is not None:
         addresses = [str(literal)]
     else:
+        hidden = f"{target.host} does not resolve to an address webhooks may call"
         try:
             async with asyncio.timeout(RESOLVE_TIMEOUT_SECONDS):
                 addresses = await resolver(target.host, target.port)
         except (OSError, TimeoutError, UnicodeError) as exc:
-            raise TargetRefused(f"{target.host} does not resolve: {exc or type(exc).__name__}") from None
+            raise TargetRefused(hidden, detail=f"{target.host} does not resolve: {exc or type(exc).__name__}") from None
         if not addresses:
-            raise TargetRefused(f"{target.host} does not resolve")
+            raise TargetRefused(hidden, detail=f"{target.host} does not resolve")
     for address in addresses:
         reason = refusal(ipaddress.ip_address(address), allow_private)
         if reason is not None:
-            shown = reason if literal is not None else f"{target.host} resolves to {reason}"
-            raise TargetRefused(shown)
+            if literal is not None:
+                raise TargetRefused(reason)  # the client wrote the address itself
+            raise TargetRefused(hidden, detail=f"{target.host} resolves to {reason}")
     return addresses

@@ -22,7 +22,7 @@ from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 from services.api.db import Db
 from services.api.eventhandler_client import NatsLink
 from services.api.tables import incident_events
-from shared.egress import allowed_addresses, parse_target
+from shared.egress import TargetRefused, allowed_addresses, parse_target
 from shared.webhooks import (
     DELIVERIES_STREAM,
     ENDPOINTS_BUCKET,
@@ -88,7 +88,12 @@ class WebhookStore:
 
     async def check_url(self, url: str) -> None:
         """BadUrl or TargetRefused (both 400) unless the URL is one the worker may call."""
-        await allowed_addresses(parse_target(url), self.allow_private)
+        target = parse_target(url)
+        try:
+            await allowed_addresses(target, self.allow_private)
+        except TargetRefused as exc:
+            log.warning("webhook url refused", host=target.host, reason=exc.detail)
+            raise
 
     async def create(self, endpoint: Endpoint) -> None:
         kv = await self._bucket()

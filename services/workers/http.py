@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -17,7 +16,7 @@ import structlog
 from services.workers.deadline import time_left
 from services.workers.errors import PermanentError, RateLimited, RetryableError, Wait
 from services.workers.fence import check_fence
-from services.workers.httpclient import ConnectFailed, Origin, Response, TransportError
+from services.workers.httpclient import ConnectFailed, Origin, Response, TransportError, retry_after_seconds
 from shared.config import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -44,7 +43,10 @@ Classifier = Callable[[Response], Exception | None]
 
 
 class Sender(Protocol):
-    """What sends the bytes: `services.workers.httpclient.HttpClient`, or a stand-in in unit tests."""
+    """What sends the bytes: `services.workers.httpclient.HttpClient`, or a stand-in in unit tests.
+
+    Raises TransportError (ConnectFailed when nothing was sent), TimeoutError, or ValueError for a target
+    or header that would break the request's framing."""
 
     async def request(
         self,
@@ -63,27 +65,38 @@ def basic_auth(user: str, password: str) -> str:
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float:
-    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
-    if not value:
-        return DEFAULT_RETRY_AFTER
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return DEFAULT_RETRY_AFTER
-        seconds = when.timestamp() - (time.time() if now is None else now)
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    """Seconds to wait from a vendor's Retry-After header (a default when absent or unreadable), capped."""
+    seconds = retry_after_seconds(value, now)
+    return DEFAULT_RETRY_AFTER if seconds is None else min(seconds, MAX_RETRY_AFTER)
 
 
 def raise_for_status(vendor: str, response: Response) -> None:
-    """429 → RateLimited, 409 and 5xx → RetryableError, other 4xx → PermanentError."""
+    """Only 2xx is success. 3xx → RetryableError naming the Location, 429 → RateLimited, 409 and 5xx →
+    RetryableError, other 4xx → PermanentError."""
     status = response.status_code
-    if status < 400:
+    if 200 <= status < 300:
         return
     path = response.path.partition("?")[0]
+    if 300 <= status < 400:
+        # Redirects are never followed (a vendor call must not go where nobody configured it to). A moved
+        # base URL needs a human: retried with backoff within the retry budget, so nothing is lost meanwhile.
+        location = response.headers.get("location", "(none)")
+        log.error(
+            "vendor answered a redirect: not applied; if its base URL moved, fix the worker's setting",
+            vendor=vendor,
+            method=response.method,
+            path=path,
+            status_code=status,
+            location=location,
+        )
+        # 303 See Other is what a server answers after it acted; the others say "not here".
+        applied = status not in (301, 302, 307, 308)
+        raise RetryableError(
+            f"{vendor} {response.method} {path} -> {status} redirect to {location}", maybe_applied=applied
+        )
     what = f"{vendor} {response.method} {path} -> {status}: {response.text[:500]}"
+    if status < 200:
+        raise RetryableError(f"{what}: no final answer")
     if status == 429:
         raise RateLimited(what, parse_retry_after(response.headers.get("retry-after")))
     if status == 409:
@@ -179,6 +192,10 @@ class VendorHttp:
             raise RetryableError(f"{what}: {exc}", maybe_applied=False) from exc
         except TransportError as exc:
             raise RetryableError(f"{what}: {exc}", maybe_applied=exc.sent) from exc
+        except ValueError as exc:
+            # A target or header that would break the request's framing (e.g. a key from an answer with a
+            # line break in it): nothing was sent, and sending it again can't help.
+            raise PermanentError(f"{what}: not sent: {exc}") from exc
         try:
             if self._classify is not None and (error := self._classify(response)) is not None:
                 raise error

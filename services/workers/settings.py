@@ -73,6 +73,21 @@ class RunnerSettings(msgspec.Struct, frozen=True, kw_only=True):
         return settings
 
 
+PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
+
+
+def refuse_proxy(env: Mapping[str, str]) -> None:
+    """The workers' HTTP client speaks to vendors directly, and the webhooks worker must connect to the very
+    address its SSRF guard checked, which a proxy would resolve again: a proxy setting would be silently
+    ignored, so it stops the worker instead."""
+    for name in PROXY_VARIABLES:
+        if env.get(name, "").strip():
+            raise ConfigError(
+                f"{name} is set, but the workers use no proxy (they connect to vendors and webhook "
+                f"endpoints directly); unset it and allow the workers' outbound traffic instead"
+            )
+
+
 class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
     nats: NatsSettings
     runner: RunnerSettings
@@ -100,6 +115,7 @@ class ServiceSettings(msgspec.Struct, frozen=True, kw_only=True):
         log_format = (env_str(env, "LOG_FORMAT", "auto") or "auto").lower()
         if log_format not in ("json", "console", "auto"):
             raise ConfigError(f"LOG_FORMAT must be json, console or auto, got {log_format!r}")
+        refuse_proxy(env)
         return cls(
             nats=NatsSettings.from_env(env),
             runner=RunnerSettings.from_env(env),

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
+import structlog
 
+from services.workers.httpclient import ConnectFailed, HttpClient, Origin, TransportError, retry_after_seconds
 from services.workers.webhooks.signing import signature_header
 from shared.egress import BadUrl, Resolver, Target, TargetRefused, allowed_addresses, parse_target, system_resolver
 from shared.webhooks import MAX_ERROR_LENGTH, Endpoint
+
+log = structlog.get_logger(__name__)
 
 USER_AGENT = "incidents-webhooks/0.1"
 
@@ -30,58 +31,41 @@ class Result:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Retry-After as seconds or an HTTP date; None when absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, when.timestamp() - now)
-
-
 def _short(error: str) -> str:
     return error[:MAX_ERROR_LENGTH]
+
+
+def _status_error(status: int, location: str | None) -> str | None:
+    if 200 <= status < 300:
+        return None
+    if 300 <= status < 400:
+        return f"HTTP {status} redirect to {location or '(none)'} (not followed)"
+    return f"HTTP {status}"
 
 
 class Deliverer:
     """Sends one event to one endpoint; never raises for a failure of the endpoint, returns it.
 
-    Requests go to IP addresses, so connection pools are kept per host name: a TLS connection
-    verified for one name is never reused for another name that shares its address.
+    Each request goes to an address the guard checked (`Origin.address`) and names the URL's host for
+    Host, SNI and the certificate; the client pools connections by name and address together, so a TLS
+    connection verified for one name is never reused for another name that shares its address.
     """
 
     def __init__(
         self,
-        new_client: Callable[[], httpx.AsyncClient],
+        client: HttpClient,
         *,
         timeout: float,
         allow_private: bool,
         resolver: Resolver = system_resolver,
     ) -> None:
-        self.new_client = new_client
+        self.client = client
         self.timeout = timeout
         self.allow_private = allow_private
         self.resolver = resolver
-        self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
-
-    def _client(self, target: Target) -> httpx.AsyncClient:
-        key = (target.scheme, target.host)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = self.new_client()
-        return client
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
-            await client.aclose()
+        await self.client.aclose()
 
     async def deliver(self, endpoint: Endpoint, msg_id: str, body: bytes) -> Result:
         started = time.monotonic()
@@ -96,39 +80,40 @@ class Deliverer:
         try:
             async with asyncio.timeout(self.timeout):
                 addresses = await allowed_addresses(target, self.allow_private, self.resolver)
-                now = time.time()
+                now = int(time.time())
                 secrets = endpoint.signing_secrets(datetime.now(UTC))
-                headers = {
-                    "Host": target.host_header,
-                    "Content-Type": "application/json",
-                    "User-Agent": USER_AGENT,
-                    "webhook-id": msg_id,
-                    "webhook-timestamp": str(int(now)),
-                    "webhook-signature": signature_header(secrets, msg_id, int(now), body),
-                }
-                status, retry_after = await self._post(target, addresses, headers, body)
-                return result(status, None if 200 <= status < 300 else f"HTTP {status}", retry_after)
+                headers = (
+                    ("webhook-id", msg_id),
+                    ("webhook-timestamp", str(now)),
+                    ("webhook-signature", signature_header(secrets, msg_id, now, body)),
+                )
+                status, headers_in = await self._post(target, addresses, headers, body)
+                retry_after = retry_after_seconds(headers_in.get("retry-after"))
+                return result(status, _status_error(status, headers_in.get("location")), retry_after)
         except TargetRefused as exc:
+            # The attempt is shown to token holders: the address stays in the server's log.
+            log.warning("webhook target refused", host=target.host, reason=exc.detail)
             return result(None, f"refused: {exc}")
         except TimeoutError:
             return result(None, f"timeout after {self.timeout:g}s")
-        except httpx.HTTPError as exc:
-            return result(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        except ConnectFailed as exc:
+            log.warning("webhook target unreachable", host=target.host, error=str(exc))
+            return result(None, f"cannot connect to {target.host_header}: {exc.reason}")
+        except (TransportError, ValueError) as exc:
+            return result(None, f"{type(exc).__name__}: {exc}")
 
     async def _post(
-        self, target: Target, addresses: list[str], headers: dict[str, str], body: bytes
-    ) -> tuple[int, float | None]:
+        self, target: Target, addresses: list[str], headers: tuple[tuple[str, str], ...], body: bytes
+    ) -> tuple[int, dict[str, str]]:
         """POST to the first checked address that accepts a connection; never to a fresh DNS answer."""
-        # TLS: SNI and certificate checks use the URL's host name, while the socket goes to the address.
-        extensions = {"sni_hostname": target.host} if target.scheme == "https" else {}
-        last: httpx.ConnectError | None = None
+        last: ConnectFailed | None = None
         for address in addresses:
+            origin = Origin(target.scheme, target.host, target.port, "", address=address)
             try:
-                async with self._client(target).stream(
-                    "POST", target.url_for(address), content=body, headers=headers, extensions=extensions
-                ) as response:
-                    return response.status_code, retry_after_seconds(response.headers.get("retry-after"), time.time())
-            except httpx.ConnectError as exc:
+                response = await self.client.request("POST", origin, target.path, headers=headers, body=body)
+            except ConnectFailed as exc:
                 last = exc
+                continue
+            return response.status_code, response.headers
         assert last is not None
         raise last

@@ -7,7 +7,6 @@ import contextlib
 from collections.abc import Mapping
 from typing import ClassVar
 
-import httpx
 import nats.errors
 import nats.js.errors
 import structlog
@@ -15,6 +14,7 @@ from nats.aio.client import Client
 from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
+from services.workers.httpclient import HttpClient
 from services.workers.settings import ServiceSettings
 from services.workers.webhooks.delivery import USER_AGENT, Deliverer
 from services.workers.webhooks.metrics import WebhookMetrics
@@ -27,16 +27,10 @@ from shared.webhooks import ENDPOINTS_BUCKET, WEBHOOK_WORKER
 log = structlog.get_logger(__name__)
 
 
-def http_client(settings: WebhookSettings) -> httpx.AsyncClient:
-    """One per host name (see Deliverer). No redirects: a redirect would be a target the guard never
-    checked. No proxy from the environment: the connection must go to the address that was checked."""
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(settings.timeout),
-        follow_redirects=False,
-        trust_env=False,
-        limits=httpx.Limits(max_connections=10, max_keepalive_connections=2),
-        headers={"User-Agent": USER_AGENT},
-    )
+def http_client(settings: WebhookSettings) -> HttpClient:
+    """The workers' one HTTP client. It follows no redirect (a redirect would be a target the guard never
+    checked) and uses no proxy (the connection must go to the address that was checked)."""
+    return HttpClient(timeout=settings.timeout, max_connections=10, user_agent=USER_AGENT)
 
 
 async def _bucket(js: JetStreamContext, stop: asyncio.Event) -> KeyValue | None:
@@ -77,7 +71,7 @@ class WebhooksWorker:
             if kv is None:
                 return
             deliverer = Deliverer(
-                lambda: http_client(webhook_settings),
+                http_client(webhook_settings),
                 timeout=webhook_settings.timeout,
                 allow_private=webhook_settings.allow_private,
             )

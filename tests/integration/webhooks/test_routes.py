@@ -67,11 +67,30 @@ async def test_loopback_private_and_link_local_targets_are_refused(client: Clien
         "http://[fe80::1]/hook",
         "http://[::ffff:169.254.169.254]/",
         "http://[64:ff9b::a9fe:a9fe]/",
+        "http://[::a9fe:a9fe]/",
+        "http://[::ffff:0:a9fe:a9fe]/",
+        "http://[fd00:ec2::254]/latest/meta-data/",
+        "http://[fd20:ce::254]/computeMetadata/v1/",
+        "http://168.63.129.16/machine",
+        "http://100.100.100.200/latest/meta-data/",
     ],
 )
-async def test_link_local_is_refused_even_when_private_networks_are_allowed(private_client: Client, url: str) -> None:
+async def test_link_local_and_cloud_metadata_are_refused_even_when_private_networks_are_allowed(
+    private_client: Client, url: str
+) -> None:
     response = await private_client.post("/webhooks", json={"url": url, "events": ["incident.created"]})
-    assert_error(response, 400, "link-local")
+    assert_error(response, 400, "refused")
+
+
+@pytest.mark.parametrize("url", ["http://[::10.1.2.3]/hook", "http://[::ffff:0:10.1.2.3]/hook"])
+async def test_ipv4_compatible_and_translated_forms_of_private_addresses_are_refused(client: Client, url: str) -> None:
+    assert_error(await client.post("/webhooks", json={"url": url, "events": ["incident.created"]}), 400, "refused")
+
+
+async def test_a_refused_host_name_does_not_say_what_it_resolves_to(client: Client) -> None:
+    response = await client.post("/webhooks", json={"url": "http://localhost:9/hook", "events": ["incident.created"]})
+    assert_error(response, 400, "localhost does not resolve to an address webhooks may call")
+    assert "127.0.0.1" not in response.text and "::1" not in response.text and "loopback" not in response.text
 
 
 async def test_private_networks_allowed_when_configured(private_client: Client) -> None:

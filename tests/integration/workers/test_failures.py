@@ -295,3 +295,42 @@ async def test_a_vendor_trickling_its_answer_holds_nothing_past_the_sync_deadlin
     assert running.runner.metrics.events[Outcome.RETRIED] >= 1
     record = await load_record(js, vendor.name, 1)
     assert record is not None and record.pending is None and record.lease is None
+
+
+async def test_a_jira_answering_301_applies_nothing_until_it_is_fixed(
+    js: JetStreamContext, fake_jira: FakeJira, start_worker: StartWorker
+) -> None:
+    """A moved base URL: a comment and a resolve meet 301s. Neither counts as applied, nothing is
+    dead-lettered, and once Jira answers again both arrive."""
+    running = await start_worker(JiraWorker, jira_env(fake_jira))
+    feed = IncidentFeed()
+    await publish(js, feed.create("checkout is down"))
+    await settled(js, "jira")
+    key = fake_jira.only(1).key
+
+    moved = "https://acme.atlassian.net/rest/api/3/"
+    fake_jira.fail_next(100_000, 301, {}, headers={"Location": moved})
+    before = len(fake_jira.requests)
+    await publish(js, feed.comment(1, "rolling back the deploy"))
+    await publish(js, feed.resolve(1))
+
+    async def redirected_several_times() -> bool:
+        return len(fake_jira.requests) - before >= 4
+
+    await eventually(redirected_several_times, what="the worker to meet several 301s")
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.version == 1, "nothing past the create is recorded as applied"
+    assert record.comments_synced == 0
+    issue = fake_jira.only(1)
+    assert issue.comment_texts() == [] and issue.status != "Done"
+    assert running.runner.metrics.events[Outcome.FAILED] == 0
+    assert running.runner.metrics.events[Outcome.RETRIED] >= 1
+
+    fake_jira.clear_faults()
+    await settled(js, "jira", timeout=30)
+    issue = fake_jira.only(1)
+    assert issue.key == key and issue.status == "Done"
+    assert [t.splitlines()[0] for t in issue.comment_texts()] == ["rolling back the deploy"]
+    record = await load_record(js, "jira", 1)
+    assert record is not None and record.version == 3 and record.comments_synced == 1
+    assert running.runner.metrics.events[Outcome.DEAD_LETTERED] == 0

@@ -5,18 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import select
 import shutil
+import socket
 import ssl
+import struct
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 import uvloop
 
-from services.workers.errors import RetryableError
+from services.workers import httpclient
+from services.workers.errors import PermanentError, RetryableError
 from services.workers.http import Request, VendorHttp, basic_auth
-from services.workers.httpclient import ConnectFailed, HttpClient, Origin, TransportError
+from services.workers.httpclient import (
+    MAX_RESPONSE_BODY_BYTES,
+    MAX_RESPONSE_HEADERS,
+    ConnectFailed,
+    HttpClient,
+    Origin,
+    TransportError,
+)
+from tests.support.polling import eventually, eventually_sync
 from tests.support.processes import free_port
 
 Answer = Callable[[bytes, asyncio.StreamWriter], Awaitable[bool]]
@@ -231,3 +245,193 @@ async def test_https_verifies_the_certificate(certificate: tuple[Path, Path]) ->
         async with HttpClient(timeout=5) as client:  # the system's CAs don't know this certificate
             with pytest.raises(ConnectFailed, match="CERTIFICATE_VERIFY_FAILED"):
                 await client.request("GET", origin, "/api/x")
+
+
+def fixed_answer(raw: bytes, keep_open: bool = True) -> Answer:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(raw)
+        await writer.drain()
+        return keep_open
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("status", "maybe_applied"), [(301, False), (302, False), (307, False), (308, False), (303, True)]
+)
+async def test_a_redirect_is_a_failure_that_names_the_location(status: int, maybe_applied: bool) -> None:
+    moved = b"HTTP/1.1 %d Moved\r\nLocation: https://new.example/rest/api/3/issue\r\nContent-Length: 0\r\n\r\n" % status
+    async with RawServer(fixed_answer(moved)).running() as server, HttpClient(timeout=5) as client:
+        http = VendorHttp("jira", client, server.origin.url("/"))
+        with structlog.testing.capture_logs() as logs, pytest.raises(RetryableError) as caught:
+            await http.send(Request("POST", "/issue", json={}))
+    assert "redirect to https://new.example/rest/api/3/issue" in str(caught.value)
+    assert caught.value.maybe_applied is maybe_applied
+    assert [entry["location"] for entry in logs if "redirect" in entry["event"]] == [
+        "https://new.example/rest/api/3/issue"
+    ]
+    assert len(server.requests) == 1, "never followed"
+
+
+async def test_interim_1xx_answers_are_skipped_for_the_final_one() -> None:
+    raw = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+        b'HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 11\r\n\r\n{"id": "7"}'
+    )
+    async with RawServer(fixed_answer(raw)).running() as server, HttpClient(timeout=5) as client:
+        for _ in range(2):  # and the connection stays usable
+            response = await client.request("POST", server.origin, "/api/issue", body=b"{}")
+            assert response.status_code == 201 and response.json() == {"id": "7"}
+            assert "link" not in response.headers
+    assert server.connections == 1
+
+
+async def test_an_oversized_body_is_an_error_not_a_memory_hog() -> None:
+    async def huge(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (MAX_RESPONSE_BODY_BYTES * 2))
+        with contextlib.suppress(ConnectionError):
+            for _ in range(2 * MAX_RESPONSE_BODY_BYTES // 65536):
+                writer.write(b"x" * 65536)
+                await writer.drain()
+        return False
+
+    async with RawServer(huge).running() as server, HttpClient(timeout=10) as client:
+        with pytest.raises(TransportError, match="body exceeds") as caught:
+            await client.request("GET", server.origin, "/")
+        assert caught.value.sent and client._open == set()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        b"".join(b"X-Filler-%d: a\r\n" % n for n in range(MAX_RESPONSE_HEADERS + 1)),
+        b"X-Big: " + b"a" * 70_000 + b"\r\n",
+    ],
+    ids=["too many", "too long"],
+)
+async def test_an_oversized_header_block_is_an_error(headers: bytes) -> None:
+    raw = b"HTTP/1.1 200 OK\r\n" + headers + b"Content-Length: 2\r\n\r\n{}"
+    async with RawServer(fixed_answer(raw)).running() as server, HttpClient(timeout=5) as client:
+        with pytest.raises(TransportError, match="headers exceed"):
+            await client.request("GET", server.origin, "/")
+
+
+@pytest.mark.parametrize(
+    "target", ["/api/x\r\nX-Evil: 1", "/api/x\nHost: evil", "/api/x HTTP/1.0\r\n\r\nGET /", "/a\0b"]
+)
+async def test_a_request_target_that_could_inject_lines_is_refused_before_sending(target: str) -> None:
+    async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+        with pytest.raises(ValueError, match="forbidden"):
+            await client.request("GET", server.origin, target)
+        http = VendorHttp("jira", client, server.origin.url("/"))
+        with pytest.raises(PermanentError, match="not sent"):
+            await http.send(Request("POST", "/issue/" + target.removeprefix("/api/") + "/comment", json={}))
+    assert server.requests == []
+
+
+async def test_a_close_delimited_body_cut_by_a_reset_is_an_error() -> None:
+    head_read = asyncio.Event()
+
+    async def cut(request: bytes, writer: asyncio.StreamWriter) -> bool:
+        writer.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n{"key": "OPS-')
+        await writer.drain()
+        await head_read.wait()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with RST
+        writer.transport.abort()
+        return False
+
+    async with RawServer(cut).running() as server, HttpClient(timeout=5) as client:
+        call = asyncio.create_task(client.request("GET", server.origin, "/"))
+
+        async def parsed_head() -> bool:
+            return any(c._status == 200 for c in client._open)
+
+        await eventually(parsed_head, what="the client to read the answer's head")
+        head_read.set()
+        with pytest.raises(TransportError, match="closed the connection") as caught:
+            await call
+    assert caught.value.sent
+
+
+class ClosingServer:
+    """A blocking server in a thread: answers one request per connection with keep-alive, then closes
+    the connection when told, while the client's event loop is not running."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.close_first = threading.Event()
+        self.first_closed = threading.Event()
+        self.requests_per_connection: list[int] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def _answer_all(self, conn: socket.socket, stop: threading.Event | None) -> None:
+        served = 0
+        self.requests_per_connection.append(0)
+        conn.settimeout(5)
+        while True:
+            if stop is not None and served == 1:
+                stop.wait(5)
+                break
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            served += 1
+            self.requests_per_connection[-1] = served
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+        conn.close()
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            first, _ = self.listener.accept()
+            self._answer_all(first, self.close_first)
+            self.first_closed.set()
+            second, _ = self.listener.accept()
+            self._answer_all(second, None)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[ClosingServer]:
+        self.thread.start()
+        try:
+            yield self
+        finally:
+            self.close_first.set()
+            self.listener.close()
+            self.thread.join(5)
+
+
+async def test_a_kept_alive_connection_closed_while_idle_is_detected_before_reuse() -> None:
+    """The close is in the kernel, but the event loop has not run since: the connection must not be taken."""
+    server = ClosingServer()
+    with server.running():
+        origin = Origin.parse(f"http://127.0.0.1:{server.port}/api")
+        async with HttpClient(timeout=5) as client:
+            assert (await client.request("POST", origin, "/api/issue", body=b"{}")).status_code == 200
+            (idle,) = client._idle[origin]
+            # Blocking on purpose: the loop must not see the close before the next request picks a connection.
+            server.close_first.set()
+            assert server.first_closed.wait(5)
+            fd = idle.transport.get_extra_info("socket").fileno()  # type: ignore[union-attr]
+            eventually_sync(lambda: select.select([fd], [], [], 0)[0], timeout=5, what="the close to arrive")
+            assert not idle.closed, "the loop has not handled the close yet"
+            response = await client.request("POST", origin, "/api/issue", body=b"{}")
+            assert response.status_code == 200
+    assert server.requests_per_connection == [1, 1], "the second request went over a new connection"
+
+
+async def test_origins_no_longer_used_are_forgotten_with_their_expired_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The webhooks worker meets a new origin per address a name resolves to; the pool must not keep them all."""
+    monkeypatch.setattr(httpclient, "KEEPALIVE_EXPIRY_SECONDS", 0.0)
+    async with RawServer(json_answer()).running() as server, HttpClient(timeout=5) as client:
+        for n in range(1, 4):
+            pinned = Origin("http", f"hooks-{n}.example.test", server.port, "", address="127.0.0.1")
+            assert (await client.request("POST", pinned, "/hooks", body=b"{}")).status_code == 200
+        assert len(client._slots) <= 1 and len(client._idle) <= 1 and len(client._open) <= 1
+    assert server.connections == 3

@@ -103,7 +103,9 @@ def test_retry_after_accepts_seconds_and_http_dates_and_defaults_when_missing() 
     assert parse_retry_after("2.5") == 2.5
     assert parse_retry_after(format_datetime(now + timedelta(seconds=30), usegmt=True), now=now.timestamp()) == 30
     assert parse_retry_after(None) == parse_retry_after("garbage") == 10.0
-    assert parse_retry_after("-5") == 0.0 and parse_retry_after("99999") == 3600.0
+    assert parse_retry_after("0") == 0.0 and parse_retry_after("99999") == 3600.0
+    # not delta-seconds (RFC 9110) nor a date: the default, as for any unreadable value
+    assert parse_retry_after("-5") == parse_retry_after("nan") == parse_retry_after("1e9") == 10.0
 
 
 def test_the_error_tree() -> None:

@@ -41,6 +41,8 @@ def test_cli_rejects_an_unknown_worker(capsys: pytest.CaptureFixture[str]) -> No
         ("WORKER_RETRY_BUDGET_SECONDS", "48h", "WORKER_RETRY_BUDGET_SECONDS must be a number"),
         ("WORKER_RETRY_BUDGET_SECONDS", "10", "WORKER_RETRY_BUDGET_SECONDS (10) must be >= WORKER_RETRY_MAX_SECONDS"),
         ("WORKER_SYNC_TIMEOUT_SECONDS", "0", "WORKER_SYNC_TIMEOUT_SECONDS must be >= 1.0"),
+        ("HTTPS_PROXY", "http://proxy.internal:3128", "HTTPS_PROXY is set, but the workers use no proxy"),
+        ("http_proxy", "http://proxy.internal:3128", "http_proxy is set, but the workers use no proxy"),
     ],
 )
 def test_cli_rejects_a_bad_setting_before_connecting(
@@ -49,3 +51,12 @@ def test_cli_rejects_a_bad_setting_before_connecting(
     monkeypatch.setenv(name, value)
     assert main(["jira"]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("worker", ["jira", "slack", "zendesk", "webhooks"])
+def test_a_proxy_setting_stops_every_worker_at_start_instead_of_being_ignored(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, worker: str
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    assert main([worker]) == 2
+    assert "HTTPS_PROXY is set, but the workers use no proxy" in capsys.readouterr().err

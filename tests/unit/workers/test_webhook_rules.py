@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from services.workers.webhooks.delivery import retry_after_seconds
+from services.workers.httpclient import retry_after_seconds
 from services.workers.webhooks.loop import retry_delay
 from services.workers.webhooks.settings import WebhookSettings
 from services.workers.webhooks.signing import signature_header
 from shared.config import ConfigError
-from shared.egress import BadUrl, parse_target, refusal
+from shared.egress import BadUrl, TargetRefused, allowed_addresses, parse_target, refusal
 from shared.webhooks import Endpoint, EndpointSecret, new_secret, rotate
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -38,12 +38,51 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
         ("64:ff9b::a9fe:a9fe", False, False),
         ("0.0.0.0", False, False),
         ("224.0.0.1", False, False),
+        # IPv4-compatible (::/96) and IPv4-translated (::ffff:0:0:0/96) forms carry the IPv4 address too
+        ("::10.0.0.1", False, True),
+        ("::a9fe:a9fe", False, False),
+        ("::127.0.0.1", False, True),
+        ("::ffff:0:10.0.0.1", False, True),
+        ("::ffff:0:a9fe:a9fe", False, False),
+        ("::93.184.215.14", True, True),
+        ("64:ff9b:1::a9fe:a9fe", False, False),
+        # cloud metadata: refused even where private networks are allowed
+        ("fd00:ec2::254", False, False),
+        ("fd00:ec2::23", False, False),
+        ("fd20:ce::254", False, False),
+        ("168.63.129.16", False, False),
+        ("100.100.100.200", False, False),
+        ("192.0.0.192", False, False),
+        ("::ffff:0:a83f:8110", False, False),
     ],
 )
 def test_address_guard(address: str, strict: bool, relaxed: bool) -> None:
     ip = ipaddress.ip_address(address)
     assert (refusal(ip, allow_private=False) is None) is strict
     assert (refusal(ip, allow_private=True) is None) is relaxed
+
+
+@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "168.63.129.16", "::ffff:169.254.170.2"])
+def test_cloud_metadata_is_named_as_such_even_with_private_networks_allowed(address: str) -> None:
+    reason = refusal(ipaddress.ip_address(address), allow_private=True)
+    assert reason is not None and "cloud metadata" in reason
+
+
+async def test_a_refused_host_name_never_says_what_it_resolves_to() -> None:
+    async def internal(host: str, port: int) -> list[str]:
+        return ["10.1.2.3"]
+
+    async def unknown(host: str, port: int) -> list[str]:
+        raise OSError("Name or service not known")
+
+    refusals = []
+    for resolver in (internal, unknown):
+        with pytest.raises(TargetRefused) as refused:
+            await allowed_addresses(parse_target("https://intranet.example/hook"), False, resolver)
+        refusals.append(refused.value)
+    shown = {str(r) for r in refusals}
+    assert shown == {"intranet.example does not resolve to an address webhooks may call"}, "no oracle either"
+    assert "10.1.2.3" in refusals[0].detail and "private" in refusals[0].detail, "the log says why"
 
 
 def test_parse_target_keeps_host_port_and_path() -> None:
@@ -57,7 +96,18 @@ def test_parse_target_keeps_host_port_and_path() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://x/", "x", "http://", "http://a b/", "http://u:p@x/", "http://x/#frag", "http://x:0x/", "h" * 3000, "http://\u00e4\ud800/"]
+    "url",
+    [
+        "ftp://x/",
+        "x",
+        "http://",
+        "http://a b/",
+        "http://u:p@x/",
+        "http://x/#frag",
+        "http://x:0x/",
+        "h" * 3000,
+        "http://\u00e4\ud800/",
+    ],
 )
 def test_parse_target_refuses(url: str) -> None:
     with pytest.raises(BadUrl):
@@ -94,12 +144,15 @@ def test_retry_after_as_seconds_or_http_date() -> None:
     assert retry_after_seconds("Fri, 27 Nov 2026 12:01:00 GMT", now) == 60.0
     assert retry_after_seconds("soon", now) is None
     assert retry_after_seconds(None, now) is None
+    assert retry_after_seconds("2.5", now) == 2.5, "the vendor workers' parser and this one are one"
+    assert retry_after_seconds("Fri, 27 Nov 2026 11:59:00 GMT", now) == 0.0
 
 
 def test_rotation_keeps_old_secret_until_the_overlap_ends() -> None:
     old = EndpointSecret(value=new_secret(), created_at=NOW - timedelta(days=1))
-    endpoint = Endpoint(id="a" * 16, url="https://x/", events=["incident.created"], secrets=[old], created_at=NOW,
-                        updated_at=NOW)
+    endpoint = Endpoint(
+        id="a" * 16, url="https://x/", events=["incident.created"], secrets=[old], created_at=NOW, updated_at=NOW
+    )
     fresh = new_secret()
     rotated = rotate(endpoint, fresh, NOW, timedelta(hours=1))
     assert rotated.signing_secrets(NOW) == [old.value, fresh]
