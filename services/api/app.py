@@ -108,6 +108,12 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if not settings.tokens:
+            log.critical(
+                "API_TOKENS is unset: every route is open to anyone who reaches this port (local use only)",
+                host=settings.host,
+                port=settings.port,
+            )
         await parts.db.connect()
         await parts.link.start()
         stop = asyncio.Event()

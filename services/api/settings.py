@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 import msgspec
@@ -15,6 +14,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/incidents.db"
 ALERTMANAGER_INTEGRATION = "alertmanager"
 """The integration name of incidents from Alertmanager webhooks (for ALERT_AUTO_RESOLVE)."""
 MAX_AUTO_RESOLVE_SECONDS = 90 * 24 * 3600
+MIN_SECRET_LENGTH = 16
+"""API tokens and integration keys shorter than this stop the API at start: they could be guessed."""
 
 
 class ApiToken(msgspec.Struct, frozen=True):
@@ -123,13 +124,16 @@ def batch_size(env: Mapping[str, str]) -> int:
 
 def parse_tokens(entries: list[str]) -> tuple[ApiToken, ...]:
     tokens = []
-    for entry in entries:
+    for position, entry in enumerate(entries, start=1):
         name, sep, secret = entry.partition(":")
         if not sep:
-            secret = entry
-            name = "token-" + hashlib.sha256(entry.encode()).hexdigest()[:8]
+            # Named by its place in the list: the actor goes to Jira, Slack and Zendesk, so nothing derived
+            # from the token itself (not even a hash of it) may be in it.
+            secret, name = entry, f"token-{position}"
         if not secret or not name:
             raise ConfigError("API_TOKENS entries must be `token` or `name:token`")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"API_TOKENS: the token of {name!r} is shorter than {MIN_SECRET_LENGTH} characters")
         tokens.append(ApiToken(name=name, secret=Secret(secret)))
     return tuple(tokens)
 
@@ -140,6 +144,10 @@ def parse_integration_keys(entries: list[str]) -> tuple[IntegrationKey, ...]:
         name, sep, key = entry.partition(":")
         if not sep or not name.strip() or not key.strip():
             raise ConfigError("INTEGRATION_KEYS entries must be `name:key`")
+        if len(key.strip()) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"INTEGRATION_KEYS: the key of {name.strip()!r} is shorter than {MIN_SECRET_LENGTH} characters"
+            )
         keys.append(IntegrationKey(name=name.strip(), key=Secret(key.strip())))
     if len({k.name for k in keys}) != len(keys):
         raise ConfigError("INTEGRATION_KEYS names must be unique")

@@ -7,6 +7,7 @@ same record, so there is no second copy to keep in step.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 from services.api.db import Db
 from services.api.eventhandler_client import NatsLink
 from services.api.tables import incident_events
-from shared.egress import allowed_addresses, parse_target
+from shared.egress import TargetRefused, allowed_addresses, parse_target
 from shared.webhooks import (
     DELIVERIES_STREAM,
     ENDPOINTS_BUCKET,
@@ -45,6 +46,14 @@ NATS_TIMEOUT = 5.0
 REDELIVER_TIMEOUT = 60.0  # one delivery, whatever the worker's WEBHOOK_TIMEOUT_SECONDS (default 15 s)
 CAS_ATTEMPTS = 5
 _TROUBLE = (nats.errors.Error, TimeoutError)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class WebhookNotFound(LookupError):
@@ -87,8 +96,18 @@ class WebhookStore:
         return self._kv
 
     async def check_url(self, url: str) -> None:
-        """BadUrl or TargetRefused (both 400) unless the URL is one the worker may call."""
-        await allowed_addresses(parse_target(url), self.allow_private)
+        """BadUrl or TargetRefused (both 400) unless the URL is one the worker may call.
+
+        For a host name the answer never says what it resolves to, nor whether it resolves at all: a
+        token holder could otherwise map the internal DNS. The reason is logged for operators."""
+        target = parse_target(url)
+        try:
+            await allowed_addresses(target, self.allow_private)
+        except TargetRefused as exc:
+            if _is_ip_literal(target.host):
+                raise
+            log.info("webhook url refused", host=target.host, reason=str(exc))
+            raise TargetRefused(f"{target.host} does not resolve to addresses webhooks may reach") from None
 
     async def create(self, endpoint: Endpoint) -> None:
         kv = await self._bucket()

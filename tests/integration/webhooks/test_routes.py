@@ -130,3 +130,12 @@ async def test_delivery_log_of_an_unknown_webhook_is_a_404(client: Client) -> No
     assert_error(await client.get(f"/webhooks/{'b' * 16}/deliveries"), 404, "webhook not found")
     created = (await client.post("/webhooks", json={"url": PUBLIC, "events": ["incident.created"]})).json()
     assert (await client.get(f"/webhooks/{created['id']}/deliveries")).json() == {"items": []}
+
+
+@pytest.mark.parametrize("host", ["localhost", "no-such-host.invalid"])
+async def test_a_refused_host_name_does_not_say_what_it_resolves_to(client: Client, host: str) -> None:
+    response = await client.post("/webhooks", json={"url": f"http://{host}/hook", "events": ["incident.created"]})
+    assert_error(response, 400, "refused", host)
+    error = response.json()["error"]
+    assert "127.0.0.1" not in error and "loopback" not in error and "does not resolve:" not in error
+    assert error == f"url refused: {host} does not resolve to addresses webhooks may reach"
