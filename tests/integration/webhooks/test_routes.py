@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.integration.webhooks.conftest import webhook_client
+from tests.support.processes import NatsServer
+
 PUBLIC = "http://93.184.215.14/hooks"  # a global address: allowed without DNS
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -139,3 +142,18 @@ async def test_a_refused_host_name_does_not_say_what_it_resolves_to(client: Clie
     error = response.json()["error"]
     assert "127.0.0.1" not in error and "loopback" not in error and "does not resolve:" not in error
     assert error == f"url refused: {host} does not resolve to addresses webhooks may reach"
+
+
+async def test_past_webhook_max_endpoints_a_create_is_a_409_until_one_is_deleted(
+    client: Client, sqlite_database_url: str, nats_server: NatsServer
+) -> None:
+    existing = len((await client.get("/webhooks")).json()["items"])  # the bucket outlives a test
+    body = {"url": PUBLIC, "events": ["incident.created"]}
+    async for capped in webhook_client(
+        sqlite_database_url, nats_server, allow_private=False, max_endpoints=existing + 2
+    ):
+        made = [(await capped.post("/webhooks", json=body)).json()["id"] for _ in range(2)]
+        assert_error(await capped.post("/webhooks", json=body), 409, "WEBHOOK_MAX_ENDPOINTS")
+        assert len((await capped.get("/webhooks")).json()["items"]) == existing + 2
+        assert (await capped.delete(f"/webhooks/{made[0]}")).status_code == 200
+        assert (await capped.post("/webhooks", json=body)).status_code == 201
