@@ -16,9 +16,17 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from shared.consumers import FeedCloseRequest, FeedReply, FeedRequest, feed_close_subject, feed_open_subject
+from shared.consumers import (
+    FEED_HEARTBEAT_SECONDS,
+    FeedCloseRequest,
+    FeedReply,
+    FeedRequest,
+    feed_close_subject,
+    feed_open_subject,
+)
 
 REQUEST_TIMEOUT = 5.0
+SILENT_AFTER_SECONDS = 3 * FEED_HEARTBEAT_SECONDS
 _CONTROL = "100"
 _STALLED = "Nats-Consumer-Stalled"
 _ERROR_CODE = "Nats-Service-Error-Code"
@@ -52,6 +60,7 @@ class Feed:
         self.name = name
         self._subscription = subscription
         self._next_delivery = 1
+        self._last_heard = time.monotonic()
 
     @classmethod
     async def open(cls, nc: Client, user: str, start_seq: int = 0) -> Feed:
@@ -74,7 +83,11 @@ class Feed:
             try:
                 msg = await self._subscription.next_msg(timeout=left)
             except nats.errors.TimeoutError:
+                if time.monotonic() - self._last_heard > SILENT_AFTER_SECONDS:
+                    # Not even a heartbeat: the consumer is gone (an in-memory one does not outlive its server).
+                    raise FeedGap(f"nothing heard for {SILENT_AFTER_SECONDS} s") from None
                 return None
+            self._last_heard = time.monotonic()
             headers = msg.headers or {}
             if not msg.data and headers.get("Status") == _CONTROL:
                 # Flow control asks for an empty reply; a heartbeat of a stalled consumer names where to send one.
