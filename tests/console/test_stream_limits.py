@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import nats
@@ -12,8 +13,10 @@ import pytest
 
 from shared.events import STREAM
 from tests.console.support import ACTOR, TOKEN, ConsoleStack
+from tests.support.database import migrate, sqlite_url
 from tests.support.polling import eventually
-from tests.support.services import ApiProcess
+from tests.support.processes import NatsServer, free_port
+from tests.support.services import ApiProcess, module_process, service_env
 from tests.support.stack import wait_for_empty_outbox
 
 pytestmark = pytest.mark.slow  # end to end: real processes
@@ -128,3 +131,30 @@ async def test_past_api_max_concurrency_uvicorn_answers_503(stack: ConsoleStack)
                 await response.aclose()
     finally:
         api.stop()
+
+
+async def test_console_streams_use_a_nats_connection_of_their_own(tmp_path: Path) -> None:
+    """NATS may drop a connection whose reader lags (a replay of large events to slow browsers): never the relay's."""
+    monitor = free_port()
+    (tmp_path / "nats").mkdir()
+    server = NatsServer(tmp_path / "nats", config=f"http: 127.0.0.1:{monitor}").start()
+    url = sqlite_url(tmp_path)
+    await asyncio.to_thread(migrate, url)
+    eventhandler = module_process("eventhandler", ["services.eventhandler"], tmp_path, service_env(NATS_URL=server.url))
+    eventhandler.start()
+    api = ApiProcess(tmp_path, url, server.url, {"API_TOKENS": f"{ACTOR}:{TOKEN}"}).start()
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=30) as client:
+            streams = await open_streams(client, TOKEN, 5)
+            assert [r.status_code for r in streams] == [200] * 5
+            connz = httpx.get(f"http://127.0.0.1:{monitor}/connz", params={"subs": "1"}, timeout=5).json()
+            subjects = {c.get("name"): c.get("subscriptions_list", []) for c in connz["connections"]}
+            feed_inboxes = [s for s in subjects["api-live"] if s.startswith("_INBOX_api.")]
+            assert len(feed_inboxes) >= 5, subjects  # one per stream (plus its request inbox)
+            assert len([s for s in subjects["api"] if s.startswith("_INBOX_api.")]) <= 1, subjects
+            for response in streams:
+                await response.aclose()
+    finally:
+        api.stop()
+        eventhandler.stop()
+        server.stop()
