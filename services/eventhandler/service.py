@@ -143,7 +143,7 @@ async def start_service(nc: Client, endpoints: Endpoints, metrics: Metrics, cons
         nc,
         name=EVENTHANDLER_SERVICE,
         version=VERSION,
-        description="Stores incident events on JetStream; manages subscriptions and dead letters",
+        description="Stores incident events on JetStream; manages subscriptions, dead letters and others' consumers",
     )
     root = service.add_group(name="eventhandler")
     subscriptions = root.add_group(name="subscriptions")
