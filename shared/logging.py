@@ -13,9 +13,11 @@ import structlog
 
 _SECRET_KEYS = re.compile(r"(password|passwd|token|secret|authorization|api_key|apikey|credentials)", re.I)
 _SECRET_VALUES = re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.I)
-# Whatever either pattern above could match, in a lower-cased line: without any of these words it holds no
+# Secrets recognisable by their own shape wherever they sit: webhook signing secrets and Slack tokens.
+_SECRET_SHAPES = re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+|\bxox[a-z]-[A-Za-z0-9-]+")
+# Whatever the patterns above could match, in a lower-cased line: without any of these words it holds no
 # secret. (Lower-casing first: the same search with re.I is ten times slower.)
-_MAYBE_SECRET = re.compile(rb"passw(?:or)?d|token|secret|authorization|api_?key|credentials|bearer|basic")
+_MAYBE_SECRET = re.compile(rb"passw(?:or)?d|token|secret|authorization|api_?key|credentials|bearer|basic|whsec_|xox")
 REDACTED = "[REDACTED]"
 _JSON = msgspec.json.Encoder(enc_hook=str)  # values JSON has no type for (exceptions, paths) as their text
 
@@ -26,7 +28,9 @@ def _json_text(event_dict: Any, **_: Any) -> str:
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _SECRET_VALUES.sub(r"\1" + REDACTED, value)
+        return _SECRET_SHAPES.sub(REDACTED, _SECRET_VALUES.sub(r"\1" + REDACTED, value))
+    if isinstance(value, msgspec.Struct):  # its fields, by name, like a dict's keys
+        return _redact_value(msgspec.to_builtins(value, enc_hook=str))
     if isinstance(value, dict):
         return {
             k: (REDACTED if isinstance(k, str) and _SECRET_KEYS.search(k) else _redact_value(v))

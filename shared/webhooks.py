@@ -200,12 +200,17 @@ def endpoint_consumer_config(endpoint: Endpoint, ack_wait: float) -> ConsumerCon
     order per incident); a retry waiting with `nak(delay)` holds back this endpoint only. There is
     no max_deliver: the worker gives up when the retry budget (a time) is spent, with `term`.
     """
+    return consumer_config_for(endpoint.id, endpoint.events, endpoint.created_at, ack_wait)
+
+
+def consumer_config_for(endpoint_id: str, events: list[str], created_at: datetime, ack_wait: float) -> ConsumerConfig:
+    """endpoint_consumer_config from the fields the webhooks worker sends the event handler."""
     return ConsumerConfig(
-        durable_name=consumer_name(endpoint.id),
-        description=f"webhook endpoint {endpoint.id}",
-        filter_subjects=worker_filter_subjects(endpoint.events),
+        durable_name=consumer_name(endpoint_id),
+        description=f"webhook endpoint {endpoint_id}",
+        filter_subjects=worker_filter_subjects(events),
         deliver_policy=DeliverPolicy.BY_START_TIME,
-        opt_start_time=endpoint.created_at,
+        opt_start_time=created_at,
         ack_policy=AckPolicy.EXPLICIT,
         ack_wait=ack_wait,
         max_deliver=-1,

@@ -53,6 +53,7 @@ def main() -> None:
         access_log=False,
         timeout_graceful_shutdown=20,
         server_header=False,
+        limit_concurrency=settings.max_concurrency,  # past it uvicorn answers 503 instead of taking more
     )
     # uvicorn drains, then re-raises the signal it caught: ending here makes that a clean exit (0).
     signal.signal(signal.SIGTERM, _exit_cleanly)

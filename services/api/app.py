@@ -34,7 +34,7 @@ from services.api.events import Origin
 from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
-from services.api.live import LiveFeed
+from services.api.live import LiveFeed, StreamCaps
 from services.api.metrics import ApiMetrics, http_metrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore, micros_ago
@@ -86,11 +86,19 @@ def build_components(settings: ApiSettings) -> Components:
         metrics=metrics,
     )
     repo = SqlIncidentRepository(
-        db, on_commit=relay.notify, on_created=relay.offer, max_group=settings.group_commit_max
+        db,
+        on_commit=relay.notify,
+        on_created=relay.offer,
+        max_group=settings.group_commit_max,
+        max_queued=settings.group_commit_queue_max,
     )
     links = LinkReader(link, settings.link_workers)
     intake = AlertIntake(repo)
-    live = LiveFeed(link, settings.stream_catchup_max)
+    live = LiveFeed(
+        NatsLink(settings.nats, name="api-live"),
+        settings.stream_catchup_max,
+        StreamCaps(per_token=settings.stream_max_per_token, total=settings.stream_max),
+    )
     return Components(
         db, link, client, outbox, relay, repo, metrics, links, intake, RoutingKeys(settings.integration_keys), live
     )
@@ -104,12 +112,20 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         parts.db,
         allow_private=settings.webhook_allow_private,
         secret_overlap=settings.webhook_secret_overlap,
+        max_endpoints=settings.webhook_max_endpoints,
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if not settings.tokens:
+            log.critical(
+                "API_TOKENS is unset: every route is open to anyone who reaches this port (local use only)",
+                host=settings.host,
+                port=settings.port,
+            )
         await parts.db.connect()
         await parts.link.start()
+        await parts.live.link.start()
         stop = asyncio.Event()
         relay_task = asyncio.create_task(parts.relay.run(stop), name="outbox-relay")
         housekeeping = asyncio.create_task(_housekeeping(parts.repo, stop), name="housekeeping")
@@ -125,6 +141,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             if parts.link.connected:
                 await parts.relay.flush(timeout=5.0)
             await parts.link.close()
+            await parts.live.link.close()
             await parts.db.disconnect()
 
     app = Litestar(

@@ -13,6 +13,7 @@ from services.api.db import UNAVAILABLE_ERRORS
 from services.api.domain import DomainError, IncidentDeleted
 from services.api.eventhandler_client import EventHandlerError, EventHandlerUnavailable
 from services.api.events import EventTooLarge
+from services.api.groupcommit import Overloaded
 from services.api.repository import (
     DedupKeyInUse,
     IdempotencyMismatch,
@@ -79,6 +80,8 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(exc.code if exc.code in (400, 404) else 503, exc.description)
     if isinstance(exc, EventHandlerUnavailable):
         return error_response(503, "event handler unavailable, try again later", {"Retry-After": "1"})
+    if isinstance(exc, Overloaded):
+        return error_response(503, str(exc), {"Retry-After": str(exc.retry_after)})
     if isinstance(exc, UNAVAILABLE_ERRORS):
         log.warning("database unavailable", error=type(exc).__name__)
         return error_response(503, "database unavailable, try again later", {"Retry-After": "1"})

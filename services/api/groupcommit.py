@@ -9,6 +9,14 @@ from typing import Generic, TypeVar
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 WriteBatch = Callable[[list[Item]], Awaitable[list[Result | BaseException]]]
+DEFAULT_MAX_QUEUED = 4096
+RETRY_AFTER_SECONDS = 1
+
+
+class Overloaded(RuntimeError):
+    """More writes wait than the queue holds: shed with 503 and Retry-After instead of growing memory."""
+
+    retry_after = RETRY_AFTER_SECONDS
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -19,13 +27,19 @@ class GroupCommit(Generic[Item, Result]):
     one outcome per item: a failing item must not fail the others.
     """
 
-    def __init__(self, write_batch: WriteBatch[Item, Result], *, max_batch: int) -> None:
+    def __init__(
+        self, write_batch: WriteBatch[Item, Result], *, max_batch: int, max_queued: int = DEFAULT_MAX_QUEUED
+    ) -> None:
         self._write_batch = write_batch
         self._max_batch = max_batch
+        self._max_queued = max_queued
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
     async def submit(self, item: Item) -> Result:
+        """Overloaded at once, writing nothing, when `max_queued` items already wait for a transaction."""
+        if len(self._queue) >= self._max_queued:
+            raise Overloaded(f"{self._max_queued} writes are already waiting; retry later")
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._writer is None:

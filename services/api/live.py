@@ -1,26 +1,26 @@
 """The console's live feed: incident events read from JetStream, sent to the browser as server-sent events.
 
-Each stream reads its own ordered (ephemeral, in-memory) consumer on INCIDENTS, so a browser that
-reconnects with `Last-Event-ID` (the stream sequence of the last event it saw) catches up exactly.
+Each stream reads its own push consumer on INCIDENTS (ack-less, in memory, into the API's inbox), which the
+event handler creates for it (shared/consumers.py), so a browser that reconnects with `Last-Event-ID` (the
+stream sequence of the last event it saw) catches up exactly.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
+from collections import Counter
 from collections.abc import AsyncGenerator
 
 import msgspec
 import structlog
 from litestar.response import ServerSentEventMessage
+from nats.aio.client import Client
 from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
-from nats.errors import TimeoutError as NatsTimeoutError
-from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from services.api.eventhandler_client import EventHandlerUnavailable, NatsLink
-from shared.events import STREAM, SUBJECT_PREFIX
+from shared.events import STREAM
+from shared.feed import Feed, FeedGap, FeedUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -29,6 +29,12 @@ KEEPALIVE_SECONDS = 15.0
 WAKE_SECONDS = 1.0
 """How soon an idle stream notices that the API is shutting down."""
 RETRY_MILLISECONDS = 2000
+RETRY_AFTER_SECONDS = 5
+DEFAULT_MAX_PER_TOKEN = 20
+"""STREAM_MAX_PER_TOKEN: a responder has a few tabs open; more from one token is a runaway script or worse."""
+DEFAULT_MAX = 500
+"""STREAM_MAX: open streams of one API process."""
+FEED_USER = "api"
 EVENT = "incident"
 READY = "ready"
 
@@ -55,63 +61,108 @@ def parse_last_event_id(raw: str | None) -> int | None:
     return int(raw.strip())
 
 
+class TooManyStreams(RuntimeError):
+    """A cap on open streams is reached: 429 with Retry-After."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.retry_after = RETRY_AFTER_SECONDS
+
+
+class StreamCaps:
+    """Open streams per token and in total. Taken before the answer starts, given back when the stream ends."""
+
+    def __init__(self, per_token: int, total: int) -> None:
+        self.per_token = per_token
+        self.total = total
+        self.open: Counter[str] = Counter()
+
+    def take(self, actor: str) -> None:
+        if sum(self.open.values()) >= self.total:
+            raise TooManyStreams(f"too many open streams ({self.total}, STREAM_MAX); retry later")
+        if self.open[actor] >= self.per_token:
+            raise TooManyStreams(f"too many open streams for this token ({self.per_token}, STREAM_MAX_PER_TOKEN)")
+        self.open[actor] += 1
+
+    def give_back(self, actor: str) -> None:
+        self.open[actor] -= 1
+        if self.open[actor] <= 0:
+            del self.open[actor]
+
+
 class LiveFeed:
-    def __init__(self, link: NatsLink, catchup_max: int) -> None:
+    """The console's streams, on a NATS connection of their own: a browser that reads slowly (or a replay of
+    large events) can make NATS drop this connection as a slow consumer, never the outbox relay's."""
+
+    def __init__(self, link: NatsLink, catchup_max: int, caps: StreamCaps | None = None) -> None:
         self.link = link
         self.catchup_max = catchup_max
+        self.caps = caps or StreamCaps(per_token=DEFAULT_MAX_PER_TOKEN, total=DEFAULT_MAX)
         self.closing = False
 
     def close(self) -> None:
         """End every open stream (browsers reconnect to another replica). Safe to call from a signal handler."""
         self.closing = True
 
-    def _jetstream(self) -> JetStreamContext:
+    async def open(self, actor: str, last_seen: int | None) -> AsyncGenerator[ServerSentEventMessage, None]:
+        """The stream's messages; TooManyStreams past a cap, a 503 now when NATS is down."""
         if not self.link.connected or self.link.nc is None:
             raise EventHandlerUnavailable("NATS is not connected")
-        return self.link.nc.jetstream(timeout=5)
-
-    async def open(self, last_seen: int | None) -> AsyncGenerator[ServerSentEventMessage, None]:
-        """The stream's messages; a 503 now when NATS is down."""
-        return self._messages(self._jetstream(), last_seen)
+        self.caps.take(actor)  # no await between the check and the count: the cap holds under any concurrency
+        messages = self._messages(self.link.nc, actor, last_seen)
+        try:
+            # Started here, so that its `finally` runs however the response ends (the loop closes a started
+            # generator that is dropped): the slot and the consumer are always given back.
+            first = await anext(messages)
+        except StopAsyncIteration:
+            raise EventHandlerUnavailable("the live feed is unavailable") from None
+        return _starting_with(first, messages)
 
     async def _messages(
-        self, js: JetStreamContext, last_seen: int | None
+        self, nc: Client, actor: str, last_seen: int | None
     ) -> AsyncGenerator[ServerSentEventMessage, None]:
-        # Subscribed inside the generator, so that its `finally` always runs: a browser that hangs up
-        # before the response starts leaves no consumer behind. Subscribed before `ready` is sent, so
-        # nothing after it is missed.
+        feed: Feed | None = None
         try:
-            info = await js.stream_info(STREAM)
-            start = start_after(last_seen, info.state.last_seq, self.catchup_max)
-            subscription = await js.subscribe(
-                SUBJECT_PREFIX + ">",
-                stream=STREAM,
-                ordered_consumer=True,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start.first_seq),
-            )
-        except (NatsError, TimeoutError) as exc:
-            log.warning("live stream unavailable", error=type(exc).__name__)
-            return  # the browser reconnects
-        log.info("live stream opened", first_seq=start.first_seq, reset=start.reset)
-        ready = msgspec.json.encode({"reset": start.reset}).decode()
-        try:
+            # The consumer is made before `ready` is sent, so nothing after it is missed.
+            try:
+                info = await nc.jetstream(timeout=5).stream_info(STREAM)
+                start = start_after(last_seen, info.state.last_seq, self.catchup_max)
+                feed = await Feed.open(nc, FEED_USER, start.first_seq)
+            except (NatsError, TimeoutError, FeedUnavailable) as exc:
+                log.warning("live stream unavailable", error=type(exc).__name__)
+                return
+            log.info("live stream opened", first_seq=start.first_seq, reset=start.reset, consumer=feed.name)
+            ready = msgspec.json.encode({"reset": start.reset}).decode()
             yield ServerSentEventMessage(event=READY, id=str(start.first_seq - 1), data=ready, retry=RETRY_MILLISECONDS)
             quiet_since = time.monotonic()
             while not self.closing:
                 try:
-                    msg = await subscription.next_msg(timeout=WAKE_SECONDS)
-                except NatsTimeoutError:
+                    msg = await feed.next(timeout=WAKE_SECONDS)
+                except (ConnectionClosedError, FeedGap) as exc:
+                    log.info("live stream ends, the browser resumes it", why=type(exc).__name__)
+                    return
+                if msg is None:
                     if time.monotonic() - quiet_since >= KEEPALIVE_SECONDS:
                         quiet_since = time.monotonic()
                         yield ServerSentEventMessage(comment="keep-alive")
                     continue
-                except ConnectionClosedError:
-                    return
                 quiet_since = time.monotonic()
                 # JSON outside strings may hold line breaks; inside strings they are escaped. SSE data is one line.
                 data = msg.data.replace(b"\r", b"").replace(b"\n", b"").decode()
                 yield ServerSentEventMessage(event=EVENT, id=str(msg.metadata.sequence.stream), data=data)
         finally:
-            with contextlib.suppress(NatsError):
-                await subscription.unsubscribe()
+            self.caps.give_back(actor)
+            if feed is not None:
+                await feed.close()
             log.info("live stream closed")
+
+
+async def _starting_with(
+    first: ServerSentEventMessage, rest: AsyncGenerator[ServerSentEventMessage, None]
+) -> AsyncGenerator[ServerSentEventMessage, None]:
+    try:
+        yield first
+        async for message in rest:
+            yield message
+    finally:
+        await rest.aclose()

@@ -78,6 +78,10 @@ class RequestContextMiddleware:
                     await _unauthorized(send_with_id)
                     return
                 state["actor"] = actor
+            # Public routes (readiness) show details only to a token holder; without API_TOKENS everyone is one.
+            state["token_holder"] = (
+                not self.tokens or not public or (self._authenticate(_header(scope, b"authorization")) is not None)
+            )
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started

@@ -17,7 +17,7 @@ from services.api.bulk import INCIDENT_COLUMNS, UPDATE_COLUMNS, insert_rows, upd
 from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
 from services.api.events import EventRecorder, EventTooLarge
-from services.api.groupcommit import GroupCommit
+from services.api.groupcommit import DEFAULT_MAX_QUEUED, GroupCommit
 from services.api.outbox import OutboxRow
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import utcnow
@@ -174,12 +174,17 @@ class SqlIncidentRepository:
         on_created: Callable[[list[OutboxRow]], None] | None = None,
         *,
         max_group: int = MAX_GROUP_COMMIT,
+        max_queued: int = DEFAULT_MAX_QUEUED,
     ) -> None:
         self.db = db
         self.on_commit = on_commit
         self.on_created = on_created
-        self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(self._add_group, max_batch=max_group)
-        self.changes: GroupCommit[IncidentChange, Incident] = GroupCommit(self._change_group, max_batch=max_group)
+        self.creates: GroupCommit[NewIncident, Incident] = GroupCommit(
+            self._add_group, max_batch=max_group, max_queued=max_queued
+        )
+        self.changes: GroupCommit[IncidentChange, Incident] = GroupCommit(
+            self._change_group, max_batch=max_group, max_queued=max_queued
+        )
 
     async def add(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None) -> Incident:
         """Store a new incident and its events; concurrent creates share one transaction (group commit)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 
 import msgspec
@@ -15,6 +14,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/incidents.db"
 ALERTMANAGER_INTEGRATION = "alertmanager"
 """The integration name of incidents from Alertmanager webhooks (for ALERT_AUTO_RESOLVE)."""
 MAX_AUTO_RESOLVE_SECONDS = 90 * 24 * 3600
+MIN_SECRET_LENGTH = 16
+"""API tokens and integration keys shorter than this stop the API at start: they could be guessed."""
 
 
 class ApiToken(msgspec.Struct, frozen=True):
@@ -58,6 +59,10 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """OUTBOX_BATCH_SIZE: outbox rows claimed per round; requests are further bounded by shared.relay's limits."""
     group_commit_max: int = 256
     """GROUP_COMMIT_MAX: concurrent creates committed in one transaction at most (one insert per table)."""
+    group_commit_queue_max: int = 4096
+    """GROUP_COMMIT_QUEUE_MAX: creates (and, separately, changes) waiting for a transaction; past it, 503."""
+    max_concurrency: int = 2048
+    """API_MAX_CONCURRENCY: open connections and requests uvicorn serves at once; past it, 503."""
     relay_retry_max_seconds: float = 30.0
     """RELAY_RETRY_MAX_SECONDS: the longest wait between the relay's retries (after a failure or a parked event)."""
     relay_stall_seconds: float = 120.0
@@ -68,8 +73,14 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """WEBHOOK_ALLOW_PRIVATE_NETWORKS: webhook URLs may point at loopback and private addresses (never link-local)."""
     webhook_secret_overlap: float = 86400.0
     """WEBHOOK_ROTATION_OVERLAP_SECONDS: after a rotation, the previous secret keeps signing this long."""
+    webhook_max_endpoints: int = 100
+    """WEBHOOK_MAX_ENDPOINTS: registered webhook endpoints at most; past it, `POST /webhooks` is a 409."""
     stream_catchup_max: int = 1000
     """STREAM_CATCHUP_MAX_EVENTS: a console stream resumed further behind than this starts now and reloads."""
+    stream_max_per_token: int = 20
+    """STREAM_MAX_PER_TOKEN: open `GET /incident/stream` per token (per process); past it, 429."""
+    stream_max: int = 500
+    """STREAM_MAX: open `GET /incident/stream` in all (per process); past it, 429."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -100,12 +111,17 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             relay_batch_size=batch_size(env),
             # 15 columns a row: 1,000 rows stay under SQLite's 32,766 bound variables per statement.
             group_commit_max=env_int(env, "GROUP_COMMIT_MAX", 256, minimum=1, maximum=1000),
+            group_commit_queue_max=env_int(env, "GROUP_COMMIT_QUEUE_MAX", 4096, minimum=1, maximum=1_000_000),
+            max_concurrency=env_int(env, "API_MAX_CONCURRENCY", 2048, minimum=1, maximum=1_000_000),
             relay_retry_max_seconds=env_float(env, "RELAY_RETRY_MAX_SECONDS", 30.0, minimum=0.1),
             relay_stall_seconds=env_float(env, "RELAY_STALL_SECONDS", 120.0, minimum=1.0),
             link_workers=tuple(env_list(env, "LINK_WORKERS")) or ("jira", "slack", "zendesk"),
             webhook_allow_private=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
             webhook_secret_overlap=env_float(env, "WEBHOOK_ROTATION_OVERLAP_SECONDS", 86400.0, minimum=0.0),
+            webhook_max_endpoints=env_int(env, "WEBHOOK_MAX_ENDPOINTS", 100, minimum=1, maximum=10_000),
             stream_catchup_max=env_int(env, "STREAM_CATCHUP_MAX_EVENTS", 1000, minimum=0, maximum=1_000_000),
+            stream_max_per_token=env_int(env, "STREAM_MAX_PER_TOKEN", 20, minimum=1, maximum=100_000),
+            stream_max=env_int(env, "STREAM_MAX", 500, minimum=1, maximum=100_000),
             log_format=log_format,
             log_level=log_level,
         )
@@ -123,13 +139,16 @@ def batch_size(env: Mapping[str, str]) -> int:
 
 def parse_tokens(entries: list[str]) -> tuple[ApiToken, ...]:
     tokens = []
-    for entry in entries:
+    for position, entry in enumerate(entries, start=1):
         name, sep, secret = entry.partition(":")
         if not sep:
-            secret = entry
-            name = "token-" + hashlib.sha256(entry.encode()).hexdigest()[:8]
+            # Named by its place in the list: the actor goes to Jira, Slack and Zendesk, so nothing derived
+            # from the token itself (not even a hash of it) may be in it.
+            secret, name = entry, f"token-{position}"
         if not secret or not name:
             raise ConfigError("API_TOKENS entries must be `token` or `name:token`")
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ConfigError(f"API_TOKENS: the token of {name!r} is shorter than {MIN_SECRET_LENGTH} characters")
         tokens.append(ApiToken(name=name, secret=Secret(secret)))
     return tuple(tokens)
 
@@ -140,6 +159,10 @@ def parse_integration_keys(entries: list[str]) -> tuple[IntegrationKey, ...]:
         name, sep, key = entry.partition(":")
         if not sep or not name.strip() or not key.strip():
             raise ConfigError("INTEGRATION_KEYS entries must be `name:key`")
+        if len(key.strip()) < MIN_SECRET_LENGTH:
+            raise ConfigError(
+                f"INTEGRATION_KEYS: the key of {name.strip()!r} is shorter than {MIN_SECRET_LENGTH} characters"
+            )
         keys.append(IntegrationKey(name=name.strip(), key=Secret(key.strip())))
     if len({k.name for k in keys}) != len(keys):
         raise ConfigError("INTEGRATION_KEYS names must be unique")

@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 NATS_TIMEOUT = 5.0
 REDELIVER_TIMEOUT = 60.0  # one delivery, whatever the worker's WEBHOOK_TIMEOUT_SECONDS (default 15 s)
 CAS_ATTEMPTS = 5
+DEFAULT_MAX_ENDPOINTS = 100
 _TROUBLE = (nats.errors.Error, TimeoutError)
 
 
@@ -63,9 +64,22 @@ class WebhookConflict(RuntimeError):
     """The endpoint changed too often while we tried to change it."""
 
 
+class TooManyWebhooks(RuntimeError):
+    """WEBHOOK_MAX_ENDPOINTS are registered already: each is a consumer and a delivery loop in the worker."""
+
+
 class WebhookStore:
-    def __init__(self, link: NatsLink, db: Db, *, allow_private: bool, secret_overlap: float) -> None:
+    def __init__(
+        self,
+        link: NatsLink,
+        db: Db,
+        *,
+        allow_private: bool,
+        secret_overlap: float,
+        max_endpoints: int = DEFAULT_MAX_ENDPOINTS,
+    ) -> None:
         self.link = link
+        self.max_endpoints = max_endpoints
         self.db = db
         self.allow_private = allow_private
         self.secret_overlap = timedelta(seconds=secret_overlap)
@@ -87,7 +101,10 @@ class WebhookStore:
         return self._kv
 
     async def check_url(self, url: str) -> None:
-        """BadUrl or TargetRefused (both 400) unless the URL is one the worker may call."""
+        """BadUrl or TargetRefused (both 400) unless the URL is one the worker may call.
+
+        For a host name the answer never says what it resolves to, nor whether it resolves at all: a
+        token holder could otherwise map the internal DNS. The reason is logged for operators."""
         target = parse_target(url)
         try:
             await allowed_addresses(target, self.allow_private)
@@ -97,6 +114,9 @@ class WebhookStore:
 
     async def create(self, endpoint: Endpoint) -> None:
         kv = await self._bucket()
+        # Checked, then created: concurrent creates may pass the cap by a few, never without end.
+        if len(await self.list_all()) >= self.max_endpoints:
+            raise TooManyWebhooks(f"{self.max_endpoints} webhook endpoints exist already (WEBHOOK_MAX_ENDPOINTS)")
         try:
             await kv.create(endpoint_key(endpoint.id), encode(endpoint))
         except _TROUBLE as exc:

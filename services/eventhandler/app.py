@@ -12,6 +12,7 @@ import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 
+from services.eventhandler.consumers import ConsumerBroker
 from services.eventhandler.deadletters import DeadLetters
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.pipeline import JetStreamPublisher
@@ -87,7 +88,7 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         endpoints = Endpoints(
             BatchPublisher(publisher, metrics), Subscriptions(nc, js, sorted(initial)), DeadLetterQueue(js, metrics)
         )
-        service = await start_service(nc, endpoints, metrics)
+        service = await start_service(nc, endpoints, metrics, ConsumerBroker(nc, js))
         stack.push_async_callback(service.stop)
         if settings.health_port is not None:
             ready = readiness(nc, js, deadletters)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import msgspec
 import nats.errors
@@ -14,6 +14,7 @@ from nats.aio.client import Client
 from nats.micro.request import Handler, Request, ServiceError
 from nats.micro.service import Service
 
+from services.eventhandler.consumers import ConsumerBroker
 from services.eventhandler.errors import NotFoundError, RequestError
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.publishing import BatchPublisher
@@ -26,7 +27,9 @@ from services.eventhandler.schemas import (
     SubscriptionReply,
     SubscriptionSetRequest,
 )
+from services.eventhandler.service_support import decode
 from services.eventhandler.subscriptions import Subscriptions, check_worker
+from shared.consumers import FEED_USERS
 from shared.jetstream import EVENTHANDLER_SERVICE
 from shared.relay import MAX_EVENTS_PER_REQUEST, PublishRequest
 
@@ -44,14 +47,6 @@ UNAVAILABLE = (
     nats.js.errors.NoStreamResponseError,
     TimeoutError,
 )
-T = TypeVar("T")
-
-
-def decode(data: bytes, type_: type[T]) -> T:
-    try:
-        return msgspec.json.decode(data or b"{}", type=type_)
-    except msgspec.DecodeError as exc:
-        raise RequestError(f"bad request: {exc}") from None
 
 
 class Endpoints:
@@ -142,13 +137,13 @@ def handler(name: str, work: Callable[[bytes], Awaitable[bytes]], metrics: Metri
     return handle
 
 
-async def start_service(nc: Client, endpoints: Endpoints, metrics: Metrics) -> Service:
+async def start_service(nc: Client, endpoints: Endpoints, metrics: Metrics, consumers: ConsumerBroker) -> Service:
     """Register `eventhandler` so `nats micro ls` and `nats micro info eventhandler` list it."""
     service = await micro.add_service(
         nc,
         name=EVENTHANDLER_SERVICE,
         version=VERSION,
-        description="Stores incident events on JetStream; manages subscriptions and dead letters",
+        description="Stores incident events on JetStream; manages subscriptions, dead letters and others' consumers",
     )
     root = service.add_group(name="eventhandler")
     subscriptions = root.add_group(name="subscriptions")
@@ -162,4 +157,20 @@ async def start_service(nc: Client, endpoints: Endpoints, metrics: Metrics) -> S
     ]
     for group, name, subject, work in routes:
         await group.add_endpoint(name=name, subject=subject, handler=handler(name, work, metrics))
+    await add_consumer_endpoints(root, consumers, metrics)
     return service
+
+
+async def add_consumer_endpoints(root: Any, consumers: ConsumerBroker, metrics: Metrics) -> None:
+    """`eventhandler.consumers.<user>.…`: the only way the API and the webhooks worker get a consumer."""
+    group = root.add_group(name="consumers")
+    routes: list[tuple[Any, str, str, Callable[[bytes], Awaitable[bytes]]]] = []
+    for user in FEED_USERS:
+        feed = group.add_group(name=user).add_group(name="feed")
+        routes.append((feed, f"consumers-{user}-feed-open", "open", consumers.feed_open(user)))
+        routes.append((feed, f"consumers-{user}-feed-close", "close", consumers.feed_close(user)))
+    webhook_endpoint = group.add_group(name="webhooks").add_group(name="endpoint")
+    routes.append((webhook_endpoint, "consumers-webhooks-endpoint-ensure", "ensure", consumers.webhook_ensure))
+    routes.append((webhook_endpoint, "consumers-webhooks-endpoint-delete", "delete", consumers.webhook_delete))
+    for subgroup, name, subject, work in routes:
+        await subgroup.add_endpoint(name=name, subject=subject, handler=handler(name, work, metrics))

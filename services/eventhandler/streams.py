@@ -96,10 +96,15 @@ async def put_consumer(nc: Client, config: ConsumerConfig, action: str) -> dict[
 
     nats-py's add_consumer sends no action, so it silently updates an existing consumer.
     """
-    name = config.durable_name
-    request = {"stream_name": STREAM, "config": config.as_dict(), "action": action}
+    return await put_consumer_on(nc, STREAM, config, action)
+
+
+async def put_consumer_on(nc: Client, stream: str, config: ConsumerConfig, action: str) -> dict[str, Any]:
+    """put_consumer on any stream, for a durable or a named ephemeral consumer."""
+    name = config.durable_name or config.name
+    request = {"stream_name": stream, "config": config.as_dict(), "action": action}
     reply = await nc.request(
-        f"$JS.API.CONSUMER.CREATE.{STREAM}.{name}", json.dumps(request).encode(), timeout=API_TIMEOUT
+        f"$JS.API.CONSUMER.CREATE.{stream}.{name}", json.dumps(request).encode(), timeout=API_TIMEOUT
     )
     body: dict[str, Any] = json.loads(reply.data)
     if "error" in body:

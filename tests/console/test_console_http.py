@@ -210,7 +210,7 @@ async def test_a_closed_stream_leaves_no_consumer_behind(stack: ConsoleStack) ->
         async def released() -> bool:
             return await consumers() <= before
 
-        # The API unsubscribes; the server drops an ephemeral consumer nobody listens to within seconds.
+        # The API asks the event handler to delete each stream's consumer as the stream closes.
         await eventually(released, timeout=30, interval=0.5, what="the console's consumers to go away")
     finally:
         await nc.close()

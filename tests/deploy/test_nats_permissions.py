@@ -25,8 +25,12 @@ from nats.js.api import ConsumerConfig, KeyValueConfig
 
 from services.api.eventhandler_client import NatsLink
 from services.api.live import LiveFeed
-from services.eventhandler.streams import ensure_consumers, ensure_streams
+from services.eventhandler.consumers import ConsumerBroker
+from services.eventhandler.metrics import Metrics
+from services.eventhandler.service import add_consumer_endpoints
+from services.eventhandler.streams import ensure_consumers, ensure_streams, ensure_webhook_objects
 from services.workers.store import open_bucket
+from shared.consumers import feed_open_subject
 from shared.events import STREAM
 from shared.jetstream import (
     ADVISORY_CONSUMER,
@@ -122,6 +126,14 @@ async def setup_streams(login: object) -> User:
     )
     eventhandler.clean()
     return eventhandler
+
+
+async def consumer_broker(eventhandler: User) -> micro.Service:
+    """The event handler's consumer endpoints (eventhandler.consumers.>), served as the eventhandler user."""
+    service = await micro.add_service(eventhandler.nc, name="eventhandler", version="0.0.1")
+    broker = ConsumerBroker(eventhandler.nc, eventhandler.js)
+    await add_consumer_endpoints(service.add_group(name="eventhandler"), broker, Metrics())
+    return service
 
 
 async def message_count(login: object, stream: str) -> int:
@@ -370,12 +382,13 @@ async def test_api_and_eventhandler_read_the_worker_buckets(login: object) -> No
 
 
 async def test_api_follows_incidents_for_the_console_and_nothing_more(login: object) -> None:
-    """The console's live feed (ordered consumers, flow control included) runs as the api user."""
+    """The console's live feed (a consumer the event handler makes, flow control included) runs as the api user."""
     eventhandler = await setup_streams(login)
+    broker = await consumer_broker(eventhandler)
     api = await as_user(login, "api")
     link = NatsLink(NatsSettings(servers=[api.nc.connected_url.geturl() if api.nc.connected_url else ""]))
     link.nc = api.nc
-    messages = await LiveFeed(link, catchup_max=10_000).open(None)
+    messages = await LiveFeed(link, catchup_max=10_000).open("ops", None)
     ready = await anext(messages)
     assert ready.event == "ready"
     body = b'{"padding": "' + b"x" * 4000 + b'"}'
@@ -387,7 +400,10 @@ async def test_api_follows_incidents_for_the_console_and_nothing_more(login: obj
     assert [m.event for m in received] == ["incident"] * count
     sequences = [int(m.id or 0) for m in received]
     assert sequences == list(range(sequences[0], sequences[0] + count))
+    admin = await as_user(login, "admin")
+    assert any(c.name.startswith("feed-api-") for c in await admin.js.consumers_info(STREAM))
     await messages.aclose()
+    assert not [c.name for c in await admin.js.consumers_info(STREAM) if c.name.startswith("feed-api-")]
     api.clean()
 
     api.js = api.nc.jetstream(timeout=DENIED_WAIT)
@@ -396,9 +412,54 @@ async def test_api_follows_incidents_for_the_console_and_nothing_more(login: obj
     with pytest.raises(nats.errors.TimeoutError):
         await api.js.delete_consumer(STREAM, "jira")
     await api.violation("publish", f"$JS.API.CONSUMER.DELETE.{STREAM}.jira")
-    admin = await as_user(login, "admin")
     names = {c.name for c in await admin.js.consumers_info(STREAM)}
     assert "api-durable" not in names and "jira" in names
+    await broker.stop()
+
+
+HIJACK_TARGETS = ("$KV.refs-jira.incident.1", "$KV.webhook-endpoints.endpoint.0000000000000000", "deadletter.jira")
+
+
+@pytest.mark.parametrize("user", ["api", "webhooks"])
+async def test_api_and_webhooks_users_cannot_create_a_consumer_delivering_into_kv_or_deadletters(
+    login: object, user: str
+) -> None:
+    """Neither directly (no consumer create right at all) nor through the event handler (it refuses any deliver
+    subject outside the requester's own inbox)."""
+    eventhandler = await setup_streams(login)
+    await ensure_webhook_objects(eventhandler.js, 1)
+    await open_bucket(eventhandler.js, "jira")
+    before = {s: await message_count(login, s) for s in ("KV_refs-jira", "KV_webhook-endpoints", DEADLETTER_STREAM)}
+    broker = await consumer_broker(eventhandler)
+    intruder = await as_user(login, user)
+    admin = await as_user(login, "admin")
+    for stream in (STREAM, "KV_webhook-endpoints"):
+        for target in HIJACK_TARGETS:
+            for config in (
+                ConsumerConfig(deliver_subject=target),
+                ConsumerConfig(name="hijack", deliver_subject=target),
+                ConsumerConfig(durable_name="hijack", deliver_subject=target),
+            ):
+                with pytest.raises((nats.errors.TimeoutError, nats.js.errors.Error)):
+                    await intruder.js.add_consumer(stream, config)
+            reply = await intruder.nc.request(
+                feed_open_subject(user), json.dumps({"deliver_subject": target, "start_seq": 1}).encode(), timeout=5
+            )
+            assert (reply.headers or {}).get("Nats-Service-Error-Code") == "400", reply.headers
+    await intruder.violation("publish", f"$JS.API.CONSUMER.CREATE.{STREAM}")
+    await intruder.violation("publish", f"$JS.API.CONSUMER.CREATE.{STREAM}.hijack")
+    # Nor may one ask for another user's feed, whose deliver subject would be that user's inbox.
+    other = "webhooks" if user == "api" else "api"
+    await intruder.nc.publish(feed_open_subject(other), b"{}")
+    await intruder.violation("publish", feed_open_subject(other))
+
+    await eventhandler.js.publish("incident.created", b"{}", stream=STREAM)
+    for stream in (STREAM, "KV_webhook-endpoints"):
+        for consumer in await admin.js.consumers_info(stream):
+            deliver = consumer.config.deliver_subject
+            assert deliver is None or deliver.startswith("_INBOX_"), consumer.config
+    assert {s: await message_count(login, s) for s in before} == before
+    await broker.stop()
 
 
 async def test_admin_can_do_everything(login: object) -> None:

@@ -18,6 +18,7 @@ from services.eventhandler.streams import ensure_webhook_objects
 from services.workers.webhooks.consumers import delete_consumer, ensure_consumer
 from services.workers.webhooks.journal import Journal
 from shared.events import STREAM
+from shared.feed import Feed
 from shared.natsconn import NatsSettings
 from shared.webhooks import (
     ENDPOINTS_BUCKET,
@@ -34,7 +35,7 @@ from shared.webhooks import (
 )
 from tests.deploy.manifests import example_secrets, render
 from tests.deploy.natsconf import DeployedNats, start_deployed_nats
-from tests.deploy.test_nats_permissions import DENIED_WAIT, as_user, setup_streams
+from tests.deploy.test_nats_permissions import DENIED_WAIT, as_user, consumer_broker, setup_streams
 from tests.deploy.test_nats_permissions import login as login
 from tests.support.polling import eventually
 
@@ -72,13 +73,14 @@ async def test_api_and_webhooks_worker_do_their_jobs(login: object) -> None:
     await store.create(endpoint)
     assert [e.id for e in await store.list_all()] == [endpoint.id]
 
+    broker = await consumer_broker(eventhandler)
     webhooks = await as_user(login, "webhooks")
     webhooks.js = webhooks.nc.jetstream(timeout=5)
     kv = await webhooks.js.key_value(ENDPOINTS_BUCKET)
-    watcher = await kv.watch("endpoint.*")
-    seen = await watcher.updates(timeout=5)
-    assert seen is not None and seen.key == endpoint_key(endpoint.id)
-    await ensure_consumer(webhooks.nc, webhooks.js, endpoint, 30.0)
+    watcher = await Feed.open(webhooks.nc, "webhooks")
+    seen = await watcher.next(timeout=5)
+    assert seen is not None and seen.subject == f"$KV.{ENDPOINTS_BUCKET}.{endpoint_key(endpoint.id)}"
+    await ensure_consumer(webhooks.nc, endpoint, 30.0)
     await eventhandler.js.publish("incident.created", b"{}", stream=STREAM)
     sub = await webhooks.js.pull_subscribe_bind(consumer=consumer_name(endpoint.id), stream=STREAM)
     (msg,) = await sub.fetch(1, timeout=5)
@@ -86,7 +88,7 @@ async def test_api_and_webhooks_worker_do_their_jobs(login: object) -> None:
     entry = await kv.get(endpoint_key(endpoint.id))
     disabled = msgspec.structs.replace(endpoint, enabled=False, disabled_reason="HTTP 410")
     await kv.update(endpoint_key(endpoint.id), encode(disabled), last=entry.revision)
-    await watcher.stop()
+    await watcher.close()
 
     attempt = Attempt(
         endpoint_id=endpoint.id, event_id="e1", type="incident.created", incident_id=1, incidentversion=1,
@@ -106,7 +108,9 @@ async def test_api_and_webhooks_worker_do_their_jobs(login: object) -> None:
     await responder.unsubscribe()
 
     await store.delete(endpoint.id)
-    await delete_consumer(webhooks.js, endpoint.id)
+    await delete_consumer(webhooks.nc, endpoint.id)
+    assert consumer_name(endpoint.id) not in {c.name for c in await eventhandler.js.consumers_info(STREAM)}
+    await broker.stop()
     await asyncio.sleep(0)  # let late error callbacks arrive before the clean check
     for user in (api, webhooks, eventhandler):
         user.clean()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Response, get
+from litestar import Request, Response, get
 
 from services.api.db import UNAVAILABLE_ERRORS, Db
 from services.api.eventhandler_client import NatsLink
@@ -28,9 +28,16 @@ async def live() -> dict[str, str]:
     responses={503: ERRORS[503]},
 )
 async def ready(
-    db: Db, link: NatsLink, outbox_store: OutboxStore, relay: OutboxRelay, settings: ApiSettings
+    request: Request[Any, Any, Any],
+    db: Db,
+    link: NatsLink,
+    outbox_store: OutboxStore,
+    relay: OutboxRelay,
+    settings: ApiSettings,
 ) -> Response[dict[str, Any]]:
+    """States and counts for anyone; the relay's error text and parked event ids only with a valid token."""
     checks: dict[str, Any] = {"database": "ok", "nats": "ok" if link.connected else "disconnected"}
+    checks["authentication"] = "on" if settings.tokens else "off"  # off: every route is open (local use only)
     try:
         await db.ping()
         backlog = await outbox_store.backlog()
@@ -38,7 +45,8 @@ async def ready(
         checks["outbox_oldest_age_seconds"] = round(backlog.oldest_age_seconds, 3)
     except UNAVAILABLE_ERRORS:
         checks["database"] = "unavailable"
-    checks["relay"] = relay_check(relay, settings.relay_stall_seconds, checks)
+    details = bool(request.scope.get("state", {}).get("token_holder"))
+    checks["relay"] = relay_check(relay, settings.relay_stall_seconds, checks, details=details)
     # A parked incident holds back only itself: shown, alerted on by metric, but not a reason to take
     # every API replica out of service.
     failing = [name for name in ("database", "nats", "relay") if checks[name] not in ("ok", "parked")]
@@ -48,11 +56,13 @@ async def ready(
     return Response({"status": "ready", "checks": checks})
 
 
-def relay_check(relay: OutboxRelay, stall_seconds: float, checks: dict[str, Any]) -> str:
+def relay_check(relay: OutboxRelay, stall_seconds: float, checks: dict[str, Any], *, details: bool) -> str:
     health = relay.health()
-    if health.last_error:
-        checks["relay_last_error"] = health.last_error
     if health.parked:
+        checks["relay_parked_count"] = len(health.parked)
+    if details and health.last_error:
+        checks["relay_last_error"] = health.last_error
+    if details and health.parked:
         checks["relay_parked"] = [
             {"incident_id": incident, "event_id": parked.event_id, "reason": parked.reason, "attempts": parked.attempts}
             for incident, parked in sorted(health.parked.items())[:MAX_PARKED_SHOWN]

@@ -22,7 +22,14 @@ from services.api.webhook_schemas import (
     WebhookList,
     WebhookView,
 )
-from services.api.webhooks import EventNotFound, WebhookConflict, WebhookNotFound, WebhookStore, WebhooksUnavailable
+from services.api.webhooks import (
+    EventNotFound,
+    TooManyWebhooks,
+    WebhookConflict,
+    WebhookNotFound,
+    WebhookStore,
+    WebhooksUnavailable,
+)
 from shared.egress import BadUrl, TargetRefused
 from shared.webhooks import (
     ENDPOINT_ID,
@@ -96,6 +103,7 @@ class WebhookController(Controller):
         EventNotFound: _not_found,
         WebhooksUnavailable: _unavailable,
         WebhookConflict: _conflict,
+        TooManyWebhooks: _conflict,
     }
 
     @post("/", status_code=201, summary="Register an endpoint; the answer holds its signing secret", responses=ERRORS)

@@ -13,7 +13,7 @@ import structlog
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.kv import KV_DEL, KV_PURGE, KeyValue
+from nats.js.kv import KV_DEL, KV_OP, KV_PURGE, KeyValue
 
 from services.workers.webhooks.consumers import delete_consumer, ensure_consumer
 from services.workers.webhooks.delivery import Deliverer
@@ -22,9 +22,11 @@ from services.workers.webhooks.loop import NATS_TROUBLE, EndpointLoop, attempt_r
 from services.workers.webhooks.metrics import WebhookMetrics
 from services.workers.webhooks.settings import WebhookSettings
 from shared.events import decode_event
+from shared.feed import Feed, FeedGap
 from shared.webhooks import (
     REDELIVER_QUEUE,
     REDELIVER_SUBJECT,
+    WEBHOOK_WORKER,
     Endpoint,
     RedeliverReply,
     RedeliverRequest,
@@ -71,31 +73,45 @@ class Supervisor:
             await self._stop_all()
 
     async def _watch(self, stop: asyncio.Event) -> None:
-        watcher = await self.kv.watch("endpoint.*")
-        self.watching = True
-        try:
-            while not stop.is_set():
-                try:
-                    entry = await watcher.updates(timeout=WATCH_POLL_SECONDS)
-                except nats.errors.TimeoutError:
-                    continue
-                if entry is None:  # the initial values have all been seen
+        """The endpoints bucket, read through a feed the event handler makes: every endpoint's last value, then
+        each change. A feed lost (gap, NATS trouble) is opened again; it starts with every last value again."""
+        while not stop.is_set():
+            try:
+                feed = await Feed.open(self.nc, WEBHOOK_WORKER)
+            except NATS_TROUBLE as exc:
+                log.warning("endpoints feed not available yet", error=repr(exc))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), WATCH_POLL_SECONDS)
+                continue
+            self.watching = True
+            try:
+                await self._follow(feed, stop)
+            except (FeedGap, *NATS_TROUBLE) as exc:
+                log.warning("endpoints feed lost, opening it again", error=repr(exc))
+            finally:
+                self.watching = False
+                await feed.close()
+
+    async def _follow(self, feed: Feed, stop: asyncio.Event) -> None:
+        loaded = False
+        while not stop.is_set():
+            msg = await feed.next(timeout=WATCH_POLL_SECONDS)
+            if msg is None:
+                if not loaded:  # an empty bucket
+                    loaded = True
                     log.info("endpoints loaded", endpoints=len(self.endpoints), running=len(self.loops))
-                    continue
-                endpoint_id = entry.key.removeprefix("endpoint.")
-                if entry.operation in (KV_DEL, KV_PURGE):
-                    await self._removed(endpoint_id)
-                    continue
+                continue
+            endpoint_id = msg.subject.rsplit(".", 1)[-1]
+            if (msg.headers or {}).get(KV_OP) in (KV_DEL, KV_PURGE):
+                await self._removed(endpoint_id)
+            else:
                 try:
-                    endpoint = decode_endpoint(entry.value or b"")
+                    await self._changed(decode_endpoint(msg.data or b""))
                 except msgspec.MsgspecError as exc:
-                    log.error("unreadable endpoint entry ignored", key=entry.key, error=str(exc))
-                    continue
-                await self._changed(endpoint)
-        finally:
-            self.watching = False
-            with contextlib.suppress(nats.errors.Error):
-                await watcher.stop()
+                    log.error("unreadable endpoint entry ignored", key=msg.subject, error=str(exc))
+            if not loaded and msg.metadata.num_pending == 0:  # the initial values have all been seen
+                loaded = True
+                log.info("endpoints loaded", endpoints=len(self.endpoints), running=len(self.loops))
 
     async def _changed(self, endpoint: Endpoint) -> None:
         self.endpoints[endpoint.id] = endpoint
@@ -106,7 +122,7 @@ class Supervisor:
                 await self._stop_loop(endpoint.id)
             return
         try:
-            await ensure_consumer(self.nc, self.js, endpoint, self.settings.ack_wait)
+            await ensure_consumer(self.nc, endpoint, self.settings.ack_wait)
         except (*NATS_TROUBLE, nats.js.errors.Error) as exc:
             # The loop keeps trying to bind; the next change or restart tries the consumer again.
             log.error("could not create or update the endpoint's consumer", endpoint_id=endpoint.id, error=repr(exc))
@@ -120,14 +136,14 @@ class Supervisor:
         log.info("endpoint delivery started", endpoint_id=endpoint.id, events=endpoint.events)
 
     async def _ensure(self, endpoint: Endpoint) -> None:
-        await ensure_consumer(self.nc, self.js, endpoint, self.settings.ack_wait)
+        await ensure_consumer(self.nc, endpoint, self.settings.ack_wait)
 
     async def _removed(self, endpoint_id: str) -> None:
         self.endpoints.pop(endpoint_id, None)
         await self._stop_loop(endpoint_id)
         self.metrics.forget(endpoint_id)
         with contextlib.suppress(*NATS_TROUBLE):
-            await delete_consumer(self.js, endpoint_id)
+            await delete_consumer(self.nc, endpoint_id)
         log.info("endpoint deleted, consumer removed", endpoint_id=endpoint_id)
 
     async def _stop_loop(self, endpoint_id: str) -> None:

@@ -14,6 +14,13 @@ from nats.js.api import DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from services.eventhandler.streams import put_consumer
+from shared.consumers import (
+    FEED_USERS,
+    WEBHOOK_CONSUMER_DELETE_SUBJECT,
+    WEBHOOK_CONSUMER_ENSURE_SUBJECT,
+    feed_close_subject,
+    feed_open_subject,
+)
 from shared.events import STREAM, EventType, decode_event, encode_event
 from shared.jetstream import (
     DEADLETTER_STREAM,
@@ -262,6 +269,9 @@ async def test_discovery_lists_the_service_and_its_endpoints(nc: Client, eventha
             SUBSCRIPTIONS_SET_SUBJECT,
             DEADLETTERS_LIST_SUBJECT,
             DEADLETTERS_REDRIVE_SUBJECT,
+            *(subject(user) for user in FEED_USERS for subject in (feed_open_subject, feed_close_subject)),
+            WEBHOOK_CONSUMER_ENSURE_SUBJECT,
+            WEBHOOK_CONSUMER_DELETE_SUBJECT,
         ]
     )
     ping = json.loads((await nc.request("$SRV.PING", b"", timeout=5)).data)

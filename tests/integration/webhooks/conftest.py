@@ -17,13 +17,14 @@ from tests.support.processes import NatsServer
 
 
 async def webhook_client(
-    database_url: str, nats_server: NatsServer, allow_private: bool
+    database_url: str, nats_server: NatsServer, allow_private: bool, max_endpoints: int = 100
 ) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     settings = ApiSettings(
         database_url=database_url,
         nats=NatsSettings(servers=[nats_server.url]),
         webhook_allow_private=allow_private,
         webhook_secret_overlap=3600.0,
+        webhook_max_endpoints=max_endpoints,
     )
     async with AsyncTestClient(create_app(settings)) as client:
 

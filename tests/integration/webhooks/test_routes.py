@@ -8,6 +8,9 @@ from typing import Any
 import pytest
 from litestar.testing import AsyncTestClient
 
+from tests.integration.webhooks.conftest import webhook_client
+from tests.support.processes import NatsServer
+
 PUBLIC = "http://93.184.215.14/hooks"  # a global address: allowed without DNS
 Client = AsyncTestClient  # type: ignore[type-arg]
 
@@ -87,9 +90,10 @@ async def test_ipv4_compatible_and_translated_forms_of_private_addresses_are_ref
     assert_error(await client.post("/webhooks", json={"url": url, "events": ["incident.created"]}), 400, "refused")
 
 
-async def test_a_refused_host_name_does_not_say_what_it_resolves_to(client: Client) -> None:
-    response = await client.post("/webhooks", json={"url": "http://localhost:9/hook", "events": ["incident.created"]})
-    assert_error(response, 400, "localhost does not resolve to an address webhooks may call")
+@pytest.mark.parametrize("host", ["localhost", "no-such-host.invalid"])
+async def test_a_refused_host_name_does_not_say_what_it_resolves_to(client: Client, host: str) -> None:
+    response = await client.post("/webhooks", json={"url": f"http://{host}:9/hook", "events": ["incident.created"]})
+    assert_error(response, 400, f"{host} does not resolve to an address webhooks may call")
     assert "127.0.0.1" not in response.text and "::1" not in response.text and "loopback" not in response.text
 
 
@@ -149,3 +153,18 @@ async def test_delivery_log_of_an_unknown_webhook_is_a_404(client: Client) -> No
     assert_error(await client.get(f"/webhooks/{'b' * 16}/deliveries"), 404, "webhook not found")
     created = (await client.post("/webhooks", json={"url": PUBLIC, "events": ["incident.created"]})).json()
     assert (await client.get(f"/webhooks/{created['id']}/deliveries")).json() == {"items": []}
+
+
+async def test_past_webhook_max_endpoints_a_create_is_a_409_until_one_is_deleted(
+    client: Client, sqlite_database_url: str, nats_server: NatsServer
+) -> None:
+    existing = len((await client.get("/webhooks")).json()["items"])  # the bucket outlives a test
+    body = {"url": PUBLIC, "events": ["incident.created"]}
+    async for capped in webhook_client(
+        sqlite_database_url, nats_server, allow_private=False, max_endpoints=existing + 2
+    ):
+        made = [(await capped.post("/webhooks", json=body)).json()["id"] for _ in range(2)]
+        assert_error(await capped.post("/webhooks", json=body), 409, "WEBHOOK_MAX_ENDPOINTS")
+        assert len((await capped.get("/webhooks")).json()["items"]) == existing + 2
+        assert (await capped.delete(f"/webhooks/{made[0]}")).status_code == 200
+        assert (await capped.post("/webhooks", json=body)).status_code == 201

@@ -163,7 +163,7 @@ def test_pagerduty_problems_name_each_missing_part() -> None:
 
 
 def test_auto_resolve_settings_are_checked_at_start() -> None:
-    env = {"INTEGRATION_KEYS": "grafana:k1", "ALERT_AUTO_RESOLVE": "grafana:3600, alertmanager:86400"}
+    env = {"INTEGRATION_KEYS": "grafana:k1-long-enough-key", "ALERT_AUTO_RESOLVE": "grafana:3600, alertmanager:86400"}
     assert ApiSettings.from_env(env).auto_resolve == (
         AutoResolve("grafana", 3600),
         AutoResolve("alertmanager", 86400),
@@ -171,7 +171,7 @@ def test_auto_resolve_settings_are_checked_at_start() -> None:
     for bad in ("grafana", "grafana:soon", "nobody:60", "grafana:0", "grafana:60,grafana:70"):
         with pytest.raises(ConfigError):
             ApiSettings.from_env({**env, "ALERT_AUTO_RESOLVE": bad})
-    for keys in ("grafana", "grafana:", "alertmanager:k", "a:k1,a:k2"):
+    for keys in ("grafana", "grafana:", "alertmanager:k1-long-enough-key", "a:k1-long-enough-key,a:k2-long-enough-key"):
         with pytest.raises(ConfigError):
             ApiSettings.from_env({"INTEGRATION_KEYS": keys})
 

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from services.api.groupcommit import GroupCommit
+from services.api.errors import handle_any
+from services.api.groupcommit import GroupCommit, Overloaded
 
 
 class Writer:
@@ -57,3 +58,31 @@ async def test_the_writer_starts_again_after_the_queue_ran_empty() -> None:
     assert await group.submit(2) == 4
     with pytest.raises(ValueError, match="bad 13"):
         await group.submit(13)
+
+
+async def test_past_the_queue_bound_a_write_is_shed_at_once_and_the_queued_ones_still_commit() -> None:
+    writer = Writer()
+    group: GroupCommit[int, int] = GroupCommit(writer.write, max_batch=2, max_queued=3)
+    writer.gate.clear()
+    first = asyncio.create_task(group.submit(1))
+    await writer.entered.wait()  # the writer holds item 1; the queue is empty again
+    queued = [asyncio.create_task(group.submit(i)) for i in (2, 3, 4)]
+    await asyncio.sleep(0)  # one turn of the loop: each task runs into the queue, up to its first await
+    with pytest.raises(Overloaded) as shed:
+        await group.submit(5)
+    assert shed.value.retry_after >= 1
+    writer.gate.set()
+    assert await first == 2
+    assert await asyncio.gather(*queued) == [4, 6, 8]
+    assert all(5 not in batch for batch in writer.batches)
+    assert await group.submit(6) == 12  # room again
+
+
+def test_a_shed_write_is_a_503_with_retry_after_in_the_error_shape() -> None:
+    response = handle_any(None, Overloaded("4096 writes are already waiting; retry later"))  # type: ignore[arg-type]
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.content == {
+        "status": "Service Unavailable",
+        "error": "4096 writes are already waiting; retry later",
+    }

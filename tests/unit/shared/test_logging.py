@@ -69,3 +69,40 @@ def test_a_traceback_is_redacted_too(lines: io.BytesIO) -> None:
     [line] = _read(lines)
     assert "abc123" not in line["exception"]
     assert f"Bearer {REDACTED}" in line["exception"]
+
+
+@pytest.mark.parametrize(
+    "secret", ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "xoxb-1234-5678-AbCdEf", "xoxp-99-abc", "xoxe-1-x"]
+)
+def test_signing_secrets_and_slack_tokens_are_redacted_by_their_shape(lines: io.BytesIO, secret: str) -> None:
+    structlog.get_logger().warning("vendor said", answer=f"not_authed for {secret}, retrying", items=[secret])
+    [line] = _read(lines)
+    assert secret not in str(line)
+    assert line["answer"] == f"not_authed for {REDACTED}, retrying"
+    assert line["items"] == [REDACTED]
+
+
+class _Credentials(msgspec.Struct):
+    user: str
+    password: str
+    note: str
+
+
+class _Call(msgspec.Struct):
+    host: str
+    auth: _Credentials
+    headers: dict[str, str]
+
+
+def test_secrets_inside_structs_are_redacted(lines: io.BytesIO) -> None:
+    call = _Call(
+        host="hooks.example.com",
+        auth=_Credentials(user="ann", password="hunter2", note="signed with whsec_abc123"),
+        headers={"Authorization": "Bearer t0k3n", "accept": "application/json"},
+    )
+    structlog.get_logger().info("calling out", call=call)
+    [line] = _read(lines)
+    assert "hunter2" not in str(line) and "t0k3n" not in str(line) and "whsec_abc123" not in str(line)
+    assert line["call"]["host"] == "hooks.example.com"
+    assert line["call"]["auth"] == {"user": "ann", "password": REDACTED, "note": f"signed with {REDACTED}"}
+    assert line["call"]["headers"] == {"Authorization": REDACTED, "accept": "application/json"}
