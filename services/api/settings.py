@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from services.api.twoway.settings import TwoWaySettings
 from shared.config import ConfigError, Secret, env_bool, env_float, env_int, env_list, env_str
 from shared.natsconn import NatsSettings
 from shared.relay import MAX_EVENTS_PER_REQUEST
@@ -70,6 +71,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """WEBHOOK_ROTATION_OVERLAP_SECONDS: after a rotation, the previous secret keeps signing this long."""
     stream_catchup_max: int = 1000
     """STREAM_CATCHUP_MAX_EVENTS: a console stream resumed further behind than this starts now and reloads."""
+    two_way: TwoWaySettings = msgspec.field(default_factory=TwoWaySettings)
+    """Slack, Jira and Zendesk signing secrets and the workers' own accounts (services/api/twoway/settings.py)."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -106,6 +109,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             webhook_allow_private=env_bool(env, "WEBHOOK_ALLOW_PRIVATE_NETWORKS", False),
             webhook_secret_overlap=env_float(env, "WEBHOOK_ROTATION_OVERLAP_SECONDS", 86400.0, minimum=0.0),
             stream_catchup_max=env_int(env, "STREAM_CATCHUP_MAX_EVENTS", 1000, minimum=0, maximum=1_000_000),
+            two_way=TwoWaySettings.from_env(env),
             log_format=log_format,
             log_level=log_level,
         )
