@@ -20,10 +20,12 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
 from tests.integration.workers.vendors import jira_env, slack_env, zendesk_env
+from tests.support.database import migrate, new_mysql_database
+from tests.support.mariadb import MariaDB
 from tests.support.metrics import sample
 from tests.support.polling import eventually
-from tests.support.processes import Process
-from tests.support.services import module_process, service_env
+from tests.support.processes import NatsServer, Process
+from tests.support.services import ApiProcess, module_process, service_env
 from tests.support.stack import Stack, wait_for_empty_outbox, wait_for_eventhandler
 from tests.support.twoway import (
     SLACK_SECRET,
@@ -36,7 +38,7 @@ from tests.support.twoway import (
     zendesk_headers,
 )
 
-pytestmark = pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
+MARIADB = pytest.mark.parametrize("database_url", ["mariadb"], indirect=True)
 SLACK = "/integrations/slack/interactions"
 JIRA = "/integrations/jira/webhook"
 ZENDESK = "/integrations/zendesk/webhook"
@@ -157,6 +159,7 @@ def _zendesk_body(incident_id: int, status: str, *, name: str = "Grace", email: 
     return json.dumps(payload).encode()
 
 
+@MARIADB
 async def test_slack_clicks_are_signed_fresh_and_act_once(api_only: System) -> None:
     s = api_only
     incident_id = await s.create("checkout is down")
@@ -185,6 +188,7 @@ async def test_slack_clicks_are_signed_fresh_and_act_once(api_only: System) -> N
     assert await s.metric("incidents_api_integration_bad_signatures_total", vendor="slack") == 4
 
 
+@MARIADB
 async def test_jira_webhooks_are_signed_and_a_retry_acts_once(api_only: System) -> None:
     s = api_only
     incident_id = await s.create("queue is backing up")
@@ -220,6 +224,7 @@ async def test_jira_webhooks_are_signed_and_a_retry_acts_once(api_only: System) 
     assert await s.metric("incidents_api_integration_bad_signatures_total", vendor="jira") == 2
 
 
+@MARIADB
 async def test_zendesk_webhooks_are_signed_fresh_and_a_retry_acts_once(api_only: System) -> None:
     s = api_only
     incident_id = await s.create("email bounces")
@@ -260,6 +265,7 @@ async def test_zendesk_webhooks_are_signed_fresh_and_a_retry_acts_once(api_only:
     assert await s.metric("incidents_api_integration_bad_signatures_total", vendor="zendesk") == 4
 
 
+@MARIADB
 async def test_objects_we_do_not_know_change_nothing(api_only: System) -> None:
     s = api_only
     jira = _jira_body(0, "Done", "done")
@@ -277,6 +283,7 @@ async def test_objects_we_do_not_know_change_nothing(api_only: System) -> None:
     assert (await s.http.get("/incident/")).json()["items"] == []
 
 
+@MARIADB
 async def test_a_stale_click_never_undoes_a_newer_change(api_only: System) -> None:
     s = api_only
     incident_id = await s.create("disk full")
@@ -292,6 +299,7 @@ async def test_a_stale_click_never_undoes_a_newer_change(api_only: System) -> No
     assert [actor for _, actor in await s.timeline(incident_id)] == ["anonymous"] * 4
 
 
+@MARIADB
 async def test_resolve_racing_an_acknowledge_click_ends_resolved(system: System) -> None:
     s = system
     ids = [await s.create(f"race {n}") for n in range(8)]
@@ -314,6 +322,7 @@ async def test_resolve_racing_an_acknowledge_click_ends_resolved(system: System)
         assert incident["status"] == "resolved", incident
 
 
+@MARIADB
 async def test_a_change_in_each_tool_reaches_the_others_and_its_echoes_change_nothing(
     system: System, stack: Stack
 ) -> None:
@@ -424,3 +433,55 @@ async def _everywhere(s: System, incident_id: int) -> bool:
 def _has_button_now(slack: FakeSlack, incident_id: int) -> bool:
     roots = slack.roots_for(incident_id)
     return bool(roots) and slack.button(roots[0].ts, "acknowledge") is not None
+
+
+@pytest.fixture
+def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
+    """A MariaDB of this test's own, so stopping it disturbs no other test."""
+    server = MariaDB(tmp_path / "mariadb").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_database_url(own_mariadb: MariaDB) -> str:
+    url = new_mysql_database(own_mariadb.admin_url, own_mariadb.sql)
+    migrate(url)
+    return url
+
+
+async def test_while_the_database_is_down_vendors_are_told_to_retry(
+    tmp_path: Path,
+    own_mariadb: MariaDB,
+    own_database_url: str,
+    nats_server: NatsServer,
+    fakes: tuple[FakeJira, FakeSlack, FakeZendesk],
+) -> None:
+    url = own_database_url
+    env = two_way_env(fakes[2].email) | {"JIRA_ACCOUNT_ID": "557058:the-worker"}
+    api = ApiProcess(tmp_path, url, nats_server.url, env).start()
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=15) as http:
+            incident_id = int((await http.post("/incident/", json={"message": "before the outage"})).json()["ID"])
+            own_mariadb.stop()
+            calls = [
+                (SLACK, _click_body(incident_id, 1, "acknowledge"), slack_headers),
+                (JIRA, _jira_body(incident_id, "Done", "done"), jira_headers),
+                (ZENDESK, _zendesk_body(incident_id, "solved"), zendesk_headers),
+            ]
+            for path, body, sign in calls:
+                answer = await http.post(path, content=body, headers=sign(body))
+                assert answer.status_code == 429, (path, answer.text)
+                assert answer.headers["retry-after"] == "5"
+                assert answer.json()["status"] == "Too Many Requests"
+            own_mariadb.restart()
+            jira = _jira_body(incident_id, "Done", "done")
+
+            async def applied_after_restart() -> bool:
+                answer = await http.post(JIRA, content=jira, headers=jira_headers(jira))
+                return answer.status_code == 200
+
+            await eventually(applied_after_restart, timeout=60, interval=0.5, what="the Jira retry to be applied")
+            assert (await http.get(f"/incident/{incident_id}")).json()["status"] == "resolved"
+    finally:
+        api.stop()
