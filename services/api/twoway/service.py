@@ -12,7 +12,7 @@ import structlog
 
 from services.api.domain import Incident, IncidentDeleted, Status
 from services.api.events import Origin
-from services.api.repository import IncidentRepository, NotFound, PreconditionFailed, VersionConflict, fingerprint
+from services.api.repository import NotFound, PreconditionFailed, SqlIncidentRepository, VersionConflict, fingerprint
 from services.api.service import IncidentService, RequestKey
 from services.api.twoway.settings import TwoWaySettings
 from shared.twoway import ButtonAction
@@ -87,7 +87,7 @@ def delivery_key(vendor: str, delivery: str | None) -> RequestKey | None:
 
 
 class OutsideActions:
-    def __init__(self, repo: IncidentRepository, incidents: IncidentService) -> None:
+    def __init__(self, repo: SqlIncidentRepository, incidents: IncidentService) -> None:
         self.repo = repo
         self.incidents = incidents
 
@@ -95,14 +95,15 @@ class OutsideActions:
         self, incident_id: int, drawn_version: int, action: ButtonAction, origin: Origin, key: RequestKey | None
     ) -> Outcome:
         """A Slack button drawn at `drawn_version`: acts only if no change of the same state came after it."""
-        if key is not None and await self.repo.stored_response(key.key, key.fingerprint) is not None:
-            return Outcome.REPLAYED
         for _ in range(MAX_ATTEMPTS):
-            timeline = await self.repo.timeline(incident_id)
-            if not timeline or _kind(timeline[-1].type) == "deleted":
+            versions = await self.repo.versions_since(incident_id, sorted(RELEVANT[action]))
+            if versions is None or versions[2]:
                 return Outcome.UNKNOWN
-            current = timeline[-1].version
-            if any(entry.version > drawn_version and _kind(entry.type) in RELEVANT[action] for entry in timeline):
+            current, last_relevant, _ = versions
+            if last_relevant > drawn_version:
+                # A newer change of that state, or this very click delivered again (then it was stored).
+                if key is not None and await self.repo.stored_response(key.key, key.fingerprint) is not None:
+                    return Outcome.REPLAYED
                 return Outcome.STALE
             try:
                 answer = await self.incidents.change(
@@ -122,10 +123,6 @@ class OutsideActions:
         except (NotFound, IncidentDeleted):
             return Outcome.UNKNOWN
         return Outcome.REPLAYED if answer.replayed else Outcome.APPLIED
-
-
-def _kind(event_type: str) -> str:
-    return event_type.removeprefix("incident.")
 
 
 class JiraIdentity:

@@ -67,12 +67,13 @@ def root_message(
     message = escape(incident.message)[:SECTION_MAX]
     title = f"Incident #{incident.id}"
     shown = f"~{message}~" if deleted else message
-    state = state_line(incident, deleted, acted)
+    state = state_line(incident, deleted)
+    shown_state = state_line(incident, deleted, acted)  # who acted shows in the blocks, not the fallback text
     blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n{shown}"}}]
     alert = alert_line(incident)
     if alert:
         blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": alert}]})
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": state}]})
+    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": shown_state}]})
     if interactive and not deleted:
         blocks.append(buttons(incident, incident.version if version is None else version))
     return f"{title}: {message} ({state.replace('*', '')})", blocks
