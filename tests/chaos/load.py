@@ -33,6 +33,7 @@ ACTIONS: dict[str, int] = {
     "jira": 3,
     "zendesk": 3,
 }
+OUTSIDE_ACTIONS = ("slack", "jira", "zendesk")
 SLACK_BUTTONS = ("acknowledge", "resolve", "reopen")
 JIRA_STATUSES = (("Done", "done"), ("To Do", "new"), ("In Progress", "indeterminate"))
 ZENDESK_STATUSES = ("solved", "open", "pending", "closed", "new", "on-hold")
@@ -114,7 +115,7 @@ class Load:
             return Request(action, "PUT", base, body)
         if action == "delete":
             return Request(action, "DELETE", base)
-        if action in ("slack", "jira", "zendesk"):
+        if action in OUTSIDE_ACTIONS:
             return self._outside(action, incident)
         return Request(action, "POST", f"{base}/{action}")
 
