@@ -32,6 +32,7 @@ from tests.support.twoway import (
     WebhookRelay,
     click,
     jira_headers,
+    shown_button,
     slack_click_body,
     slack_headers,
     two_way_env,
@@ -309,11 +310,15 @@ async def test_resolve_racing_an_acknowledge_click_ends_resolved(system: System)
 
     await eventually(drawn, timeout=60, what="buttons on the messages")
 
+    # What carol sees: each message drawn before the resolve that races her click.
+    seen = {i: shown_button(s.slack, i, "acknowledge") for i in ids}
+
     async def resolve(incident_id: int) -> int:
         return (await s.http.post(f"/incident/{incident_id}/resolve")).status_code
 
     async def acknowledge(incident_id: int) -> int:
-        return (await asyncio.to_thread(click, s.api, s.slack, incident_id, "acknowledge", "carol")).status_code
+        answer = await asyncio.to_thread(click, s.api, s.slack, incident_id, "acknowledge", "carol", seen[incident_id])
+        return answer.status_code
 
     answers = await asyncio.gather(*(f(i) for i in ids for f in (resolve, acknowledge)))
     assert set(answers) == {200}
@@ -464,13 +469,15 @@ async def test_while_the_database_is_down_vendors_are_told_to_retry(
         async with httpx.AsyncClient(base_url=api.url, timeout=15) as http:
             incident_id = int((await http.post("/incident/", json={"message": "before the outage"})).json()["ID"])
             own_mariadb.stop()
+            click_body, jira_body = _click_body(incident_id, 1, "acknowledge"), _jira_body(incident_id, "Done", "done")
+            zendesk_body = _zendesk_body(incident_id, "solved")
             calls = [
-                (SLACK, _click_body(incident_id, 1, "acknowledge"), slack_headers),
-                (JIRA, _jira_body(incident_id, "Done", "done"), jira_headers),
-                (ZENDESK, _zendesk_body(incident_id, "solved"), zendesk_headers),
+                (SLACK, click_body, slack_headers(click_body)),
+                (JIRA, jira_body, jira_headers(jira_body)),
+                (ZENDESK, zendesk_body, zendesk_headers(zendesk_body)),
             ]
-            for path, body, sign in calls:
-                answer = await http.post(path, content=body, headers=sign(body))
+            for path, body, headers in calls:
+                answer = await http.post(path, content=body, headers=headers)
                 assert answer.status_code == 429, (path, answer.text)
                 assert answer.headers["retry-after"] == "5"
                 assert answer.json()["status"] == "Too Many Requests"

@@ -94,15 +94,22 @@ def slack_click_body(button: dict[str, Any], *, user: str, ts: str, channel: str
     return urlencode({"payload": json.dumps(payload)}).encode()
 
 
-def click(api_url: str, slack: FakeSlack, incident_id: int, action_id: str, user: str) -> httpx.Response:
-    """A person clicks a button on the incident's message as Slack shows it now."""
+def shown_button(slack: FakeSlack, incident_id: int, action_id: str) -> dict[str, Any]:
+    """The button `action_id` on the incident's message as Slack shows it now."""
     root = slack.only(incident_id)
     button = slack.button(root.ts, action_id)
     assert button is not None, f"no {action_id} button on incident {incident_id}'s message: {root.blocks}"
-    body = slack_click_body(button, user=user, ts=root.ts, channel=slack.channel)
-    return httpx.post(
-        f"{api_url}/integrations/slack/interactions", content=body, headers=slack_headers(body), timeout=10
-    )
+    return {**button, "ts": root.ts}
+
+
+def click(
+    api_url: str, slack: FakeSlack, incident_id: int, action_id: str, user: str, seen: dict[str, Any] | None = None
+) -> httpx.Response:
+    """A person clicks a button on the incident's message: as it shows now, or as they saw it (`seen`)."""
+    button = seen or shown_button(slack, incident_id, action_id)
+    body = slack_click_body(button, user=user, ts=button["ts"], channel=slack.channel)
+    url = f"{api_url}/integrations/slack/interactions"
+    return httpx.post(url, content=body, headers=slack_headers(body), timeout=10)
 
 
 @dataclass
