@@ -47,7 +47,8 @@ JIRA_ACCOUNT = "557058:bench-worker"
 STATE_EVENTS = ["incident.acknowledged", "incident.unacknowledged", "incident.resolved", "incident.reopened"]
 PROBE_MESSAGE = "bench two-way probe"
 BULK_MESSAGE = "bench two-way"
-CLICK_RATE = 20.0
+CLICK_RATE = 10.0
+"""Clicks per second, open loop: people click far less often than the comments arrive."""
 PROBES = 40
 NEVER_STALE = 2**40
 """The version a bench click says its button was drawn for: newer than any change, so each one acts."""

@@ -100,7 +100,8 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
 
     two_way = results["two_way"]  # its own system: Slack clicks under comments, Jira → Slack at half rate
     clicks = two_way["slack_clicks_under_changes"]
-    assert clicks["clicks"] > 0 and clicks["p99_ms"] is not None and set(clicks["outcomes"]) == {"200 applied"}
+    assert clicks["clicks"] > 0 and clicks["p99_ms"] is not None
+    assert all(outcome.startswith("200 ") for outcome in clicks["outcomes"]), clicks["outcomes"]
     jira = two_way["jira_webhook_to_slack_at_half_rate"]
     assert jira["webhooks"] > 0 and jira["shown"] == jira["webhooks"] and jira["p99_ms"] is not None
     assert "Slack click answer" in run.stdout
