@@ -16,7 +16,7 @@ import structlog
 from litestar import Request, Response, post
 
 from services.api.db import UNAVAILABLE_ERRORS
-from services.api.errors import error_response
+from services.api.errors import error_response, handle_any
 from services.api.eventhandler_client import EventHandlerUnavailable
 from services.api.repository import IdempotencyMismatch, VersionConflict
 from services.api.routes import params
@@ -92,6 +92,17 @@ def _refused(two_way: TwoWay, vendor: str, exc: BaseException) -> Response[Any]:
     )
 
 
+def never_5xx(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The API's own error answer, except that what would be a 5xx is "retry later" for the vendor."""
+    answer = handle_any(request, exc)
+    if (answer.status_code or 500) < 500:
+        return answer
+    log.error("outside request failed; the vendor will retry", path=request.url.path, error=type(exc).__name__)
+    return error_response(
+        429, "temporarily unable to record the change, try again later", {"Retry-After": RETRY_AFTER_SECONDS}
+    )
+
+
 def _secret(secret: Secret | None) -> bytes | None:
     return secret.reveal().encode() if secret is not None else None
 
@@ -100,7 +111,13 @@ def _not_configured(vendor: str) -> Response[Any]:
     return error_response(404, f"{vendor} two-way sync is not configured")
 
 
-@post("/integrations/slack/interactions", tags=["two-way sync"], include_in_schema=False, status_code=200)
+@post(
+    "/integrations/slack/interactions",
+    tags=["two-way sync"],
+    include_in_schema=False,
+    status_code=200,
+    exception_handlers={Exception: never_5xx},
+)
 async def slack_interactions(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A click on one of the incident message's buttons (Slack's interactivity request)."""
     secret = _secret(two_way.settings.slack_signing_secret)
@@ -146,7 +163,13 @@ def _finished(two_way: TwoWay, vendor: str) -> Any:
     return done
 
 
-@post("/integrations/jira/webhook", tags=["two-way sync"], include_in_schema=False, status_code=200)
+@post(
+    "/integrations/jira/webhook",
+    tags=["two-way sync"],
+    include_in_schema=False,
+    status_code=200,
+    exception_handlers={Exception: never_5xx},
+)
 async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A Jira Cloud admin webhook (`jira:issue_updated`): a status moving into or out of the `done` category."""
     secret = _secret(two_way.settings.jira_webhook_secret)
@@ -172,7 +195,13 @@ async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Resp
     return _answer(two_way, "jira", outcome.value, 202 if outcome is Outcome.UNKNOWN else 200)
 
 
-@post("/integrations/zendesk/webhook", tags=["two-way sync"], include_in_schema=False, status_code=200)
+@post(
+    "/integrations/zendesk/webhook",
+    tags=["two-way sync"],
+    include_in_schema=False,
+    status_code=200,
+    exception_handlers={Exception: never_5xx},
+)
 async def zendesk_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A Zendesk trigger's webhook: solved/closed resolves, open/new reopens, pending acknowledges."""
     secret = _secret(two_way.settings.zendesk_webhook_secret)
