@@ -73,6 +73,8 @@ class IncidentRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     shown: str | None = None
     """A digest of what the object last showed after a refresh (Slack's root message): an unchanged one
     needs no refresh call."""
+    acted: str | None = None
+    """Who made the last change of status or acknowledgement, e.g. `acknowledged by slack:alice`."""
 
 
 _encoder = msgspec.json.Encoder()

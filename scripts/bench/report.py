@@ -187,6 +187,26 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         total = sum(changes["cpu_s"].values()) * 1000 / (changes["requests"] or 1)
         api_ms = changes["cpu_s"].get("api", 0.0) * 1000 / (changes["requests"] or 1)
         rows.append(("  CPU per change, all processes (API)", f"{total:.2f} ms ({api_ms:.2f} ms)", "", ""))
+    two_way = results.get("two_way")
+    if two_way:
+        clicks = two_way["slack_clicks_under_changes"]
+        rows.append(
+            (
+                f"Slack click answer under comments ({_n(clicks['changes_load']['rps'])} req/s) p50 / p90 / p99",
+                _lat(clicks),
+                "p99 < 300 ms",
+                _met(clicks["p99_ms"] is not None and clicks["p99_ms"] < 300),
+            )
+        )
+        jira = two_way["jira_webhook_to_slack_at_half_rate"]
+        rows.append(
+            (
+                f"Jira webhook → Slack message at {_n(jira['background']['target_rate'])} creates/s p50 / p90 / p99",
+                _lat(jira),
+                "",
+                f"{jira['shown']}/{jira['webhooks']} shown",
+            )
+        )
     for name, used in res["processes"].items():
         max_cpu = res["cpu_s_max_rate_phase"].get(name)
         half_cpu = res["cpu_s_half_rate_phase"].get(name)

@@ -24,6 +24,8 @@ from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
+from scripts.bench.phase_twoway import render as render_twoway
+from scripts.bench.phase_twoway import run_twoway_phase
 from scripts.bench.phase_vendor import VendorPhase, run_vendor_phase
 from scripts.bench.phase_vendor import render as render_vendor
 from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
@@ -178,6 +180,17 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     }
     vendor = await vendor_phase(options, workdir, children)
     results["vendor"] = vendor.as_dict()
+    say("two-way phase: Slack clicks under the changes load, Jira webhook → Slack message at half rate")
+    two_way = await run_twoway_phase(
+        workdir,
+        children,
+        half_rate=api.wrk.rps / 2,
+        duration=options.duration,
+        concurrency=options.concurrency,
+        threads=options.threads,
+    )
+    say(render_twoway(two_way))
+    results["two_way"] = two_way.as_dict()
     report.add_ratios_and_targets(results)
     return results
 

@@ -49,6 +49,10 @@ from services.api.routes.webhooks import WebhookController, document_webhook_bod
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
 from services.api.service import IncidentService
 from services.api.settings import ApiSettings, AutoResolve
+from services.api.twoway.metrics import IntegrationMetrics
+from services.api.twoway.routes import ROUTES as TWO_WAY_ROUTES
+from services.api.twoway.routes import TwoWay
+from services.api.twoway.service import JiraIdentity, OutsideActions
 from services.api.ui.routes import console_router
 from services.api.webhooks import WebhookStore
 
@@ -114,6 +118,12 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         secret_overlap=settings.webhook_secret_overlap,
         max_endpoints=settings.webhook_max_endpoints,
     )
+    two_way = TwoWay(
+        settings.two_way,
+        OutsideActions(parts.repo, incidents),
+        JiraIdentity(settings.two_way),
+        IntegrationMetrics(parts.metrics.registry),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -152,6 +162,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             WebhookController,
             enqueue,
             alertmanager_webhook,
+            *TWO_WAY_ROUTES,
             live,
             ready,
             metrics_endpoint,
@@ -172,6 +183,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             "relay": Provide(lambda: parts.relay, sync_to_thread=False),
             "settings": Provide(lambda: settings, sync_to_thread=False),
             "live_feed": Provide(lambda: parts.live, sync_to_thread=False),
+            "two_way": Provide(lambda: two_way, sync_to_thread=False),
         },
         lifespan=[lifespan],
         middleware=[
@@ -196,6 +208,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             OutboxRelay,
             ApiSettings,
             LiveFeed,
+            TwoWay,
         ],
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__

@@ -15,14 +15,16 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.metrics import ApiMetrics
 from services.api.settings import ApiToken
+from services.api.twoway.routes import PATHS as TWO_WAY_PATHS
 
 log = structlog.get_logger("api.access")
 
 PUBLIC_PREFIXES = ("/health", "/schema", "/metrics", "/ui/")
 PUBLIC_PATHS = frozenset({"/ui"})
 """The console's page and files are public: the page asks for a token and sends it with each API call."""
-# Routes that authenticate each request themselves (PagerDuty's Events API carries a routing key in the body).
-SELF_AUTHENTICATED = frozenset({"/v2/enqueue"})
+# Routes that authenticate each request themselves (PagerDuty's Events API carries a routing key in the body;
+# Slack, Jira and Zendesk sign theirs).
+SELF_AUTHENTICATED = frozenset({"/v2/enqueue"}) | TWO_WAY_PATHS
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 

@@ -490,6 +490,21 @@ class SqlIncidentRepository:
         )
         return [TimelineEntry(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in rows]
 
+    async def versions_since(self, incident_id: int, types: Sequence[str]) -> tuple[int, int, bool] | None:
+        """The incident's latest version, the latest version of a change of one of `types`, and whether it was
+        deleted (two-way sync's stale-click rule), in one indexed read of the audit log; None: no such incident."""
+        kinds = incident_events.c.type.in_(list(types))
+        row = await self.db.database.fetch_one(
+            sa.select(
+                sa.func.max(incident_events.c.version),
+                sa.func.max(sa.case((kinds, incident_events.c.version), else_=0)),
+                sa.func.max(sa.case((incident_events.c.type == "deleted", 1), else_=0)),
+            ).where(incident_events.c.incident_id == incident_id)
+        )
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1] or 0), bool(row[2])
+
     async def prune_idempotency_keys(self, older_than_micros: int) -> int:
         """Delete keys stored before the cutoff, a chunk per transaction, by the `created_at` index."""
         pruned = 0

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
+from services.api.twoway.settings import TwoWaySettings
 from shared.config import ConfigError, Secret, env_bool, env_float, env_int, env_list, env_str
 from shared.natsconn import NatsSettings
 from shared.relay import MAX_EVENTS_PER_REQUEST
@@ -81,6 +82,8 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     """STREAM_MAX_PER_TOKEN: open `GET /incident/stream` per token (per process); past it, 429."""
     stream_max: int = 500
     """STREAM_MAX: open `GET /incident/stream` in all (per process); past it, 429."""
+    two_way: TwoWaySettings = msgspec.field(default_factory=TwoWaySettings)
+    """Slack, Jira and Zendesk signing secrets and the workers' own accounts (services/api/twoway/settings.py)."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"
@@ -122,6 +125,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
             stream_catchup_max=env_int(env, "STREAM_CATCHUP_MAX_EVENTS", 1000, minimum=0, maximum=1_000_000),
             stream_max_per_token=env_int(env, "STREAM_MAX_PER_TOKEN", 20, minimum=1, maximum=100_000),
             stream_max=env_int(env, "STREAM_MAX", 500, minimum=1, maximum=100_000),
+            two_way=TwoWaySettings.from_env(env),
             log_format=log_format,
             log_level=log_level,
         )

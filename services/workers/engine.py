@@ -20,6 +20,7 @@ from services.workers.records import (
     note_tag,
 )
 from shared.events import CloudEvent, EventType, IncidentSnapshot
+from shared.twoway import is_outside_actor
 
 log = structlog.get_logger(__name__)
 replace = msgspec.structs.replace
@@ -32,6 +33,18 @@ NOTE_TEXT = {
     "reopened": "Incident reopened.",
     "deleted": "Incident deleted.",
 }
+
+
+def note_text(kind: str, actor: str | None) -> str:
+    """A change made from Slack, Jira or Zendesk says who made it in the other tools."""
+    text = NOTE_TEXT[kind]
+    if is_outside_actor(actor):
+        return f"{text.removesuffix('.')} by {actor}."
+    return text
+
+
+def acted(kind: str, actor: str | None) -> str | None:
+    return f"{kind} by {actor}" if actor else None
 
 
 class ReconcilingWorker(ABC):
@@ -124,13 +137,14 @@ class ReconcilingWorker(ABC):
                 show_fields = True  # severity, source, labels or dedup key changed
             if snapshot.acknowledged != (record.acknowledged or "no"):
                 kind = "acknowledged" if snapshot.acknowledged == "yes" else "unacknowledged"
-                record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
-                record = replace(record, acknowledged=snapshot.acknowledged)
+                record = await self._note(ctx, record, version, kind, note_text(kind, event.actor), careful)
+                record = replace(record, acknowledged=snapshot.acknowledged, acted=acted(kind, event.actor))
             for position in range(record.comments_synced + 1, len(snapshot.comments) + 1):
                 record = await self._comment(ctx, record, position, snapshot.comments[position - 1], careful)
             if snapshot.status != status:
                 kind = "resolved" if snapshot.status == "resolved" else "reopened"
-                record = await self._note(ctx, record, version, kind, NOTE_TEXT[kind], careful)
+                record = await self._note(ctx, record, version, kind, note_text(kind, event.actor), careful)
+                record = replace(record, acted=acted(kind, event.actor))
                 status = snapshot.status
             if event.event_type is EventType.DELETED:
                 record = await self._note(ctx, record, version, "deleted", NOTE_TEXT["deleted"], careful)

@@ -7,6 +7,7 @@ either way the final truth is read from the database, not from what the clients 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 from collections import Counter
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+
+from tests.support.twoway import jira_headers, slack_click_body, slack_headers, zendesk_headers
 
 # Relative weights of the actions on an existing incident.
 ACTIONS: dict[str, int] = {
@@ -25,7 +28,15 @@ ACTIONS: dict[str, int] = {
     "edit": 10,
     "put": 8,
     "delete": 3,
+    # Responders acting from outside: signed Slack clicks (some on stale messages), Jira and Zendesk webhooks.
+    "slack": 5,
+    "jira": 3,
+    "zendesk": 3,
 }
+OUTSIDE_ACTIONS = ("slack", "jira", "zendesk")
+SLACK_BUTTONS = ("acknowledge", "resolve", "reopen")
+JIRA_STATUSES = (("Done", "done"), ("To Do", "new"), ("In Progress", "indeterminate"))
+ZENDESK_STATUSES = ("solved", "open", "pending", "closed", "new", "on-hold")
 PAUSE_AFTER_REFUSED = 0.2
 """A refused connection means the API is down: the client's retry backoff before its next action."""
 
@@ -55,6 +66,9 @@ class Request:
     method: str
     path: str
     body: dict[str, Any] | None = None
+    content: bytes | None = None
+    """A signed body sent as it is (the vendors' requests), with `headers`."""
+    headers: dict[str, str] | None = None
 
 
 class Load:
@@ -101,7 +115,49 @@ class Load:
             return Request(action, "PUT", base, body)
         if action == "delete":
             return Request(action, "DELETE", base)
+        if action in OUTSIDE_ACTIONS:
+            return self._outside(action, incident)
         return Request(action, "POST", f"{base}/{action}")
+
+    def _outside(self, vendor: str, incident: int) -> Request:
+        """A vendor's signed request about the incident, in its real shape."""
+        rng = self.rng
+        if vendor == "slack":
+            # The version the button was drawn for: often older than the incident's (a stale message).
+            button = {"action_id": rng.choice(SLACK_BUTTONS), "value": f"{incident}:{rng.randint(1, 30)}"}
+            user = f"responder{rng.randint(1, 5)}"
+            body = slack_click_body(button, user=user, ts="1700000000.000100", channel="C0CHAOS")
+            return Request(
+                "slack", "POST", "/integrations/slack/interactions", content=body, headers=slack_headers(body)
+            )
+        if vendor == "jira":
+            name, category = rng.choice(JIRA_STATUSES)
+            payload = {
+                "webhookEvent": "jira:issue_updated",
+                "user": {
+                    "accountId": f"557058:person{rng.randint(1, 3)}",
+                    "displayName": f"Person {rng.randint(1, 3)}",
+                },
+                "issue": {
+                    "key": f"OPS-{incident}",
+                    "fields": {
+                        "labels": [f"incident-{incident}"],
+                        "status": {"name": name, "statusCategory": {"key": category}},
+                    },
+                },
+                "changelog": {"items": [{"field": "status", "fromString": "Earlier", "toString": name}]},
+            }
+            body = json.dumps(payload).encode()
+            return Request("jira", "POST", "/integrations/jira/webhook", content=body, headers=jira_headers(body))
+        payload_z = {
+            "ticket_id": str(incident),
+            "external_id": f"incident-{incident}",
+            "status": rng.choice(ZENDESK_STATUSES),
+            "updated_by": f"Agent {rng.randint(1, 3)}",
+            "updated_by_email": f"agent{rng.randint(1, 3)}@example.com",
+        }
+        body = json.dumps(payload_z).encode()
+        return Request("zendesk", "POST", "/integrations/zendesk/webhook", content=body, headers=zendesk_headers(body))
 
     async def run(self, stop: asyncio.Event | None = None) -> LoadStats:
         started = time.monotonic()
@@ -127,12 +183,17 @@ class Load:
 
     async def _send(self, http: httpx.AsyncClient, request: Request) -> str:
         try:
-            response = await http.request(request.method, request.path, json=request.body)
+            if request.content is not None:
+                response = await http.request(
+                    request.method, request.path, content=request.content, headers=request.headers
+                )
+            else:
+                response = await http.request(request.method, request.path, json=request.body)
         except httpx.ConnectError:
             return "refused"
         except httpx.HTTPError:
             return "unknown"  # sent, and the answer lost: it may or may not have happened
-        if response.status_code != 200:
+        if response.status_code != 200 and not (request.content is not None and response.status_code == 202):
             return f"http-{response.status_code}"
         self.stats.ok += 1
         if request.action == "create":

@@ -18,7 +18,7 @@ from nats.js.errors import NotFoundError
 from shared.events import STREAM
 from shared.jetstream import DEADLETTER_STREAM
 from tests.chaos.fakes import Vendors
-from tests.chaos.load import Load, LoadPlan
+from tests.chaos.load import OUTSIDE_ACTIONS, Load, LoadPlan
 from tests.chaos.monkey import ChaosPlan, Monkey
 from tests.chaos.oracle import compare, read_truth, stray_objects
 from tests.chaos.system import WORKERS, Exited, System, Timings
@@ -61,6 +61,8 @@ class Summary:
     exits: dict[str, int] = field(default_factory=dict)
     slow_starts: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
+    outside: dict[str, int] = field(default_factory=dict)
+    """Signed Slack clicks and Jira and Zendesk webhooks in the load, by outcome."""
     faults: dict[str, dict[str, int]] = field(default_factory=dict)
     by_vendor: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -163,6 +165,7 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
         vendors.set_faults(0.0)
     summary.actions, summary.ok = load.attempted, load.ok
     summary.outcomes = dict(load.outcomes)
+    summary.outside = {k: v for k, v in load.by_action.items() if k.split(":")[0] in OUTSIDE_ACTIONS}
     summary.kills = stats.total_kills
     summary.pauses = stats.pauses
     summary.exits = dict(stats.exits)

@@ -17,6 +17,7 @@ from tests.chaos.fakes import Vendors
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process, free_port, port_open
 from tests.support.services import service_env
+from tests.support.twoway import two_way_env
 
 WORKERS = ("jira", "slack", "zendesk")
 READY_TIMEOUT = 120.0
@@ -199,6 +200,8 @@ class System:
         await eventhandler.start()  # streams, consumers and buckets exist before any event or worker
         port = free_port()
         api_env = base | {"DATABASE_URL": self.database_url, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
+        # Responders act from outside too: the vendors' signing secrets, and who the workers are (echoes).
+        api_env |= two_way_env(self.vendors.zendesk.email) | {"JIRA_ACCOUNT_ID": self.vendors.jira.account_id}
         api = self._service("api", "api", ["services.api"], api_env, f"http://127.0.0.1:{port}/health/live")
         workers = []
         for worker in WORKERS:

@@ -33,3 +33,5 @@ async def test_everything_converges_after_chaos(tmp_path: Path, chaos_database_u
     assert summary.duplicates == 0, explanation
     assert summary.lost == 0, explanation
     assert summary.converged == 100.0, explanation
+    # Responders acted from Slack, Jira and Zendesk too, and those actions were answered.
+    assert all(summary.outside.get(f"{vendor}:ok", 0) > 0 for vendor in ("slack", "jira", "zendesk")), summary.outside

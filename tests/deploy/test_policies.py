@@ -141,8 +141,17 @@ def test_secret_refs_match_the_example_secret(objects: list[Obj]) -> None:
                 used[ref["key"]] = used.get(ref["key"], False) or not ref.get("optional", False)
     assert set(used) == keys, f"unused in example: {keys - set(used)}; missing from example: {set(used) - keys}"
     optional = {k for k, required in used.items() if not required}
-    # Optional: a worker without its vendor token runs dry; without integration keys, Events v2 refuses all.
-    assert optional == {"jira-api-token", "slack-bot-token", "zendesk-api-token", "integration-keys"}, optional
+    # Optional: a worker without its vendor token runs dry; without integration keys, Events v2 refuses all;
+    # without a vendor's signing secret, its two-way route answers 404.
+    assert optional == {
+        "jira-api-token",
+        "slack-bot-token",
+        "zendesk-api-token",
+        "integration-keys",
+        "slack-signing-secret",
+        "jira-webhook-secret",
+        "zendesk-webhook-secret",
+    }, optional
 
 
 def test_example_passwords_are_safe_in_nats_conf_and_urls() -> None:

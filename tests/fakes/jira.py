@@ -13,6 +13,8 @@ from tests.fakes.server import FakeRequest, FakeServer, Reply
 
 STATUSES = ("To Do", "In Progress", "Done")
 TRANSITIONS = {"11": "To Do", "21": "In Progress", "31": "Done"}  # id -> name (= target status)
+CATEGORIES = {"To Do": "new", "In Progress": "indeterminate", "Done": "done"}
+"""Each status's category: what custom workflows share, and what two-way sync maps by."""
 
 
 def adf_text(node: Any) -> str:
@@ -64,6 +66,12 @@ class FakeJira(FakeServer):
         """Seconds before a new issue shows up in search/jql."""
         self.on_create: Callable[[Issue], None] | None = None
         self.on_comment: Callable[[Issue, str], None] | None = None
+        self.account_id = "5b10ac8d82e05b22cc7d4ef5"
+        """The API token's account (`GET /rest/api/3/myself`): the worker's own changes are made as it."""
+        self.display_name = "Incidents Bot"
+        self.on_status_change: Callable[[dict[str, Any]], None] | None = None
+        """Called with the `jira:issue_updated` webhook payload of every status change (an admin webhook)."""
+        self.webhooks_sent = 0
         self._next_id = 10000
 
     def authorized(self, request: FakeRequest) -> bool:
@@ -83,7 +91,66 @@ class FakeJira(FakeServer):
         assert len(found) == 1, f"expected exactly one issue for incident {incident_id}, found {len(found)}"
         return found[0]
 
+    def move_by_person(self, key: str, status: str, account_id: str, display_name: str) -> None:
+        """A person moves the issue in Jira's UI: the status changes and the admin webhook fires."""
+        with self.lock:
+            self._move(self.issues[key], status, {"accountId": account_id, "displayName": display_name})
+
+    def _move(self, issue: Issue, status: str, user: dict[str, str]) -> None:
+        before, issue.status = issue.status, status
+        if self.on_status_change is None or before == status:
+            return
+        self.webhooks_sent += 1
+        self.on_status_change(
+            {
+                "timestamp": int(time.time() * 1000),
+                "webhookEvent": "jira:issue_updated",
+                "issue_event_type_name": "issue_generic",
+                "user": {"accountId": user["accountId"], "displayName": user["displayName"], "active": True},
+                "issue": {
+                    "id": issue.id,
+                    "key": issue.key,
+                    "self": f"{self.url}/rest/api/3/issue/{issue.id}",
+                    "fields": {
+                        "summary": issue.summary,
+                        "labels": list(issue.labels),
+                        "status": {
+                            "name": status,
+                            "id": str(STATUSES.index(status) + 1),
+                            "statusCategory": {"key": CATEGORIES[status], "name": status},
+                        },
+                    },
+                },
+                "changelog": {
+                    "id": str(self.webhooks_sent),
+                    "items": [
+                        {
+                            "field": "status",
+                            "fieldtype": "jira",
+                            "fieldId": "status",
+                            "from": str(STATUSES.index(before) + 1),
+                            "fromString": before,
+                            "to": str(STATUSES.index(status) + 1),
+                            "toString": status,
+                        }
+                    ],
+                },
+            }
+        )
+
     # -- handlers --------------------------------------------------------------------------------
+    def myself(self, request: FakeRequest) -> Reply:
+        return Reply(
+            200,
+            {
+                "accountId": self.account_id,
+                "accountType": "atlassian",
+                "emailAddress": self.email,
+                "displayName": self.display_name,
+                "active": True,
+            },
+        )
+
     def create_issue(self, request: FakeRequest) -> Reply:
         fields = (request.json() or {}).get("fields") or {}
         if (fields.get("project") or {}).get("key") != self.project:
@@ -125,7 +192,8 @@ class FakeJira(FakeServer):
         issue = self.issues.get(key)
         if issue is None:
             return _missing()
-        fields = {"summary": issue.summary, "labels": issue.labels, "status": {"name": issue.status}}
+        status = {"name": issue.status, "statusCategory": {"key": CATEGORIES[issue.status]}}
+        fields = {"summary": issue.summary, "labels": issue.labels, "status": status}
         return Reply(200, {"id": issue.id, "key": issue.key, "fields": fields})
 
     def edit_issue(self, request: FakeRequest, key: str) -> Reply:
@@ -191,10 +259,11 @@ class FakeJira(FakeServer):
         tid = str(((request.json() or {}).get("transition") or {}).get("id"))
         if TRANSITIONS.get(tid) in (None, issue.status):
             return Reply(400, {"errorMessages": [f"Transition id '{tid}' is not valid for this issue."], "errors": {}})
-        issue.status = TRANSITIONS[tid]
+        self._move(issue, TRANSITIONS[tid], {"accountId": self.account_id, "displayName": self.display_name})
         return Reply(204)
 
     routes = [
+        ("GET", re.compile(r"/rest/api/3/myself"), myself),
         ("POST", re.compile(r"/rest/api/3/issue"), create_issue),
         ("POST", re.compile(r"/rest/api/3/search/jql"), search),
         ("GET", re.compile(r"/rest/api/3/issue/([\w-]+)"), get_issue),

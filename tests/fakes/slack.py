@@ -77,6 +77,17 @@ class FakeSlack(FakeServer):
         assert len(found) == 1, f"expected exactly one root message for incident {incident_id}, found {len(found)}"
         return found[0]
 
+    def button(self, ts: str, action_id: str) -> dict[str, Any] | None:
+        """The button `action_id` on the root message as it shows now (None when it is not there)."""
+        with self.lock:
+            message = self._find(ts)
+            blocks = list(message.blocks) if message else []
+        for block in blocks:
+            for element in block.get("elements") or [] if block.get("type") == "actions" else []:
+                if element.get("type") == "button" and element.get("action_id") == action_id:
+                    return {**element, "block_id": block.get("block_id")}
+        return None
+
     def replies(self, ts: str) -> list[str]:
         with self.lock:
             return [m.text for m in self.messages if m.thread_ts == ts]

@@ -51,6 +51,10 @@ class FakeZendesk(FakeServer):
         self.email, self.token = email, token
         self.tickets: dict[int, Ticket] = {}
         self.on_create: Callable[[Ticket], None] | None = None
+        self.agent_name = "Incidents Bot"
+        self.on_status_change: Callable[[dict[str, str]], None] | None = None
+        """Called with the body of the documented trigger ("status changed") each time a ticket's status changes."""
+        self.webhooks_sent = 0
         self._next_id = 100
 
     def authorized(self, request: FakeRequest) -> bool:
@@ -74,6 +78,27 @@ class FakeZendesk(FakeServer):
         """What Zendesk's automations do to solved tickets after a few days."""
         with self.lock:
             self.tickets[ticket_id].status = "closed"
+
+    def set_status_by_person(self, ticket_id: int, status: str, name: str, email: str) -> None:
+        """An agent changes the status in Zendesk's UI: the trigger fires."""
+        with self.lock:
+            self._set_status(self.tickets[ticket_id], status, name, email)
+
+    def _set_status(self, ticket: Ticket, status: str, name: str, email: str) -> None:
+        before, ticket.status = ticket.status, status
+        if self.on_status_change is None or before == status:
+            return
+        self.webhooks_sent += 1
+        # What the README's trigger sends; the status is the fixed value of that trigger's condition.
+        self.on_status_change(
+            {
+                "ticket_id": str(ticket.id),
+                "external_id": ticket.external_id or "",
+                "status": status,
+                "updated_by": name,
+                "updated_by_email": email,
+            }
+        )
 
     # -- handlers --------------------------------------------------------------------------------
     def create(self, request: FakeRequest) -> Reply:
@@ -122,9 +147,9 @@ class FakeZendesk(FakeServer):
                 {"id": len(ticket.comments) + 1, "body": comment["body"], "public": comment.get("public", True)}
             )
         if status is not None:
-            ticket.status = status
+            self._set_status(ticket, status, self.agent_name, self.email)
         elif ticket.status == "new":
-            ticket.status = "open"
+            self._set_status(ticket, "open", self.agent_name, self.email)
         if "subject" in changes:
             ticket.subject = changes["subject"]
         if "priority" in changes:

@@ -34,7 +34,7 @@ def slack_error(method: str, body: Any, response: Response | None = None) -> Wor
 
 
 def post_root(settings: SlackSettings, incident: IncidentSnapshot) -> Request:
-    text, blocks = root_message(incident, deleted=False)
+    text, blocks = root_message(incident, deleted=False, interactive=settings.interactive)
     metadata = {"event_type": METADATA_EVENT_TYPE, "event_payload": {"incident_id": str(incident.id)}}
     payload = {"channel": settings.channel, "text": text, "blocks": blocks, "metadata": metadata}
     return Request("POST", "/chat.postMessage", json=payload)
@@ -44,8 +44,16 @@ def post_reply(channel: str, thread_ts: str, text: str) -> Request:
     return Request("POST", "/chat.postMessage", json={"channel": channel, "thread_ts": thread_ts, "text": text})
 
 
-def update_root(channel: str, ts: str, incident: IncidentSnapshot, deleted: bool) -> Request:
-    text, blocks = root_message(incident, deleted=deleted)
+def update_root(
+    channel: str,
+    ts: str,
+    incident: IncidentSnapshot,
+    deleted: bool,
+    *,
+    interactive: bool = False,
+    acted: str | None = None,
+) -> Request:
+    text, blocks = root_message(incident, deleted=deleted, interactive=interactive, acted=acted)
     return Request("POST", "/chat.update", json={"channel": channel, "ts": ts, "text": text, "blocks": blocks})
 
 

@@ -22,6 +22,10 @@ class SlackSettings(msgspec.Struct, frozen=True, kw_only=True):
     channel: str = PLACEHOLDER_CHANNEL
     """SLACK_CHANNEL: the channel id (C...); conversations.history does not take names."""
 
+    interactive: bool = False
+    """SLACK_SIGNING_SECRET is set: the root message carries Acknowledge/Resolve/Reopen buttons (the API
+    checks the clicks' signatures; the worker only needs to know that it does)."""
+
     create_grace: float = DEFAULT_CREATE_GRACE
     """WORKER_CREATE_GRACE_SECONDS: wait before creating again after a create of unknown outcome."""
 
@@ -43,5 +47,6 @@ class SlackSettings(msgspec.Struct, frozen=True, kw_only=True):
             api_url=api_url,
             bot_token=token,
             channel=channel or PLACEHOLDER_CHANNEL,
+            interactive=env_str(env, "SLACK_SIGNING_SECRET") is not None,
             create_grace=env_create_grace(env),
         )

@@ -97,11 +97,19 @@ class SlackWorker(ReconcilingWorker):
         return False
 
     def shown(self, incident: IncidentSnapshot, record: IncidentRecord) -> str | None:
-        text, blocks = root_message(incident, deleted=record.deleted)
+        # Without the buttons' version: a change that shows nothing new (a comment) leaves the message as it
+        # is, and its buttons' older version still holds (no change of state came after it).
+        text, blocks = root_message(
+            incident, deleted=record.deleted, interactive=self.settings.interactive, acted=record.acted, version=0
+        )
         return hashlib.blake2b(msgspec.json.encode([text, blocks]), digest_size=8).hexdigest()
 
     async def refresh(self, ref: ExternalRef, incident: IncidentSnapshot, record: IncidentRecord) -> None:
-        await self.call(api.update_root(_channel(ref, self.settings), ref.id, incident, record.deleted))
+        channel = _channel(ref, self.settings)
+        interactive = self.settings.interactive
+        await self.call(
+            api.update_root(channel, ref.id, incident, record.deleted, interactive=interactive, acted=record.acted)
+        )
 
 
 def _channel(ref: ExternalRef, settings: SlackSettings) -> str:

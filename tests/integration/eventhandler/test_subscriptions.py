@@ -65,11 +65,13 @@ SHIPPED = {
         "incident.updated",
     ],
     "zendesk": [
+        "incident.acknowledged",
         "incident.commented",
         "incident.created",
         "incident.deleted",
         "incident.reopened",
         "incident.resolved",
+        "incident.unacknowledged",
         "incident.updated",
     ],
 }

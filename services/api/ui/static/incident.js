@@ -115,10 +115,21 @@ function renderIncident(incident, timeline) {
   clear(items);
   for (const item of timeline) {
     const what = item.type.replace(/^incident\./, "");
-    const entry = el("li", {}, timeElement(item.time), " ", el("strong", {}, item.actor), ` ${what}`);
+    const entry = el("li", {}, timeElement(item.time), " ", actorElement(item.actor), ` ${what}`);
     if (item.comment) entry.append(": ", el("q", {}, item.comment));
     items.append(entry);
   }
+}
+
+const OUTSIDE_TOOLS = { slack: "Slack", jira: "Jira", zendesk: "Zendesk" };
+
+// `slack:alice` (a change made from Slack, Jira or Zendesk) shows as "alice via Slack".
+function actorElement(actor) {
+  const [tool, ...rest] = actor.split(":");
+  if (OUTSIDE_TOOLS[tool] && rest.length) {
+    return el("span", { class: "outside-actor" }, el("strong", {}, rest.join(":")), ` via ${OUTSIDE_TOOLS[tool]}`);
+  }
+  return el("strong", {}, actor);
 }
 
 function showNotice(text) {

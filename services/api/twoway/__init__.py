@@ -1,0 +1,1 @@
+"""Two-way sync: responders act on incidents from Slack, Jira and Zendesk."""
