@@ -7,6 +7,7 @@ reconnects with `Last-Event-ID` (the stream sequence of the last event it saw) c
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import AsyncGenerator
 
@@ -19,6 +20,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
+from services.api.errors import BadRequest
 from services.api.eventhandler_client import EventHandlerUnavailable, NatsLink
 from shared.events import STREAM, SUBJECT_PREFIX
 
@@ -29,6 +31,8 @@ KEEPALIVE_SECONDS = 15.0
 WAKE_SECONDS = 1.0
 """How soon an idle stream notices that the API is shutting down."""
 RETRY_MILLISECONDS = 2000
+SEQUENCE = r"[0-9]{1,20}"
+"""A stream sequence (a uint64) as ASCII digits: bounded, so int() never meets Python's digit limit."""
 EVENT = "incident"
 READY = "ready"
 
@@ -50,8 +54,11 @@ def start_after(last_seen: int | None, last_seq: int, catchup_max: int) -> Start
 
 
 def parse_last_event_id(raw: str | None) -> int | None:
-    if raw is None or not raw.strip().isdigit() or not raw.strip().isascii():
+    """The stream sequence a browser saw last (an id this stream sent it); anything else is a 400."""
+    if raw is None or not raw.strip():
         return None
+    if not re.fullmatch(SEQUENCE, raw.strip()):
+        raise BadRequest("Last-Event-ID must be an event id this stream sent, e.g. 42")
     return int(raw.strip())
 
 

@@ -159,6 +159,32 @@ async def test_events_v2_refuses_bad_events_in_pagerduty_shape(api: Any, body: d
     assert any(error in e for e in refused["errors"]), refused
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"payload": None, "client": None, "links": {}, "images": []},
+        {"links": {}},
+        {"links": [1]},
+        {"links": [{"text": "no href"}]},
+        {"images": {}},
+        {"images": [{"href": "no src"}]},
+        {"client": {}},
+        {"client_url": []},
+        {"payload": []},
+        {"payload": "text"},
+        {"payload": {"summary": "x", "source": "y", "severity": "info", "class": 5}},
+        {"dedup_key": 7},
+        {"routing_key": None},
+    ],
+)
+async def test_events_v2_refuses_malformed_fields_in_pagerduty_shape(api: Any, fields: dict[str, Any]) -> None:
+    answer = await api.post("/v2/enqueue", json={**trigger(), **fields})
+    assert answer.status_code == 400, answer.text
+    refused = answer.json()
+    assert (refused["status"], refused["message"]) == ("invalid event", "Event object is invalid")
+    assert refused["errors"], refused
+
+
 async def test_events_v2_refuses_malformed_json(api: Any) -> None:
     answer = await api.post("/v2/enqueue", content=b"{not json", headers={"Content-Type": "application/json"})
     assert answer.status_code == 400
