@@ -9,7 +9,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from services.api.db import UNAVAILABLE_ERRORS
+from services.api.db import DATA_TOO_LONG, UNAVAILABLE_ERRORS, VALUE_REFUSED_ERRORS
 from services.api.domain import DomainError, IncidentDeleted
 from services.api.eventhandler_client import EventHandlerError, EventHandlerUnavailable
 from services.api.events import EventTooLarge
@@ -79,6 +79,11 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(exc.code if exc.code in (400, 404) else 503, exc.description)
     if isinstance(exc, EventHandlerUnavailable):
         return error_response(503, "event handler unavailable, try again later", {"Retry-After": "1"})
+    if isinstance(exc, VALUE_REFUSED_ERRORS):
+        log.warning("database refused a value", error=type(exc).__name__, code=exc.args[0] if exc.args else None)
+        if exc.args and exc.args[0] == DATA_TOO_LONG:
+            return error_response(413, "a value is too long to store")
+        return error_response(400, "a value can't be stored")
     if isinstance(exc, UNAVAILABLE_ERRORS):
         log.warning("database unavailable", error=type(exc).__name__)
         return error_response(503, "database unavailable, try again later", {"Retry-After": "1"})
