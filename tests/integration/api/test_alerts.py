@@ -267,6 +267,14 @@ async def test_alertmanager_group_lifecycle(api: Any, db: Db) -> None:
     assert int(refire.json()["ID"]) != incident_id
 
 
+async def test_alertmanager_group_whose_firing_alerts_outgrow_a_text_column_is_stored(api: Any) -> None:
+    """The firing alerts are kept as one JSON list: three long fingerprints take 90 KB, more than MariaDB's TEXT."""
+    alerts = [{**alert(f"i{n}"), "fingerprint": f"{n}" * 30_000} for n in range(3)]
+    answer = await api.post("/integrations/alertmanager", json=notification("firing", alerts), headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "INCIDENT CREATED"
+
+
 async def test_alertmanager_message_prefers_the_summary(api: Any) -> None:
     body = notification(
         "firing", [alert("a")], commonAnnotations={"summary": "Checkout is slow"}, groupKey="g2", groupLabels={}

@@ -175,6 +175,22 @@ async def test_unknown_route_and_method(client: Any) -> None:
     assert_error(await client.patch("/incident/1", json={}), 405, "Method Not Allowed")
 
 
+async def test_the_largest_values_the_api_accepts_are_stored_whole(client: Any) -> None:
+    """MariaDB's TEXT holds 65,535 bytes: 4-byte characters and JSON-escaped control characters at every limit
+    must still fit (labels here are about 400 KB once encoded)."""
+    wide = "🔥"
+    labels = {f"{i:03d}" + "k" * 125: "\x01" * 1024 for i in range(64)}
+    body = {"message": wide * 10_000, "source": wide * 255, "dedup_key": wide * 255, "labels": labels}
+    created = await client.post("/incident/", json=body)
+    assert created.status_code == 200, created.text
+    incident_id = created.json()["ID"]
+    changed = await client.put(f"/incident/{incident_id}", json={"comments": [wide * 10_000], "labels": labels})
+    assert changed.status_code == 200, changed.text
+    shown = (await client.get(f"/incident/{incident_id}")).json()
+    assert {key: shown[key] for key in body} == body
+    assert shown["comments"] == [wide * 10_000]
+
+
 NASTY = [
     "quotes ' \" `backticks`",
     "back\\slash \\\\ \\n \\u0000-ish",
