@@ -7,7 +7,7 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 import sqlalchemy as sa
@@ -22,6 +22,7 @@ from services.api.outbox import OutboxRow
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import utcnow
 
+T = TypeVar("T")
 MAX_CAS_ATTEMPTS = 8
 MAX_GROUP_COMMIT = 256
 """Creates per transaction by default (GROUP_COMMIT_MAX)."""
@@ -198,7 +199,7 @@ class SqlIncidentRepository:
             for new in group:
                 new.incident.id = None
             # Nothing of the group was committed and one of them can't be stored: each alone, so only that one fails.
-            return [await _own_outcome(self._add_one(new)) for new in group]
+            return await _each_alone(group, self._add_one)
         if self.on_created is not None:
             self.on_created(handed)
         else:
@@ -321,7 +322,7 @@ class SqlIncidentRepository:
                 raise  # as for creates: a change that may have landed is never applied twice
             # A taken dedup key, a replayed Idempotency-Key, a value the database refused, a version race:
             # each alone, so only that one fails.
-            return [await _own_outcome(self._change_one(request)) for request in group]
+            return await _each_alone(group, self._change_one)
         if changed:
             self.on_commit()
         return outcomes
@@ -616,6 +617,18 @@ def expired_keys(older_than_micros: int) -> sa.Select[Any]:
 def _working_copy(incident: Incident) -> Incident:
     """A copy to apply one change to: a failing change leaves the state the next one starts from untouched."""
     return dataclasses.replace(incident, comments=list(incident.comments), changes=[])
+
+
+async def _each_alone(items: Sequence[T], write: Callable[[T], Awaitable[Incident]]) -> list[Incident | BaseException]:
+    """The group's fallback: each item in its own transaction, answered with its own outcome. Once the database
+    is unreachable the rest get that error without a try each (none of them was written)."""
+    outcomes: list[Incident | BaseException] = []
+    for item in items:
+        if outcomes and isinstance(outcomes[-1], UNAVAILABLE_ERRORS):
+            outcomes.append(outcomes[-1])
+        else:
+            outcomes.append(await _own_outcome(write(item)))
+    return outcomes
 
 
 async def _own_outcome(write: Awaitable[Incident]) -> Incident | BaseException:
