@@ -28,6 +28,14 @@ class BadRequest(ValueError):
     """Bad input found by a handler (a path or query value)."""
 
 
+TOO_DEEP = "request body is nested too deeply"
+
+
+def is_too_deep(exc: BaseException) -> bool:
+    """msgspec's own depth guard, met while decoding a body with a free-form (`Any`) field."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
+
+
 def error_response(code: int, error: str, headers: dict[str, str] | None = None) -> Response[Any]:
     return Response(
         {"status": HTTPStatus(code).phrase, "error": error},
@@ -71,6 +79,8 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(413, str(exc))
     if isinstance(exc, BadRequest | DomainError):
         return error_response(400, str(exc))
+    if is_too_deep(exc):
+        return error_response(400, TOO_DEEP)
     if isinstance(exc, PreconditionFailed):
         return error_response(412, f"If-Match does not match: {exc}", {"ETag": f'"{exc.current}"'})
     if isinstance(exc, VersionConflict | IdempotencyMismatch | DedupKeyInUse):

@@ -12,12 +12,14 @@ from litestar.testing import AsyncTestClient
 
 from services.api.app import create_app
 from services.api.db import Db
+from services.api.errors import TOO_DEEP
 from services.api.settings import AutoResolve, parse_integration_keys
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.test_routes import outbox_events
 from tests.support.polling import eventually
 
 ROUTING_KEY = "R0UTINGKEYFORTESTS00000000000001"
+JSON = "application/json"
 TOKEN = "alert-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -183,6 +185,15 @@ async def test_events_v2_refuses_malformed_fields_in_pagerduty_shape(api: Any, f
     refused = answer.json()
     assert (refused["status"], refused["message"]) == ("invalid event", "Event object is invalid")
     assert refused["errors"], refused
+
+
+async def test_events_v2_refuses_custom_details_nested_too_deeply(api: Any) -> None:
+    deep = b"[" * 5000 + b"]" * 5000  # free-form JSON: msgspec's depth guard, not a server fault
+    payload = b'{"summary": "s", "source": "db-1", "severity": "info", "custom_details": ' + deep + b"}"
+    event = b'{"routing_key": "%s", "event_action": "trigger", "payload": %s}' % (ROUTING_KEY.encode(), payload)
+    answer = await api.post("/v2/enqueue", content=event, headers={"Content-Type": JSON})
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"status": "invalid event", "message": "Event object is invalid", "errors": [TOO_DEEP]}
 
 
 async def test_events_v2_refuses_malformed_json(api: Any) -> None:
