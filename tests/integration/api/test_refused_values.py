@@ -49,6 +49,21 @@ def mariadb_url(mariadb: MariaDB) -> str:
     return url
 
 
+def test_the_migration_keeps_stored_labels_and_makes_room_for_the_largest(mariadb: MariaDB) -> None:
+    url = new_mysql_database(mariadb.admin_url, mariadb.sql)
+    name = url.rsplit("/", 1)[-1]
+    migrate(url, "0004")
+    mariadb.sql(
+        f"INSERT INTO {name}.incidents (message, status, acknowledged, version, created_at, updated_at, labels) "
+        """VALUES ('before', 'unresolved', 'no', 1, 1, 1, '{"team":"café"}')"""
+    )
+    migrate(url)
+    assert mariadb.sql(f"SELECT labels FROM {name}.incidents").strip() == '{"team":"café"}'
+    wide = "é" * 40_000  # 80,000 bytes: more than TEXT's 65,535
+    mariadb.sql(f"UPDATE {name}.incidents SET labels = '{wide}'")
+    assert mariadb.sql(f"SELECT CHAR_LENGTH(labels) FROM {name}.incidents").strip() == "40000"
+
+
 @pytest.fixture
 async def repo(mariadb_url: str) -> AsyncIterator[Grouping]:
     found = Grouping(Db(mariadb_url))
