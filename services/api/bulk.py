@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from asyncmy.converters import escape_item
-
 from services.api.db import Db
 
 INCIDENT_COLUMNS = (
@@ -119,20 +117,23 @@ async def _insert(db: Db, table: str, rows: Sequence[Sequence[Any]], returning_i
     return sorted(int(row[0]) for row in found)
 
 
-def mysql_literal(value: Any) -> str:
+def mysql_literal(value: str | bytes | int | None) -> str:
     """A value as MariaDB reads it back exactly. Text as a hex literal: nothing to escape, so nothing that
     depends on sql_mode or the connection's character set, and several times cheaper than the driver's
-    escaping, which walks every character (measured: half the client CPU of a 20-row insert)."""
-    kind = type(value)
-    if kind is str:
+    escaping, which walks every character (measured: half the client CPU of a 20-row insert).
+
+    Only exact `str`, `bytes`, `int` and `None`: a subclass (an enum, a bool) may render as something else
+    than its value, and the driver's fallback escapes with backslashes, which `NO_BACKSLASH_ESCAPES` reads
+    differently. Anything else is a bug of the caller, refused before it reaches the database."""
+    if type(value) is str:
         return "X'" + value.encode().hex() + "'"
-    if kind is int:
+    if type(value) is int:
         return str(value)
     if value is None:
         return "NULL"
-    if kind is bytes:
+    if type(value) is bytes:
         return "X'" + value.hex() + "'"
-    return str(escape_item(value, "utf8mb4"))
+    raise TypeError(f"no SQL literal for a value of type {type(value).__name__}: pass str, bytes, int or None")
 
 
 async def update_incidents(db: Db, rows: Sequence[Sequence[Any]]) -> int:

@@ -10,12 +10,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
+from asyncmy.errors import DataError as MySQLDataError
 from asyncmy.errors import IntegrityError as MySQLIntegrityError
 from asyncmy.errors import InterfaceError as MySQLInterfaceError
 from asyncmy.errors import OperationalError as MySQLOperationalError
 from databases import Database
 
 DUPLICATE_KEY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, MySQLIntegrityError)
+VALUE_REFUSED_ERRORS: tuple[type[BaseException], ...] = (sqlite3.DataError, MySQLDataError)
+"""The database refused a value (too long, not valid text for its character set): the request's fault."""
+DATA_TOO_LONG = 1406  # MariaDB's ER_DATA_TOO_LONG
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.OperationalError,
     MySQLOperationalError,

@@ -9,7 +9,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from services.api.db import UNAVAILABLE_ERRORS
+from services.api.db import DATA_TOO_LONG, UNAVAILABLE_ERRORS, VALUE_REFUSED_ERRORS
 from services.api.domain import DomainError, IncidentDeleted
 from services.api.eventhandler_client import EventHandlerError, EventHandlerUnavailable
 from services.api.events import EventTooLarge
@@ -27,6 +27,14 @@ log = structlog.get_logger(__name__)
 
 class BadRequest(ValueError):
     """Bad input found by a handler (a path or query value)."""
+
+
+TOO_DEEP = "request body is nested too deeply"
+
+
+def is_too_deep(exc: BaseException) -> bool:
+    """msgspec's own depth guard, met while decoding a body with a free-form (`Any`) field."""
+    return isinstance(exc, RecursionError) and "deserializing" in str(exc)
 
 
 def error_response(code: int, error: str, headers: dict[str, str] | None = None) -> Response[Any]:
@@ -72,6 +80,8 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(413, str(exc))
     if isinstance(exc, BadRequest | DomainError):
         return error_response(400, str(exc))
+    if is_too_deep(exc):
+        return error_response(400, TOO_DEEP)
     if isinstance(exc, PreconditionFailed):
         return error_response(412, f"If-Match does not match: {exc}", {"ETag": f'"{exc.current}"'})
     if isinstance(exc, VersionConflict | IdempotencyMismatch | DedupKeyInUse):
@@ -82,6 +92,11 @@ def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
         return error_response(503, "event handler unavailable, try again later", {"Retry-After": "1"})
     if isinstance(exc, Overloaded):
         return error_response(503, str(exc), {"Retry-After": str(exc.retry_after)})
+    if isinstance(exc, VALUE_REFUSED_ERRORS):
+        log.warning("database refused a value", error=type(exc).__name__, code=exc.args[0] if exc.args else None)
+        if exc.args and exc.args[0] == DATA_TOO_LONG:
+            return error_response(413, "a value is too long to store")
+        return error_response(400, "a value can't be stored")
     if isinstance(exc, UNAVAILABLE_ERRORS):
         log.warning("database unavailable", error=type(exc).__name__)
         return error_response(503, "database unavailable, try again later", {"Retry-After": "1"})

@@ -7,6 +7,7 @@ stream sequence of the last event it saw) catches up exactly.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncGenerator
@@ -18,6 +19,7 @@ from nats.aio.client import Client
 from nats.errors import ConnectionClosedError
 from nats.errors import Error as NatsError
 
+from services.api.errors import BadRequest
 from services.api.eventhandler_client import EventHandlerUnavailable, NatsLink
 from shared.events import STREAM
 from shared.feed import Feed, FeedGap, FeedUnavailable
@@ -35,6 +37,8 @@ DEFAULT_MAX_PER_TOKEN = 20
 DEFAULT_MAX = 500
 """STREAM_MAX: open streams of one API process."""
 FEED_USER = "api"
+SEQUENCE = r"[0-9]{1,20}"
+"""A stream sequence (a uint64) as ASCII digits: bounded, so int() never meets Python's digit limit."""
 EVENT = "incident"
 READY = "ready"
 
@@ -56,8 +60,11 @@ def start_after(last_seen: int | None, last_seq: int, catchup_max: int) -> Start
 
 
 def parse_last_event_id(raw: str | None) -> int | None:
-    if raw is None or not raw.strip().isdigit() or not raw.strip().isascii():
+    """The stream sequence a browser saw last (an id this stream sent it); anything else is a 400."""
+    if raw is None or not raw.strip():
         return None
+    if not re.fullmatch(SEQUENCE, raw.strip()):
+        raise BadRequest("Last-Event-ID must be an event id this stream sent, e.g. 42")
     return int(raw.strip())
 
 

@@ -7,21 +7,22 @@ import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 import sqlalchemy as sa
 import structlog
 
 from services.api.bulk import INCIDENT_COLUMNS, UPDATE_COLUMNS, insert_rows, update_incidents
-from services.api.db import DUPLICATE_KEY_ERRORS, Db, from_micros, to_micros
+from services.api.db import DUPLICATE_KEY_ERRORS, UNAVAILABLE_ERRORS, Db, from_micros, to_micros
 from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
-from services.api.events import EventRecorder, EventTooLarge
+from services.api.events import EventRecorder
 from services.api.groupcommit import DEFAULT_MAX_QUEUED, GroupCommit
 from services.api.outbox import OutboxRow
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import utcnow
 
+T = TypeVar("T")
 MAX_CAS_ATTEMPTS = 8
 MAX_GROUP_COMMIT = 256
 """Creates per transaction by default (GROUP_COMMIT_MAX)."""
@@ -161,11 +162,6 @@ class IncidentChange:
     event_ids: list[str] = field(default_factory=list)
 
 
-# A group falls back to one transaction per create when one of them can't be stored; those errors are its own.
-GROUP_FALLBACK: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, EventTooLarge)
-ONE_FAILS: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, DedupKeyInUse, Replayed, EventTooLarge)
-
-
 class SqlIncidentRepository:
     def __init__(
         self,
@@ -194,22 +190,26 @@ class SqlIncidentRepository:
         return incident
 
     async def _add_group(self, group: list[NewIncident]) -> list[Incident | BaseException]:
+        failed_before_commit = False
         try:
             async with self.db.write():
-                handed = await self._insert_group(group)
-        except GROUP_FALLBACK:
+                try:
+                    handed = await self._insert_group(group)
+                except Exception as exc:
+                    failed_before_commit = not isinstance(exc, UNAVAILABLE_ERRORS)
+                    raise
+        except Exception:
+            if not failed_before_commit:
+                raise  # the database is gone, or the commit failed and may have landed: nothing is written again
             for new in group:
                 new.incident.id = None
-            if len(group) == 1:
-                return [await _outcome(self._add_one(group[0]))]
-            # One of them can't be stored: each alone, so only that one fails.
+            # Nothing of the group was committed and one of them can't be stored: each alone, so only that one fails.
+            return await _each_alone(group, self._add_one)
+        if self.on_created is not None:
+            self.on_created(handed)
         else:
-            if self.on_created is not None:
-                self.on_created(handed)
-            else:
-                self.on_commit()
-            return [new.incident for new in group]
-        return [await _outcome(self._add_one(new)) for new in group]
+            self.on_commit()
+        return [new.incident for new in group]
 
     async def _insert_group(self, group: list[NewIncident]) -> list[OutboxRow]:
         """One multi-row insert per table for the whole group, inside the caller's transaction."""
@@ -314,12 +314,20 @@ class SqlIncidentRepository:
         return incident
 
     async def _change_group(self, group: list[IncidentChange]) -> list[Incident | BaseException]:
+        failed_before_commit = False
         try:
             async with self.db.write():
-                outcomes, changed = await self._apply_changes(group)
-        except CHANGE_GROUP_FALLBACK:
-            # A taken dedup key or a replayed Idempotency-Key: each alone, so only that one fails.
-            return [await _own_outcome(self._change_one(request)) for request in group]
+                try:
+                    outcomes, changed = await self._apply_changes(group)
+                except Exception as exc:
+                    failed_before_commit = not isinstance(exc, UNAVAILABLE_ERRORS)
+                    raise
+        except Exception:
+            if not failed_before_commit:
+                raise  # as for creates: a change that may have landed is never applied twice
+            # A taken dedup key, a replayed Idempotency-Key, a value the database refused, a version race:
+            # each alone, so only that one fails.
+            return await _each_alone(group, self._change_one)
         if changed:
             self.on_commit()
         return outcomes
@@ -626,21 +634,26 @@ def expired_keys(older_than_micros: int) -> sa.Select[Any]:
     )
 
 
-async def _outcome(write: Awaitable[Incident]) -> Incident | BaseException:
-    """A create's own failure, kept for its own request."""
-    try:
-        return await write
-    except ONE_FAILS as exc:
-        return exc
-
-
 def _working_copy(incident: Incident) -> Incident:
     """A copy to apply one change to: a failing change leaves the state the next one starts from untouched."""
     return dataclasses.replace(incident, comments=list(incident.comments), changes=[])
 
 
+async def _each_alone(items: Sequence[T], write: Callable[[T], Awaitable[Incident]]) -> list[Incident | BaseException]:
+    """The group's fallback: each item in its own transaction, answered with its own outcome. Once the database
+    is unreachable the rest get that error without a try each (none of them was written)."""
+    outcomes: list[Incident | BaseException] = []
+    for item in items:
+        if outcomes and isinstance(outcomes[-1], UNAVAILABLE_ERRORS):
+            outcomes.append(outcomes[-1])
+        else:
+            outcomes.append(await _own_outcome(write(item)))
+    return outcomes
+
+
 async def _own_outcome(write: Awaitable[Incident]) -> Incident | BaseException:
-    """A change's result or its own error (not found, If-Match, a domain rule), kept for its own request."""
+    """A write's result or its own error (not found, If-Match, a domain rule, a value the database refused),
+    kept for its own request: the others of its group are answered whatever it raised."""
     try:
         return await write
     except Exception as exc:
@@ -649,9 +662,6 @@ async def _own_outcome(write: Awaitable[Incident]) -> Incident | BaseException:
 
 class _Stale(Exception):
     """The version check of an UPDATE matched no row: reload and try again."""
-
-
-CHANGE_GROUP_FALLBACK: tuple[type[BaseException], ...] = (*DUPLICATE_KEY_ERRORS, DedupKeyInUse, _Stale)
 
 
 def _incident(row: Any, comments: list[str]) -> Incident:

@@ -10,6 +10,8 @@ metadata = sa.MetaData()
 # SQLite only auto-increments an INTEGER PRIMARY KEY; MySQL gets BIGINT.
 Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 LongText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+# MariaDB's TEXT holds 65,535 bytes, less than 64 labels of 1,024 characters can take.
+MediumText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 
 incidents = sa.Table(
     "incidents",
@@ -24,11 +26,11 @@ incidents = sa.Table(
     sa.Column("deleted_at", sa.BigInteger(), nullable=True),
     sa.Column("severity", sa.String(16), nullable=True),
     sa.Column("source", sa.String(255), nullable=True),
-    sa.Column("labels", sa.Text(), nullable=True),
+    sa.Column("labels", MediumText, nullable=True),
     sa.Column("dedup_key", sa.String(255), nullable=True),
     # The dedup key while the incident is open, else NULL: unique, so one open incident per key.
     sa.Column("open_dedup_key", sa.String(255), nullable=True),
-    sa.Column("firing_alerts", sa.Text(), nullable=True),
+    sa.Column("firing_alerts", MediumText, nullable=True),
     sa.Column("last_alert_at", sa.BigInteger(), nullable=True),
     sa.Column("integration", sa.String(64), nullable=True),
     sa.Column("alert_count", sa.Integer(), nullable=False, server_default=sa.text("0")),

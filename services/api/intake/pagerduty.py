@@ -118,11 +118,8 @@ def alert_fields(payload: PagerDutyPayload, dedup_key: str) -> AlertFields:
             labels[f"details.{key}"] = value if isinstance(value, str) else msgspec.json.encode(value).decode()
     elif details is not None:
         labels["details"] = details if isinstance(details, str) else msgspec.json.encode(details).decode()
-    kept = {
-        key[:MAX_LABEL_KEY_LENGTH]: value[:MAX_LABEL_VALUE_LENGTH]
-        for key, value in list(labels.items())[:MAX_LABELS]
-        if key and value is not None
-    }
+    present = [(key, value) for key, value in labels.items() if key and value is not None]  # before the cap
+    kept = {key[:MAX_LABEL_KEY_LENGTH]: value[:MAX_LABEL_VALUE_LENGTH] for key, value in present[:MAX_LABELS]}
     return AlertFields.of(Severity(payload.severity), payload.source[:MAX_SOURCE_LENGTH], kept, dedup_key)
 
 

@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 
 from services.api.domain import DomainError
-from services.api.errors import handle_http
+from services.api.errors import TOO_DEEP, handle_any, handle_http, is_too_deep
 from services.api.intake import alertmanager, pagerduty
 from services.api.intake.service import AlertIntake
 from services.api.routes import params
@@ -43,6 +43,10 @@ def _pd_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[An
     return _invalid(str(exc))
 
 
+def _pd_recursion_error(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    return _invalid(TOO_DEEP) if is_too_deep(exc) else handle_any(request, exc)
+
+
 @post(
     "/v2/enqueue",
     status_code=202,
@@ -53,7 +57,11 @@ def _pd_domain_error(_: Request[Any, Any, Any], exc: DomainError) -> Response[An
         "incident already open for it; `acknowledge` and `resolve` act on the open incident with that dedup_key."
     ),
     responses=PD_RESPONSES,
-    exception_handlers={HTTPException: _pd_http_error, DomainError: _pd_domain_error},
+    exception_handlers={
+        HTTPException: _pd_http_error,
+        DomainError: _pd_domain_error,
+        RecursionError: _pd_recursion_error,
+    },
     security=[],
 )
 async def enqueue(

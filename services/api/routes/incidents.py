@@ -91,12 +91,12 @@ class IncidentController(Controller):
 
     @get("/{incident_id:str}", summary="Get one incident", responses=ERRORS)
     async def read(
-        self, incident_id: IncidentId, repo: IncidentRepository, links: LinkReader
+        self, incident_id: IncidentId, repo: IncidentRepository, link_reader: LinkReader
     ) -> Response[IncidentView]:
         incident = await repo.get(params.incident_id(incident_id))
         if incident is None or incident.id is None:
             return error_response(404, "incident not found")
-        view = IncidentView.of(incident, await links.links(incident.id))
+        view = IncidentView.of(incident, await link_reader.links(incident.id))
         return Response(view, headers={"ETag": f'"{incident.version}"'})
 
     @get(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request
@@ -13,9 +14,9 @@ MAX_ID = 2**63 - 1
 
 
 def incident_id(raw: str) -> int:
-    if not raw.isdigit() or not raw.isascii():
+    if not re.fullmatch(r"[0-9]+", raw):  # ASCII digits: "²" passes isdigit() but not int()
         raise BadRequest("incident id must be a positive integer")
-    value = int(raw)
+    value = int(raw) if len(raw) <= 19 else 0  # more digits than any id, and than int() may take
     if value < 1 or value > MAX_ID:
         raise BadRequest("incident id is out of range")
     return value
@@ -26,7 +27,8 @@ def if_match(request: Request[Any, Any, Any]) -> int | None:
     if raw is None:
         return None
     raw = raw.strip().removeprefix("W/").strip('"')
-    if not raw.isdigit():
+    # ASCII digits only ("²" passes isdigit() but not int()), and few enough for int() and for an incident version.
+    if not re.fullmatch(r"[0-9]{1,18}", raw):
         raise BadRequest('If-Match must be an incident version, e.g. "3"')
     return int(raw)
 
@@ -55,6 +57,6 @@ def encode_cursor(last_id: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    if not cursor.isdigit() or not cursor.isascii() or not 0 < int(cursor) <= MAX_ID:
+    if not re.fullmatch(r"[0-9]{1,19}", cursor) or not 0 < int(cursor) <= MAX_ID:
         raise BadRequest("cursor is not valid")
     return int(cursor)

@@ -12,12 +12,14 @@ from litestar.testing import AsyncTestClient
 
 from services.api.app import create_app
 from services.api.db import Db
+from services.api.errors import TOO_DEEP
 from services.api.settings import AutoResolve, parse_integration_keys
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.test_routes import outbox_events
 from tests.support.polling import eventually
 
 ROUTING_KEY = "R0UTINGKEYFORTESTS00000000000001"
+JSON = "application/json"
 TOKEN = "alert-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -159,6 +161,41 @@ async def test_events_v2_refuses_bad_events_in_pagerduty_shape(api: Any, body: d
     assert any(error in e for e in refused["errors"]), refused
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"payload": None, "client": None, "links": {}, "images": []},
+        {"links": {}},
+        {"links": [1]},
+        {"links": [{"text": "no href"}]},
+        {"images": {}},
+        {"images": [{"href": "no src"}]},
+        {"client": {}},
+        {"client_url": []},
+        {"payload": []},
+        {"payload": "text"},
+        {"payload": {"summary": "x", "source": "y", "severity": "info", "class": 5}},
+        {"dedup_key": 7},
+        {"routing_key": None},
+    ],
+)
+async def test_events_v2_refuses_malformed_fields_in_pagerduty_shape(api: Any, fields: dict[str, Any]) -> None:
+    answer = await api.post("/v2/enqueue", json={**trigger(), **fields})
+    assert answer.status_code == 400, answer.text
+    refused = answer.json()
+    assert (refused["status"], refused["message"]) == ("invalid event", "Event object is invalid")
+    assert refused["errors"], refused
+
+
+async def test_events_v2_refuses_custom_details_nested_too_deeply(api: Any) -> None:
+    deep = b"[" * 5000 + b"]" * 5000  # free-form JSON: msgspec's depth guard, not a server fault
+    payload = b'{"summary": "s", "source": "db-1", "severity": "info", "custom_details": ' + deep + b"}"
+    event = b'{"routing_key": "%s", "event_action": "trigger", "payload": %s}' % (ROUTING_KEY.encode(), payload)
+    answer = await api.post("/v2/enqueue", content=event, headers={"Content-Type": JSON})
+    assert answer.status_code == 400, answer.text
+    assert answer.json() == {"status": "invalid event", "message": "Event object is invalid", "errors": [TOO_DEEP]}
+
+
 async def test_events_v2_refuses_malformed_json(api: Any) -> None:
     answer = await api.post("/v2/enqueue", content=b"{not json", headers={"Content-Type": "application/json"})
     assert answer.status_code == 400
@@ -239,6 +276,14 @@ async def test_alertmanager_group_lifecycle(api: Any, db: Db) -> None:
     refire = await api.post("/integrations/alertmanager", json=notification("firing", [alert("a")]), headers=AUTH)
     assert refire.json()["status"] == "INCIDENT CREATED"
     assert int(refire.json()["ID"]) != incident_id
+
+
+async def test_alertmanager_group_whose_firing_alerts_outgrow_a_text_column_is_stored(api: Any) -> None:
+    """The firing alerts are kept as one JSON list: three long fingerprints take 90 KB, more than MariaDB's TEXT."""
+    alerts = [{**alert(f"i{n}"), "fingerprint": f"{n}" * 30_000} for n in range(3)]
+    answer = await api.post("/integrations/alertmanager", json=notification("firing", alerts), headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "INCIDENT CREATED"
 
 
 async def test_alertmanager_message_prefers_the_summary(api: Any) -> None:

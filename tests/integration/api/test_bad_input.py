@@ -6,6 +6,9 @@ from typing import Any
 
 import pytest
 
+from services.api.app import create_app
+from tests.integration.api.conftest import api_settings
+
 ERROR_KEYS = {"status", "error"}
 
 
@@ -118,9 +121,74 @@ async def test_bad_if_match_and_idempotency_key_are_400(client: Any) -> None:
     assert_error(response, 400, "Bad Request")
 
 
+@pytest.mark.parametrize(
+    "value",
+    ['"²"', "²", '"' + "9" * 5000 + '"', "9" * 5000, '"3"x', '"-1"', '""', "*", '"1", "2"'],
+    ids=[
+        "superscript",
+        "bare-superscript",
+        "5000-digits",
+        "bare-5000-digits",
+        "junk",
+        "negative",
+        "empty",
+        "star",
+        "list",
+    ],
+)
+async def test_malformed_if_match_is_400_on_every_conditional_route(client: Any, value: str) -> None:
+    created = (await client.post("/incident/", json={"message": "m"})).json()["ID"]
+    # The test client sends header text as UTF-8; tests/fuzz sends the raw Latin-1 byte over a socket.
+    headers = [("If-Match", value.encode())]
+    assert_error(await client.put(f"/incident/{created}", json={"message": "n"}, headers=headers), 400, "Bad Request")
+    assert_error(await client.post(f"/incident/{created}/resolve", headers=headers), 400, "Bad Request")
+    assert_error(await client.delete(f"/incident/{created}", headers=headers), 400, "Bad Request")
+    assert (await client.get(f"/incident/{created}")).json()["version"] == 1
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "²", "x1", "-3", "1.5"])
+async def test_malformed_last_event_id_is_400(client: Any, value: str) -> None:
+    response = await client.get("/incident/stream", headers=[("Last-Event-ID", value.encode())])
+    assert_error(response, 400, "Bad Request")
+
+
+def test_no_body_field_or_parameter_is_named_like_a_dependency() -> None:
+    """Litestar takes a validation error of a field named like a dependency for a server fault (a 500): with a
+    dependency `links`, `{"links": {}}` sent to /v2/enqueue got 500. No request name may be a dependency's."""
+    app = create_app(api_settings("sqlite+aiosqlite:///unused.db"))
+    dependencies = set(app.dependencies)
+    schema = app.openapi_schema.to_schema()
+    bodies = schema["components"]["schemas"]
+    clashes = []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            names = {p["name"] for p in operation.get("parameters", [])}
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                ref = content["schema"].get("$ref", "")
+                names |= set(bodies.get(ref.rsplit("/", 1)[-1], {}).get("properties", {}))
+            clashes += [f"{method.upper()} {path}: {name}" for name in sorted(names & dependencies)]
+    assert not clashes
+
+
 async def test_unknown_route_and_method(client: Any) -> None:
     assert_error(await client.get("/nope"), 404, "Not Found")
     assert_error(await client.patch("/incident/1", json={}), 405, "Method Not Allowed")
+
+
+async def test_the_largest_values_the_api_accepts_are_stored_whole(client: Any) -> None:
+    """MariaDB's TEXT holds 65,535 bytes: 4-byte characters and JSON-escaped control characters at every limit
+    must still fit (labels here are about 400 KB once encoded)."""
+    wide = "🔥"
+    labels = {f"{i:03d}" + "k" * 125: "\x01" * 1024 for i in range(64)}
+    body = {"message": wide * 10_000, "source": wide * 255, "dedup_key": wide * 255, "labels": labels}
+    created = await client.post("/incident/", json=body)
+    assert created.status_code == 200, created.text
+    incident_id = created.json()["ID"]
+    changed = await client.put(f"/incident/{incident_id}", json={"comments": [wide * 10_000], "labels": labels})
+    assert changed.status_code == 200, changed.text
+    shown = (await client.get(f"/incident/{incident_id}")).json()
+    assert {key: shown[key] for key in body} == body
+    assert shown["comments"] == [wide * 10_000]
 
 
 NASTY = [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from services.api.errors import BadRequest
 from services.api.live import Start, parse_last_event_id, start_after
 from services.api.settings import ApiSettings
 from shared.config import ConfigError
@@ -28,11 +29,15 @@ def test_an_id_from_another_stream_asks_for_a_reload() -> None:
     assert start_after(500, last_seq=41, catchup_max=1000) == Start(first_seq=42, reset=True)
 
 
-@pytest.mark.parametrize(
-    ("raw", "parsed"), [(None, None), ("", None), ("12", 12), (" 7 ", 7), ("x1", None), ("-3", None)]
-)
-def test_last_event_id_is_a_stream_sequence_or_ignored(raw: str | None, parsed: int | None) -> None:
+@pytest.mark.parametrize(("raw", "parsed"), [(None, None), ("", None), ("12", 12), (" 7 ", 7), ("9" * 20, 10**20 - 1)])
+def test_last_event_id_is_a_stream_sequence(raw: str | None, parsed: int | None) -> None:
     assert parse_last_event_id(raw) == parsed
+
+
+@pytest.mark.parametrize("raw", ["x1", "-3", "1.5", "²", "٣", "9" * 21, "9" * 5000])
+def test_a_malformed_last_event_id_is_a_bad_request(raw: str) -> None:
+    with pytest.raises(BadRequest, match="Last-Event-ID"):
+        parse_last_event_id(raw)
 
 
 def test_the_catchup_limit_is_a_setting_checked_at_start() -> None:
