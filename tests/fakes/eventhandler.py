@@ -95,6 +95,10 @@ class HeldEventHandler(OlderEventHandler):
     def release(self) -> None:
         self._open.set()
 
+    async def start(self) -> HeldEventHandler:
+        await super().start()
+        return self
+
     async def _publish(self, request: Request) -> None:
         self.waiting += 1
         try:
