@@ -112,8 +112,10 @@ class Db:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             options["timeout"] = 30
         else:
-            # Recycle below MariaDB's default wait_timeout (8 h) and keep the pool bounded.
-            options.update(min_size=1, max_size=pool_size, pool_recycle=3600, connect_timeout=5)
+            # Recycle below MariaDB's default wait_timeout (8 h) and keep the pool bounded. No connection is
+            # opened at start: an API started while the database is down serves 503 and becomes ready when
+            # it returns, instead of exiting (a crash loop that would outlast the database's own restart).
+            options.update(min_size=0, max_size=pool_size, pool_recycle=3600, connect_timeout=5)
         self.database: Database = _Database(url, **options)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 

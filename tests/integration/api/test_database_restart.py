@@ -335,3 +335,24 @@ async def test_relay_deletes_again_after_mariadb_restarts_while_creates_are_in_f
 
 async def _empty(url: str) -> bool:
     return await outbox_size(url) == 0
+
+
+async def test_an_api_started_while_mariadb_is_down_becomes_ready_when_it_returns(
+    tmp_path: Path, own_mariadb: MariaDB, own_database_url: str, nats_server: NatsServer
+) -> None:
+    own_mariadb.stop()
+    api = ApiProcess(tmp_path, own_database_url, nats_server.url).start()  # live, not ready
+    try:
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as client:
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503
+            assert ready.json()["checks"]["database"] == "unavailable"
+            own_mariadb.restart()
+
+            async def created() -> bool:
+                return (await client.post("/incident/", json={"message": "first"})).status_code == 200
+
+            await eventually(created, timeout=30, interval=0.2, what="writes once MariaDB is back")
+            assert api.process.alive()
+    finally:
+        api.stop()
