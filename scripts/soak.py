@@ -124,7 +124,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
     mariadb, url = await database(workdir)
     try:
         print(f"soak: seed={args.seed} incidents={load.incidents} actions={load.actions} workdir={workdir}", flush=True)
-        summary = await run(scenario, workdir, url)
+        summary = await run(scenario, workdir, url, mariadb)
     finally:
         await asyncio.to_thread(mariadb.stop)
     summary.write()

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
+from functools import partial
 
 import structlog
 from litestar import Litestar
@@ -16,7 +16,9 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType, Schema
 
-from services.api.db import UNAVAILABLE_ERRORS, Db
+from services.api import background
+from services.api.background import supervise
+from services.api.db import Db
 from services.api.domain import (
     MAX_COMMENT_LENGTH,
     MAX_COMMENTS_PER_CHANGE,
@@ -30,16 +32,15 @@ from services.api.domain import (
 )
 from services.api.errors import handle_any, handle_http
 from services.api.eventhandler_client import EventHandlerClient, NatsLink
-from services.api.events import Origin
 from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
 from services.api.live import LiveFeed, StreamCaps
 from services.api.metrics import ApiMetrics, http_metrics, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
-from services.api.outbox import OutboxStore, micros_ago
+from services.api.outbox import OutboxStore
 from services.api.relay import OutboxRelay
-from services.api.repository import IncidentRepository, SqlIncidentRepository, VersionConflict
+from services.api.repository import IncidentRepository, SqlIncidentRepository
 from services.api.routes.alerts import alertmanager_webhook, enqueue
 from services.api.routes.health import live, ready
 from services.api.routes.incidents import IncidentController
@@ -48,7 +49,7 @@ from services.api.routes.subscriptions import SubscriptionController
 from services.api.routes.webhooks import WebhookController, document_webhook_bodies
 from services.api.schemas import ALERT_BODIES, STRICT_BODIES
 from services.api.service import IncidentService
-from services.api.settings import ApiSettings, AutoResolve
+from services.api.settings import ApiSettings
 from services.api.twoway.metrics import IntegrationMetrics
 from services.api.twoway.routes import ROUTES as TWO_WAY_ROUTES
 from services.api.twoway.routes import TwoWay
@@ -56,8 +57,6 @@ from services.api.twoway.service import JiraIdentity, OutsideActions
 from services.api.ui.routes import console_router
 from services.api.webhooks import WebhookStore
 
-IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
 log = structlog.get_logger(__name__)
 
 
@@ -136,11 +135,20 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         await parts.db.connect()
         await parts.link.start()
         await parts.live.link.start()
-        stop = asyncio.Event()
+        stop, metrics = asyncio.Event(), parts.metrics
         relay_task = asyncio.create_task(parts.relay.run(stop), name="outbox-relay")
-        housekeeping = asyncio.create_task(_housekeeping(parts.repo, stop), name="housekeeping")
+        housekeeping = asyncio.create_task(
+            supervise("housekeeping", partial(background.housekeeping, parts.repo, metrics=metrics), stop, metrics),
+            name="housekeeping",
+        )
         auto_resolve = asyncio.create_task(
-            _auto_resolve(parts.intake, settings.auto_resolve, stop), name="alert-auto-resolve"
+            supervise(
+                "auto-resolve",
+                partial(background.auto_resolve, parts.intake, settings.auto_resolve, metrics=metrics),
+                stop,
+                metrics,
+            ),
+            name="alert-auto-resolve",
         )
         try:
             yield
@@ -271,27 +279,3 @@ def _limit_text(schema: Schema, limit: int) -> None:
         schema.min_items, schema.max_items = 1, MAX_COMMENTS_PER_CHANGE
         schema = schema.items
     schema.pattern, schema.max_length = NOT_BLANK, limit
-
-
-async def _housekeeping(repo: SqlIncidentRepository, stop: asyncio.Event) -> None:
-    """Forget idempotency keys a day after their request."""
-    while not stop.is_set():
-        with contextlib.suppress(*UNAVAILABLE_ERRORS):
-            pruned = await repo.prune_idempotency_keys(micros_ago(IDEMPOTENCY_TTL_SECONDS))
-            log.info("idempotency keys pruned", pruned=pruned)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=3600)
-
-
-async def _auto_resolve(intake: AlertIntake, rules: tuple[AutoResolve, ...], stop: asyncio.Event) -> None:
-    """Resolve incidents whose alerts stopped without a resolve (ALERT_AUTO_RESOLVE), checked often enough."""
-    if not rules:
-        return
-    interval = min(AUTO_RESOLVE_MAX_CHECK_SECONDS, min(rule.seconds for rule in rules) / 4)
-    origin = Origin(actor="auto-resolve")
-    while not stop.is_set():
-        for rule in rules:
-            with contextlib.suppress(*UNAVAILABLE_ERRORS, VersionConflict):
-                await intake.resolve_quiet(rule.integration, timedelta(seconds=rule.seconds), origin)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval)

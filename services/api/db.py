@@ -15,6 +15,7 @@ from asyncmy.errors import IntegrityError as MySQLIntegrityError
 from asyncmy.errors import InterfaceError as MySQLInterfaceError
 from asyncmy.errors import OperationalError as MySQLOperationalError
 from databases import Database
+from databases.core import Connection, Transaction
 
 DUPLICATE_KEY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError, MySQLIntegrityError)
 VALUE_REFUSED_ERRORS: tuple[type[BaseException], ...] = (sqlite3.DataError, MySQLDataError)
@@ -38,6 +39,70 @@ def from_micros(micros: int) -> datetime:
     return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
+class _Transaction(Transaction):
+    """databases' transaction, except that its connection is given back whatever BEGIN, COMMIT or ROLLBACK raise.
+
+    databases 0.9 skips the release when the driver's call raises (a ROLLBACK on a connection that MariaDB's
+    restart killed): the task's connection then keeps its count above zero and holds the dead driver
+    connection for the rest of the task's life, so every later statement of a long-lived task (the relay,
+    the group commit's writer) fails with `(0, 'Not connected')`, and the pool never gets the slot back.
+    Given back, a broken or mid-transaction driver connection is closed by the pool instead of reused.
+    """
+
+    async def start(self) -> _Transaction:
+        connection = self._connection
+        self._transaction = backend = connection._connection.transaction()
+        async with connection._transaction_lock:
+            is_root = not connection._transaction_stack
+            await connection.__aenter__()
+            try:
+                await backend.start(is_root=is_root, extra_options=self._extra_options)
+            except BaseException:
+                self._transaction = None
+                await connection.__aexit__()
+                raise
+            connection._transaction_stack.append(self)
+        return self
+
+    async def commit(self) -> None:
+        await self._end(commit=True)
+
+    async def rollback(self) -> None:
+        await self._end(commit=False)
+
+    async def _end(self, *, commit: bool) -> None:
+        connection = self._connection
+        async with connection._transaction_lock:
+            assert connection._transaction_stack[-1] is self
+            connection._transaction_stack.pop()
+            backend = self._transaction
+            assert backend is not None
+            self._transaction = None
+            try:
+                await (backend.commit() if commit else backend.rollback())
+            finally:
+                await connection.__aexit__()
+
+
+class _Connection(Connection):
+    def transaction(self, *, force_rollback: bool = False, **kwargs: Any) -> Transaction:
+        return _Transaction(lambda: self, force_rollback, **kwargs)
+
+
+class _Database(Database):
+    """A `databases.Database` whose connections always go back to the pool (see `_Transaction`)."""
+
+    def connection(self) -> Connection:
+        if self._global_connection is not None:
+            return self._global_connection
+        if not self._connection:
+            self._connection = _Connection(self, self._backend)
+        return self._connection
+
+    def transaction(self, *, force_rollback: bool = False, **kwargs: Any) -> Transaction:
+        return _Transaction(self.connection, force_rollback=force_rollback, **kwargs)
+
+
 class Db:
     """A `databases.Database` plus what the dialects need: SQLite writers serialise in-process."""
 
@@ -51,9 +116,11 @@ class Db:
                 os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
             options["timeout"] = 30
         else:
-            # Recycle below MariaDB's default wait_timeout (8 h) and keep the pool bounded.
-            options.update(min_size=1, max_size=pool_size, pool_recycle=3600, connect_timeout=5)
-        self.database = Database(url, **options)
+            # Recycle below MariaDB's default wait_timeout (8 h) and keep the pool bounded. No connection is
+            # opened at start: an API started while the database is down serves 503 and becomes ready when
+            # it returns, instead of exiting (a crash loop that would outlast the database's own restart).
+            options.update(min_size=0, max_size=pool_size, pool_recycle=3600, connect_timeout=5)
+        self.database: Database = _Database(url, **options)
         self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
 
     @property

@@ -42,6 +42,11 @@ class ApiMetrics:
         self.relay_errors = self.registry.counter(
             "incidents_api_relay_errors_total", "Relay rounds that failed unexpectedly (see logs) and will be retried."
         )
+        self.background_errors = self.registry.counter(
+            "incidents_api_background_errors_total",
+            "Errors of the background tasks (housekeeping, auto-resolve), each logged and gone past.",
+            ("task",),
+        )
         self.parked = 0
         self.registry.gauge(
             "incidents_api_outbox_parked_incidents",

@@ -57,6 +57,8 @@ class RelayHealth:
     """How long the relay has gone without a round that ended normally."""
     parked: dict[int, Parked]
     last_error: str | None
+    database_unavailable: bool = False
+    """The last round failed on the database (and none has ended normally since)."""
 
 
 class OutboxRelay:
@@ -81,6 +83,7 @@ class OutboxRelay:
         self.parked: dict[int, Parked] = {}
         self.running = False
         self.last_error: str | None = None
+        self.database_unavailable = False
         self.delivered_total = 0
         self._last_progress = time.monotonic()
         self._wake = asyncio.Event()
@@ -108,7 +111,7 @@ class OutboxRelay:
 
     def health(self) -> RelayHealth:
         stalled = 0.0 if not self.running else time.monotonic() - self._last_progress
-        return RelayHealth(self.running, stalled, dict(self.parked), self.last_error)
+        return RelayHealth(self.running, stalled, dict(self.parked), self.last_error, self.database_unavailable)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until `stop`; every failure is logged, counted and retried with backoff."""
@@ -127,7 +130,8 @@ class OutboxRelay:
                 except Exception as exc:  # supervision: nothing may end the relay; see _failed
                     backoff = min(max(0.1, backoff * 2), self.max_backoff)
                     self._failed(exc, backoff)
-                    await _wait_any(stop, None, backoff)
+                    # The API's next commit proves the database is back: go at once rather than wait out the backoff.
+                    await _wait_any(stop, self._wake if self.database_unavailable else None, backoff)
                     continue
                 backoff = 0.0
                 if not more:
@@ -205,8 +209,7 @@ class OutboxRelay:
                 await self.store.delete(confirmed)
         if trouble is not None:
             raise trouble
-        self._last_progress = time.monotonic()
-        self.last_error = None
+        self._progressed()
 
     def _take_handed(self) -> list[OutboxRow]:
         """The next request's rows, within the count and byte limits, whole incidents only."""
@@ -246,8 +249,7 @@ class OutboxRelay:
                 trouble = await self._send(claim, claim.rows, set())
         if trouble is not None:
             raise trouble
-        self._last_progress = time.monotonic()
-        self.last_error = None
+        self._progressed()
         self._observe_parked()
         return len(claim.rows) >= self.batch_size, {row.id for row in claim.rows}
 
@@ -350,8 +352,14 @@ class OutboxRelay:
         if self.metrics is not None:
             self.metrics.parked = len(self.parked)
 
+    def _progressed(self) -> None:
+        self._last_progress = time.monotonic()
+        self.last_error = None
+        self.database_unavailable = False
+
     def _failed(self, exc: BaseException, backoff: float) -> None:
         self.last_error = f"{type(exc).__name__}: {exc}"
+        self.database_unavailable = isinstance(exc, UNAVAILABLE_ERRORS)
         if retry_later(exc):
             if self.metrics is not None:
                 self.metrics.relay_failures.inc()

@@ -58,6 +58,8 @@ class LoadStats:
     outcomes: Counter[str] = field(default_factory=Counter)
     by_action: Counter[str] = field(default_factory=Counter)
     created: list[int] = field(default_factory=list)
+    comments: list[tuple[int, str]] = field(default_factory=list)
+    """Comments the API acknowledged (200), by incident: each must be in the database at the end."""
 
 
 @dataclass
@@ -200,6 +202,8 @@ class Load:
             incident = int(response.json()["ID"])
             self.stats.created.append(incident)
             self.known.append(incident)
+        elif request.action == "comment" and request.body is not None:
+            self.stats.comments.append((int(request.path.split("/")[2]), str(request.body["comment"])))
         elif request.action == "delete":
             incident = int(request.path.rsplit("/", 1)[1])
             if incident in self.known:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 
 from tests.chaos.system import Exited, Service, System
 
-# Relative chances of each kind of victim (a worker victim is one of the six replicas).
-VICTIMS: dict[str, int] = {"api": 2, "eventhandler": 2, "worker": 4, "nats": 1}
+# Relative chances of each kind of victim (a worker victim is one of the six replicas); MariaDB when the
+# system was given its server.
+VICTIMS: dict[str, int] = {"api": 2, "eventhandler": 2, "worker": 4, "nats": 1, "mariadb": 1}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class ChaosPlan:
     """Seconds one worker replica stays frozen (SIGSTOP); longer than its lease and the consumers' AckWait."""
     pause_after: tuple[float, float] = (2.0, 8.0)
     """Seconds after the chaos begins when that replica is frozen."""
+    database_kill_after: tuple[float, float] = (3.0, 10.0)
+    """Seconds after the chaos begins when MariaDB (when it is a victim) is SIGKILLed at the latest."""
     seed: int = 1
 
 
@@ -70,12 +73,26 @@ class Monkey:
 
     async def run(self, stop: asyncio.Event) -> ChaosStats:
         pause = asyncio.create_task(self._pause_one())
+        database = asyncio.create_task(self._kill_database_once())
         try:
             await self._kill_loop(stop)
             await pause  # the pause may outlast the load: the replica is thawed before the checks
         finally:
             pause.cancel()
+            database.cancel()
+        await self.settle()
         return self.stats
+
+    async def _kill_database_once(self) -> None:
+        """Every run with the database among the victims kills it at least once, whatever the draw."""
+        database = self.system.mariadb
+        await asyncio.sleep(self.rng.uniform(*self.plan.database_kill_after))  # the schedule
+        if database is None or self.stats.kills[database.name] or database.name in self._down:
+            return
+        database.kill()
+        self.stats.kills[database.name] += 1
+        self._note("killed", database)
+        self._revive(database, self.rng.uniform(*self.plan.downtime))
 
     async def _pause_one(self) -> None:
         await asyncio.sleep(self.rng.uniform(*self.plan.pause_after))  # the schedule

@@ -52,6 +52,21 @@ class Truth:
         )
 
 
+def unacknowledged_losses(created: list[int], comments: list[tuple[int, str]], truth: dict[int, Truth]) -> list[str]:
+    """What the API acknowledged (a 200) and the database no longer holds: creates and comments."""
+    problems = [
+        f"incident {incident} was created (200) but is not in the database"
+        for incident in created
+        if incident not in truth
+    ]
+    for incident, comment in comments:
+        if incident not in truth or comment not in truth[incident].comments:
+            problems.append(
+                f"incident {incident}: comment {comment!r} was acknowledged (200) but is not in the database"
+            )
+    return problems
+
+
 async def read_truth(database_url: str) -> tuple[dict[int, Truth], int]:
     """Every incident ever created (deleted ones too), and the number of rows in the event log."""
     db = Db(database_url)

@@ -18,10 +18,11 @@ from nats.js.errors import NotFoundError
 from shared.events import STREAM
 from shared.jetstream import DEADLETTER_STREAM
 from tests.chaos.fakes import Vendors
-from tests.chaos.load import OUTSIDE_ACTIONS, Load, LoadPlan
+from tests.chaos.load import OUTSIDE_ACTIONS, Load, LoadPlan, LoadStats
 from tests.chaos.monkey import ChaosPlan, Monkey
-from tests.chaos.oracle import compare, read_truth, stray_objects
-from tests.chaos.system import WORKERS, Exited, System, Timings
+from tests.chaos.oracle import compare, read_truth, stray_objects, unacknowledged_losses
+from tests.chaos.system import WORKERS, Exited, MariaDBService, System, Timings
+from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
 from tests.support.processes import ROOT
 from tests.support.stack import assert_stream_matches_event_log, wait_for_empty_outbox
@@ -121,7 +122,8 @@ async def deadletter_count(js: JetStreamContext) -> int:
         return 0
 
 
-async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
+async def run(scenario: Scenario, workdir: Path, database_url: str, mariadb: MariaDB | None = None) -> Summary:
+    """The scenario; with `mariadb` (the server of `database_url`), the database is among the victims."""
     summary = Summary(seed=scenario.load.seed, logs=str(workdir / "logs"))
     started = time.monotonic()
     vendors = Vendors.start(
@@ -129,11 +131,12 @@ async def run(scenario: Scenario, workdir: Path, database_url: str) -> Summary:
     )
     vendors.set_latency(*scenario.latency)
     system = System(workdir, database_url, vendors, scenario.timings)
+    system.mariadb = MariaDBService(mariadb) if mariadb is not None else None
     try:
         await start(system)
         summary.seconds["start"] = round(time.monotonic() - started, 1)
-        load_ended = await _chaos(scenario, system, vendors, summary)
-        await _converge(scenario, system, vendors, summary, load_ended)
+        load_ended, load = await _chaos(scenario, system, vendors, summary)
+        await _converge(scenario, system, vendors, summary, load_ended, load)
     finally:
         system.stop()
         vendors.stop()
@@ -148,8 +151,8 @@ async def start(system: System) -> None:
         raise AssertionError(f"the system did not start: {exc}\n{system.log_tails()}") from exc
 
 
-async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> float:
-    """Load under chaos; returns when the load ended (monotonic)."""
+async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: Summary) -> tuple[float, LoadStats]:
+    """Load under chaos; returns when the load ended (monotonic) and what the API acknowledged."""
     began = time.monotonic()
     vendors.set_faults(scenario.fault_rate, late=scenario.late_faults)
     stop = asyncio.Event()
@@ -173,10 +176,12 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     summary.timeline = stats.timeline
     summary.faults = {name: dict(fake.plan.injected) for name, fake in vendors.all().items()}
     summary.seconds["chaos"] = round(time.monotonic() - began, 1)
-    return load_ended
+    return load_ended, load
 
 
-async def _converge(scenario: Scenario, system: System, vendors: Vendors, summary: Summary, load_ended: float) -> None:
+async def _converge(
+    scenario: Scenario, system: System, vendors: Vendors, summary: Summary, load_ended: float, load: LoadStats
+) -> None:
     began = time.monotonic()
     await eventually(system.all_ready, timeout=120, interval=0.5, what="every service to be ready after the chaos")
     nc = await nats.connect(system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
@@ -223,5 +228,9 @@ async def _converge(scenario: Scenario, system: System, vendors: Vendors, summar
         for f in findings
         if not f.converged
     }
+    # What the API acknowledged is still there (a database killed mid-load loses no committed write).
+    missing = unacknowledged_losses(load.created, load.comments, truth)
+    summary.lost += len(missing)
+    summary.problems += missing
     summary.strays = stray_objects(vendors, truth)
     summary.duplicates += len(summary.strays)

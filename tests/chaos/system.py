@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from tests.chaos.fakes import Vendors
+from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process, free_port, port_open
 from tests.support.services import service_env
@@ -154,6 +155,30 @@ class NatsService(Service):
         await asyncio.to_thread(self.server.start)
 
 
+class MariaDBService(Service):
+    """The database, SIGKILLed and restarted on the same port and data directory (its owner stops it at the end)."""
+
+    def __init__(self, server: MariaDB) -> None:
+        self.server = server
+        self.name = "mariadb"
+        self.kind = "mariadb"
+
+    def alive(self) -> bool:
+        return self.server.process is not None and self.server.process.alive()
+
+    def kill(self) -> None:
+        self.server.kill()
+
+    def stop(self) -> None:
+        """Left running: the test or the soak that started it stops it."""
+
+    async def ready(self) -> bool:
+        return self.alive() and port_open(self.server.port)
+
+    async def start(self, timeout: float = READY_TIMEOUT) -> None:
+        await asyncio.to_thread(self.server.restart)
+
+
 @dataclass
 class System:
     workdir: Path
@@ -162,6 +187,8 @@ class System:
     timings: Timings = field(default_factory=Timings)
     nats: NatsService | None = None
     services: list[ProcessService] = field(default_factory=list)
+    mariadb: MariaDBService | None = None
+    """The database as a victim too, when the system was given its server."""
 
     @property
     def nats_url(self) -> str:
@@ -177,7 +204,8 @@ class System:
         return self.api.ready_url.removesuffix("/health/live")
 
     def everything(self) -> list[Service]:
-        return ([self.nats] if self.nats else []) + list(self.services)
+        database: list[Service] = [self.mariadb] if self.mariadb else []
+        return database + ([self.nats] if self.nats else []) + list(self.services)
 
     def _service(self, kind: str, name: str, args: list[str], env: Mapping[str, str], ready: str) -> ProcessService:
         process = Process(name, [sys.executable, "-m", *args], env, self.workdir / "logs" / f"{name}.log")

@@ -13,21 +13,25 @@ import pytest
 from tests.chaos.load import LoadPlan
 from tests.chaos.monkey import ChaosPlan
 from tests.chaos.scenario import Scenario, run
+from tests.support.mariadb import MariaDB
 
 pytestmark = [pytest.mark.slow, pytest.mark.mysql]
 
 
 @pytest.mark.timeout(600)
-async def test_everything_converges_after_chaos(tmp_path: Path, chaos_database_url: str) -> None:
+async def test_everything_converges_after_chaos(
+    tmp_path: Path, chaos_mariadb: MariaDB, own_chaos_database_url: str
+) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(100_000))  # in the summary, to replay a run
     scenario = Scenario(load=LoadPlan(seed=seed), chaos=ChaosPlan(seed=seed))
-    summary = await run(scenario, tmp_path, chaos_database_url)
+    summary = await run(scenario, tmp_path, own_chaos_database_url, chaos_mariadb)
     summary.write()
     print(summary.line())
     explanation = summary.explain()
     assert summary.settle_error is None, explanation
     assert summary.stream_error is None, explanation
     assert summary.kills > 0 and summary.ok > 0, explanation
+    assert any(line.endswith("killed mariadb") for line in summary.timeline), explanation
     assert summary.pauses and min(summary.pauses) >= scenario.chaos.pause[0], explanation
     assert summary.deadletters == 0, explanation
     assert summary.duplicates == 0, explanation

@@ -8,6 +8,7 @@ are "failed, not attempted" (the contract: nothing of an incident is stored past
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -73,3 +74,35 @@ class OlderEventHandler:
             stored=stored.stored, failed=[*failed, *stored.failed], rejected=[*rejected, *stored.rejected]
         )
         await request.respond(msgspec.json.encode(reply))
+
+
+class HeldEventHandler(OlderEventHandler):
+    """An event handler that, while held, keeps each request unanswered until `release()`.
+
+    It places a fault at a known point of the relay: while a request waits here, the relay holds its claim
+    (a transaction on MySQL) across the round trip.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        super().__init__(nc, unknown_types=set())
+        self.waiting = 0
+        self._open = asyncio.Event()
+        self._open.set()
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    async def start(self) -> HeldEventHandler:
+        await super().start()
+        return self
+
+    async def _publish(self, request: Request) -> None:
+        self.waiting += 1
+        try:
+            await self._open.wait()
+        finally:
+            self.waiting -= 1
+        await super()._publish(request)

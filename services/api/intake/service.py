@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 import structlog
 
+from services.api.db import UNAVAILABLE_ERRORS
 from services.api.domain import AlertFields, Incident
 from services.api.events import EventRecorder, Origin
 from services.api.intake import alertmanager
@@ -106,8 +107,18 @@ class AlertIntake:
 
         return await self.act(key, origin, track)
 
-    async def resolve_quiet(self, integration: str, quiet_for: timedelta, origin: Origin) -> int:
-        """Auto-resolve the integration's open incidents with no alert for `quiet_for`; returns how many."""
+    async def resolve_quiet(
+        self,
+        integration: str,
+        quiet_for: timedelta,
+        origin: Origin,
+        on_error: Callable[[int, BaseException], None] | None = None,
+    ) -> int:
+        """Auto-resolve the integration's open incidents with no alert for `quiet_for`; returns how many.
+
+        An incident that fails is told to `on_error` (or raised without it) and the others go on; a database
+        that can't be reached ends the round.
+        """
         resolved = 0
         quiet_since = self.clock() - quiet_for
         for incident_id in await self.repo.quiet_alerts(integration, quiet_since):
@@ -120,6 +131,13 @@ class AlertIntake:
                 changed = await self.repo.change(incident_id, quiet, EventRecorder(origin))
             except NotFound:
                 continue  # deleted meanwhile
+            except UNAVAILABLE_ERRORS:
+                raise
+            except Exception as exc:
+                if on_error is None:
+                    raise
+                on_error(incident_id, exc)
+                continue
             if changed.changes:
                 resolved += 1
                 log.info("incident auto-resolved", incident_id=incident_id, integration=integration)

@@ -69,6 +69,8 @@ def relay_check(relay: OutboxRelay, stall_seconds: float, checks: dict[str, Any]
         ]
     if not health.running:
         return "dead"
+    if health.database_unavailable:
+        return "unavailable"  # it can't reach the database: nothing moves until it can
     if health.stalled_seconds > stall_seconds:
         checks["relay_stalled_seconds"] = round(health.stalled_seconds, 3)
         return "stalled"

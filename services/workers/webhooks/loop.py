@@ -33,7 +33,10 @@ log = structlog.get_logger(__name__)
 
 FETCH_WATCHDOG_MARGIN = 5.0  # nats-py's fetch can outlive its timeout (nats-io/nats.py#933)
 NATS_TROUBLE = (nats.errors.Error, TimeoutError)
-OnGone = Callable[[Endpoint, str], Awaitable[None]]
+OnGone = Callable[[Endpoint, str], Awaitable[bool]]
+"""Disables the endpoint after a 410; False when that failed (the loop then goes on and meets the 410 again)."""
+ERROR_RETRY_SECONDS = 5.0
+"""An event whose handling failed unexpectedly is offered again after this long."""
 Ensure = Callable[[Endpoint], Awaitable[None]]
 
 
@@ -105,10 +108,19 @@ class EndpointLoop:
                     await self._pause(1.0)
                     continue
                 for msg in msgs:
-                    await self.handle(msg)
+                    await self._handle_supervised(msg)
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await sub.unsubscribe()
+
+    async def _handle_supervised(self, msg: Msg) -> None:
+        """`handle`, except that an unexpected error is logged, counted and the event offered again later."""
+        try:
+            await self.handle(msg)
+        except Exception:
+            self.metrics.loop_errors.inc(endpoint=self.endpoint.id)
+            log.exception("webhook delivery failed unexpectedly, will retry", consumer=self.consumer)
+            await self._settle(msg.nak(delay=ERROR_RETRY_SECONDS))
 
     async def _recover(self) -> None:
         """A consumer deleted by hand (or never created) is made again, from the endpoint's creation time."""
@@ -160,9 +172,13 @@ class EndpointLoop:
             elif result.status_code == 410:
                 # Disable first, so that no replica picks the event up again meanwhile; it stays
                 # pending on the consumer and goes out if the endpoint is enabled again.
-                await self.on_gone(endpoint, f"HTTP 410 Gone for event {event.id}")
-                outcome, settle = "disabled", functools.partial(msg.nak, delay=self.settings.ack_wait)
-                self.stop.set()
+                if await self.on_gone(endpoint, f"HTTP 410 Gone for event {event.id}"):
+                    outcome, settle = "disabled", functools.partial(msg.nak, delay=self.settings.ack_wait)
+                    self.stop.set()
+                else:  # still enabled: stopping now would hold the endpoint's events until a restart
+                    delay = retry_delay(meta.num_delivered, self.settings, result.retry_after)
+                    outcome, settle = "retrying", functools.partial(msg.nak, delay=delay)
+                    extra = {"next_attempt_in_seconds": round(delay, 3)}
             else:
                 delay = retry_delay(number, self.settings, result.retry_after)
                 age = (datetime.now(UTC) - meta.timestamp).total_seconds()

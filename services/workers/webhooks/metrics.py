@@ -16,6 +16,11 @@ class WebhookMetrics:
         self.failures = self.registry.counter(
             "incidents_webhook_failures_total", "Delivery attempts per endpoint that got no 2xx answer.", ("endpoint",)
         )
+        self.loop_errors = self.registry.counter(
+            "incidents_webhook_loop_errors_total",
+            "Unexpected errors of an endpoint's delivery loop (see logs); the event is retried, the loop goes on.",
+            ("endpoint",),
+        )
         self.duration = self.registry.histogram(
             "incidents_webhook_attempt_seconds", "Time of one delivery attempt, DNS to answer.", ("endpoint",)
         )

@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 WATCH_POLL_SECONDS = 1.0
 SHUTDOWN_GRACE_SECONDS = 20.0
+LOOP_RESTART_SECONDS = 1.0
 
 
 class Supervisor:
@@ -129,11 +130,35 @@ class Supervisor:
         if running is not None:
             running[0].endpoint = endpoint
             return
+        self._start_loop(endpoint)
+        log.info("endpoint delivery started", endpoint_id=endpoint.id, events=endpoint.events)
+
+    def _start_loop(self, endpoint: Endpoint) -> None:
         loop = EndpointLoop(
             endpoint, self.js, self.deliverer, self.journal, self.settings, self.metrics, self._disable, self._ensure
         )
-        self.loops[endpoint.id] = (loop, asyncio.create_task(loop.run(), name=f"webhook-{endpoint.id}"))
-        log.info("endpoint delivery started", endpoint_id=endpoint.id, events=endpoint.events)
+        task = asyncio.create_task(loop.run(), name=f"webhook-{endpoint.id}")
+        self.loops[endpoint.id] = (loop, task)
+        task.add_done_callback(lambda done: self._ended(endpoint.id, loop, done))
+
+    def _ended(self, endpoint_id: str, loop: EndpointLoop, task: asyncio.Task[None]) -> None:
+        """A loop that ended while its endpoint is still enabled (it died) is started again after a pause."""
+        if loop.stop.is_set() or self.loops.get(endpoint_id, (None,))[0] is not loop:
+            return
+        error = None if task.cancelled() else task.exception()
+        self.metrics.loop_errors.inc(endpoint=endpoint_id)
+        log.error("endpoint delivery loop died, restarting it", endpoint_id=endpoint_id, exc_info=error)
+        restart = asyncio.create_task(self._restart_loop(endpoint_id, loop))
+        self._tasks.add(restart)
+        restart.add_done_callback(self._tasks.discard)
+
+    async def _restart_loop(self, endpoint_id: str, dead: EndpointLoop) -> None:
+        await asyncio.sleep(LOOP_RESTART_SECONDS)  # the schedule: no busy loop on a loop that dies at once
+        endpoint = self.endpoints.get(endpoint_id)
+        running = self.loops.get(endpoint_id)
+        if endpoint is None or not endpoint.enabled or running is None or running[0] is not dead:
+            return
+        self._start_loop(endpoint)
 
     async def _ensure(self, endpoint: Endpoint) -> None:
         await ensure_consumer(self.nc, endpoint, self.settings.ack_wait)
@@ -166,28 +191,32 @@ class Supervisor:
             await asyncio.gather(*late, return_exceptions=True)
         self.loops.clear()
 
-    async def _disable(self, endpoint: Endpoint, reason: str) -> None:
-        """410 Gone: the receiver asks us to stop. Compare-and-set, so a concurrent edit is not lost."""
+    async def _disable(self, endpoint: Endpoint, reason: str) -> bool:
+        """410 Gone: the receiver asks us to stop. Compare-and-set, so a concurrent edit is not lost.
+
+        True when the endpoint is disabled (or gone); False when that could not be written.
+        """
         key = endpoint_key(endpoint.id)
         for _ in range(5):
             try:
                 entry = await self.kv.get(key)
                 current = decode_endpoint(entry.value or b"")
                 if not current.enabled:
-                    return
+                    return True
                 disabled = msgspec.structs.replace(
                     current, enabled=False, disabled_reason=reason, updated_at=datetime.now(UTC)
                 )
                 await self.kv.update(key, encode(disabled), last=entry.revision)
                 log.warning("endpoint disabled", endpoint_id=endpoint.id, reason=reason)
-                return
+                return True
             except nats.js.errors.KeyWrongLastSequenceError:
                 continue
             except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
-                return
+                return True
             except NATS_TROUBLE as exc:
                 log.warning("could not disable the endpoint yet", endpoint_id=endpoint.id, error=repr(exc))
-                return
+                return False
+        return False
 
     async def _on_redeliver(self, msg: Msg) -> None:
         task = asyncio.create_task(self._redeliver(msg))

@@ -9,7 +9,8 @@ import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from sqlalchemy.dialects import mysql, sqlite
 
-from services.api.app import IDEMPOTENCY_TTL_SECONDS, create_app
+from services.api.app import create_app
+from services.api.background import IDEMPOTENCY_TTL_SECONDS
 from services.api.db import Db, to_micros
 from services.api.outbox import micros_ago
 from services.api.repository import PRUNE_CHUNK, SqlIncidentRepository, expired_keys
