@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import structlog
@@ -16,6 +14,8 @@ from services.api.metrics import ApiMetrics
 from services.api.outbox import micros_ago
 from services.api.repository import SqlIncidentRepository
 from services.api.settings import AutoResolve
+from shared.supervise import Loop, pause
+from shared.supervise import supervise as shared_supervise
 
 log = structlog.get_logger(__name__)
 
@@ -23,21 +23,11 @@ IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 HOUSEKEEPING_SECONDS = 3600.0
 HOUSEKEEPING_RETRY_SECONDS = 60.0
 AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
-RESTART_DELAY_SECONDS = 1.0
-
-Loop = Callable[[asyncio.Event], Awaitable[None]]
 
 
 async def supervise(name: str, loop: Loop, stop: asyncio.Event, metrics: ApiMetrics) -> None:
-    """Run `loop` until `stop`; should it end by an error, log and count it, and start it again."""
-    while not stop.is_set():
-        try:
-            await loop(stop)
-            return
-        except Exception:
-            metrics.background_errors.inc(task=name)
-            log.exception("background task died, restarting it", task=name, restart_in=RESTART_DELAY_SECONDS)
-        await pause(stop, RESTART_DELAY_SECONDS)
+    """Run `loop` until `stop`; should it end by an error, it is logged, counted by task and started again."""
+    await shared_supervise(name, loop, stop, lambda task: metrics.background_errors.inc(task=task))
 
 
 async def housekeeping(
@@ -89,7 +79,3 @@ async def auto_resolve(
                 failed(0, exc)
         await pause(stop, interval)
 
-
-async def pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -58,8 +58,10 @@ class NatsLink:
                 return
             except (NoServersError, OSError, TimeoutError, NatsTimeoutError) as exc:
                 log.warning("nats not reachable yet", error=str(exc) or type(exc).__name__, retry_in=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            except Exception:  # whatever it is, the API must not stay without NATS until a restart
+                log.exception("nats connect failed unexpectedly, will retry", retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
     @property
     def connected(self) -> bool:

@@ -30,6 +30,7 @@ from services.eventhandler.subscriptions import Subscriptions, load_subscription
 from shared.events import STREAM
 from shared.health import HealthServer
 from shared.natsconn import connect
+from shared.supervise import supervise
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +81,15 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         await ensure_consumers(nc, js, initial)
         await ensure_worker_buckets(js, sorted(initial), settings.stream_replicas)
         await ensure_webhook_objects(js, settings.stream_replicas)
-        deadletters = asyncio.create_task(DeadLetters(js, metrics).consume(stop))
+        deadletters = asyncio.create_task(
+            supervise(
+                "deadletters",
+                DeadLetters(js, metrics).consume,
+                stop,
+                lambda task: metrics.inc("eventhandler_background_errors_total", task=task),
+            ),
+            name="deadletters",
+        )
         stack.push_async_callback(_cancel, deadletters)
         publisher = JetStreamPublisher(nc)
         await publisher.start()

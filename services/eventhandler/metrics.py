@@ -14,6 +14,7 @@ _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "eventhandler_deadletters_total": ("Messages dead-lettered, by worker and reason.", ("worker", "reason")),
     "eventhandler_deadletter_failures_total": ("Advisories that could not be dead-lettered (lost).", ()),
     "eventhandler_redriven_total": ("Dead letters put back on INCIDENTS, by worker.", ("worker",)),
+    "eventhandler_background_errors_total": ("Background tasks that died and were restarted, by task.", ("task",)),
 }
 
 

@@ -32,6 +32,7 @@ class WorkerMetrics:
         self.latency_count = 0
         self.num_pending: int | None = None
         self.in_flight = 0
+        self.background_errors: dict[str, int] = {}
 
     def observe(self, outcome: Outcome, seconds: float) -> None:
         self.events[outcome] += 1
@@ -40,6 +41,9 @@ class WorkerMetrics:
             self.bucket_counts[index] += 1
         self.latency_sum += seconds
         self.latency_count += 1
+
+    def background_error(self, task: str) -> None:
+        self.background_errors[task] = self.background_errors.get(task, 0) + 1
 
     def render(self) -> str:
         registry = Registry()
@@ -78,6 +82,14 @@ class _WorkerCollector(Collector):
         )
         in_flight.add_metric([m.worker], m.in_flight)
         yield in_flight
+        background = CounterMetricFamily(
+            "incidents_worker_background_errors",
+            "Background tasks (heartbeat, pending watch) that died and were restarted, by task.",
+            labels=["worker", "task"],
+        )
+        for task, count in sorted(m.background_errors.items()):
+            background.add_metric([m.worker, task], count)
+        yield background
         if m.num_pending is not None:
             pending = GaugeMetricFamily(
                 "incidents_worker_consumer_pending", "Messages in the stream not yet delivered.", labels=["worker"]

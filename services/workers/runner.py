@@ -25,6 +25,7 @@ from services.workers.settings import RunnerSettings
 from services.workers.store import RecordStore
 from shared.events import REDRIVE_HEADER, STREAM, CloudEvent, decode_event
 from shared.jetstream import ACK_WAIT_SECONDS
+from shared.supervise import supervise
 
 log = structlog.get_logger(__name__)
 
@@ -80,9 +81,12 @@ class Runner:
         sub, info = bound
         ack_wait = info.config.ack_wait or ACK_WAIT_SECONDS
         self.processor = Processor(self.worker, self.store, self.settings, self.metrics, self.owner)
+        interval = min(ack_wait, self.settings.lease_ttl) / 3
         helpers = [
-            asyncio.create_task(self._heartbeat(min(ack_wait, self.settings.lease_ttl) / 3)),
-            asyncio.create_task(self._watch_pending(stop)),
+            asyncio.create_task(
+                supervise("heartbeat", lambda _: self._heartbeat(interval), stop, self.metrics.background_error)
+            ),
+            asyncio.create_task(supervise("pending-watch", self._watch_pending, stop, self.metrics.background_error)),
         ]
         log.info("worker running", worker=self.worker.name, owner=self.owner, dry_run=self.worker.dry_run)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -19,8 +20,15 @@ from shared.jetstream import (
     error_key,
     refs_bucket,
 )
-from tests.integration.eventhandler.support import InProcessEventHandler, ServiceErrorReply, call, publish_body
+from tests.integration.eventhandler.support import (
+    InProcessEventHandler,
+    ServiceErrorReply,
+    call,
+    publish_body,
+    settings_for,
+)
 from tests.support.polling import eventually
+from tests.support.processes import NatsServer
 from tests.unit.eventhandler.factory import make_event
 
 
@@ -165,3 +173,25 @@ async def test_other_event_types_flow_through_untouched(nc: Client, eventhandler
     event = make_event(5, 1, EventType.DELETED)
     await call(nc, PUBLISH_SUBJECT, publish_body([encode_event(event)]))
     assert await call(nc, DEADLETTERS_LIST_SUBJECT, {}) == {"items": []}
+
+
+async def test_a_dead_letter_consumer_that_dies_is_restarted_and_still_dead_letters(
+    nc: Client, nats_server: NatsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    consume = DeadLetters.consume
+    deaths: list[str] = []
+
+    async def dies_once(self: DeadLetters, stop: asyncio.Event) -> None:
+        if not deaths:
+            deaths.append("died")
+            raise RuntimeError("an error nobody planned for")
+        await consume(self, stop)
+
+    monkeypatch.setattr(DeadLetters, "consume", dies_once)
+    async with InProcessEventHandler(settings_for(nats_server.url)):
+        await add_worker(nc, "strict", max_deliver=5)
+        await publish_one(nc, 1)
+        await deliver(nc, "strict", "term", 1)
+        [item] = await dead_letters(nc, 1)
+        assert (item["worker"], item["reason"]) == ("strict", "terminated")
+    assert deaths == ["died"]
