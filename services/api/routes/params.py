@@ -49,12 +49,43 @@ def origin(request: Request[Any, Any, Any]) -> Origin:
     )
 
 
-def encode_cursor(last_id: int) -> str:
-    """Keyset pagination: the cursor is the last id shown; the next page starts below it."""
-    return str(last_id)
+def encode_cursor(last_id: int, rank: int | None = None) -> str:
+    """Keyset pagination: the cursor is the last id shown (and its severity rank when sorted by severity)."""
+    return str(last_id) if rank is None else f"{rank}.{last_id}"
 
 
-def decode_cursor(cursor: str) -> int:
-    if not cursor.isdigit() or not cursor.isascii() or not 0 < int(cursor) <= MAX_ID:
+def decode_cursor(cursor: str, *, ranked: bool = False) -> tuple[int | None, int]:
+    rank_text, _, id_text = cursor.rpartition(".")
+    if ranked != bool(rank_text):
+        raise BadRequest("cursor is not valid for this sort order")
+    if not id_text.isdigit() or not id_text.isascii() or not 0 < int(id_text) <= MAX_ID:
         raise BadRequest("cursor is not valid")
-    return int(cursor)
+    if rank_text and rank_text not in {"0", "1", "2", "3", "4"}:
+        raise BadRequest("cursor is not valid")
+    return (int(rank_text) if rank_text else None), int(id_text)
+
+
+LIST_PARAMETERS = frozenset(
+    {"status", "acknowledged", "severity", "source", "dedup_key", "q", "sort", "limit", "cursor"}
+)
+LABEL_PREFIX = "labels."
+MAX_LABEL_FILTERS = 10
+
+
+def list_query(request: Request[Any, Any, Any]) -> tuple[tuple[str, str], ...]:
+    """Checks the list's query parameters by name (an unknown one is a 400) and returns its label filters."""
+    labels: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in LIST_PARAMETERS:
+            continue
+        if not name.startswith(LABEL_PREFIX):
+            raise BadRequest(f"unknown query parameter {name!r}")
+        label = name.removeprefix(LABEL_PREFIX)
+        if not label or len(label) > 255 or not label.isprintable() or '"' in label or "\\" in label:
+            raise BadRequest(f"label name in {name!r} is not valid")
+        if label in labels and labels[label] != value:
+            raise BadRequest(f"{name} is given twice with different values")
+        labels[label] = value
+    if len(labels) > MAX_LABEL_FILTERS:
+        raise BadRequest(f"at most {MAX_LABEL_FILTERS} label filters")
+    return tuple(sorted(labels.items()))
