@@ -1,7 +1,8 @@
 """Search and triage for the console: a full-text index over incidents and comments, and a severity rank.
 
 - `severity_rank`: a virtual generated column (0 critical … 3 info, 4 none) with an index on
-  (status, severity_rank, id), so "open incidents, most severe first, newest first" reads an index.
+  (status, severity_rank, acknowledged, id): "open incidents, most severe first, unacknowledged first, newest
+  first" (the console's triage order) reads an index.
 - MariaDB: FULLTEXT indexes on lower-cased generated copies of incidents (message, source, labels) and of
   incident_comments (body).
 - SQLite: an FTS5 table `incident_search` (rowid = incident id) kept by triggers, filled from existing rows.
@@ -52,7 +53,7 @@ def upgrade() -> None:
     else:
         # Lower-cased copies: a FULLTEXT index follows its column's collation, and utf8mb4_bin is case-sensitive.
         op.execute(
-            f"ALTER TABLE incidents ADD COLUMN severity_rank TINYINT AS ({SEVERITY_RANK}) VIRTUAL, "
+            f"ALTER TABLE incidents ADD COLUMN severity_rank INT AS ({SEVERITY_RANK}) VIRTUAL, "
             "ADD COLUMN search_text MEDIUMTEXT AS (LOWER(CONCAT_WS(' ', message, source, labels))) PERSISTENT, "
             "ADD FULLTEXT INDEX ft_incidents_search_text (search_text)"
         )
@@ -60,12 +61,12 @@ def upgrade() -> None:
             "ALTER TABLE incident_comments ADD COLUMN search_text MEDIUMTEXT AS (LOWER(body)) PERSISTENT, "
             "ADD FULLTEXT INDEX ft_incident_comments_search_text (search_text)"
         )
-    op.create_index("ix_incidents_status_rank_id", "incidents", ["status", "severity_rank", "id"])
+    op.create_index("ix_incidents_triage", "incidents", ["status", "severity_rank", "acknowledged", "id"])
 
 
 def downgrade() -> None:
     bind = op.get_bind()
-    op.drop_index("ix_incidents_status_rank_id", table_name="incidents")
+    op.drop_index("ix_incidents_triage", table_name="incidents")
     if bind.dialect.name == "sqlite":
         for name in ("incident_search_comment", "incident_search_update", "incident_search_insert"):
             op.execute(f"DROP TRIGGER {name}")

@@ -104,8 +104,9 @@ class ListFilter:
     """Words that must all appear (as word prefixes) in the message, source, labels or comments."""
     labels: tuple[tuple[str, str], ...] = ()
     by_severity: bool = False
-    """Most severe first, then newest; the cursor is then (severity rank, id)."""
+    """Most severe first, unacknowledged first, then newest; the cursor is then (rank, acknowledged, id)."""
     before_rank: int | None = None
+    before_acknowledged: Acknowledged | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,14 +486,18 @@ class SqlIncidentRepository:
         if query.text:
             stmt = stmt.where(self._matches(query.text))
         if query.by_severity:
-            rank = incidents.c.severity_rank
-            if query.before_id is not None and query.before_rank is not None:
+            # Triage order: most severe first, unacknowledged before acknowledged, then newest.
+            rank, acked, key = incidents.c.severity_rank, incidents.c.acknowledged, incidents.c.id
+            if query.before_id is not None and query.before_rank is not None and query.before_acknowledged:
+                after_rank, after_acked = query.before_rank, query.before_acknowledged.value
                 stmt = stmt.where(
                     sa.or_(
-                        rank > query.before_rank, sa.and_(rank == query.before_rank, incidents.c.id < query.before_id)
+                        rank > after_rank,
+                        sa.and_(rank == after_rank, acked > after_acked),
+                        sa.and_(rank == after_rank, acked == after_acked, key < query.before_id),
                     )
                 )
-            stmt = stmt.order_by(rank, incidents.c.id.desc()).limit(query.limit)
+            stmt = stmt.order_by(rank, acked, key.desc()).limit(query.limit)
         else:
             if query.before_id is not None:
                 stmt = stmt.where(incidents.c.id < query.before_id)

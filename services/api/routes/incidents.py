@@ -32,7 +32,7 @@ from services.api.schemas import (
 from services.api.service import Answer, IncidentService, RequestKey
 
 JSON = "application/json"
-CURSOR_PATTERN = r"^([0-4]\.)?[1-9][0-9]{0,17}$"
+CURSOR_PATTERN = r"^([0-4]\.(yes|no)\.)?[1-9][0-9]{0,18}$"
 MAX_SEARCH_LENGTH = 200
 SEVERITY_RANKS = {Severity.CRITICAL: 0, Severity.ERROR: 1, Severity.WARNING: 2, Severity.INFO: 3, None: 4}
 IncidentId = Annotated[
@@ -89,7 +89,8 @@ class IncidentController(Controller):
         description=(
             "`q` finds incidents whose message, source, labels or comments contain every word given (as word "
             "prefixes). `labels.<name>=<value>` keeps incidents with that label, and may be repeated for several "
-            "labels. `sort=severity` lists the most severe first, then the newest. Unknown parameters are a 400."
+            "labels. `sort=severity` lists the most severe first, unacknowledged before acknowledged, then the newest. "
+            "Unknown parameters are a 400."
         ),
         responses=ERRORS,
     )
@@ -111,9 +112,9 @@ class IncidentController(Controller):
     ) -> IncidentPage:
         labels = params.list_query(request)
         by_severity = sort == "severity"
-        before_rank, before_id = (None, None)
+        before_rank, before_acknowledged, before_id = (None, None, None)
         if cursor:
-            before_rank, before_id = params.decode_cursor(cursor, ranked=by_severity)
+            before_rank, before_acknowledged, before_id = params.decode_cursor(cursor, ranked=by_severity)
         query = ListFilter(
             status=Status(status) if status else None,
             acknowledged=Acknowledged(acknowledged) if acknowledged else None,
@@ -126,13 +127,14 @@ class IncidentController(Controller):
             labels=labels,
             by_severity=by_severity,
             before_rank=before_rank,
+            before_acknowledged=Acknowledged(before_acknowledged) if before_acknowledged else None,
         )
         found = await repo.list_incidents(query)
         page = found[:limit]
         next_cursor = None
         if len(found) > limit and page[-1].id:
             rank = SEVERITY_RANKS[page[-1].alert.severity] if by_severity else None
-            next_cursor = params.encode_cursor(page[-1].id, rank)
+            next_cursor = params.encode_cursor(page[-1].id, rank, page[-1].acknowledged.value)
         activity = await repo.activity(page)
         return IncidentPage(
             items=[IncidentView.of(i, activity=activity.get(i.id or 0)) for i in page], next_cursor=next_cursor

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from litestar import Request
@@ -49,20 +50,24 @@ def origin(request: Request[Any, Any, Any]) -> Origin:
     )
 
 
-def encode_cursor(last_id: int, rank: int | None = None) -> str:
-    """Keyset pagination: the cursor is the last id shown (and its severity rank when sorted by severity)."""
-    return str(last_id) if rank is None else f"{rank}.{last_id}"
+def encode_cursor(last_id: int, rank: int | None = None, acknowledged: str = "") -> str:
+    """Keyset pagination: the last id shown (after its severity rank and acknowledgement in triage order)."""
+    return str(last_id) if rank is None else f"{rank}.{acknowledged}.{last_id}"
 
 
-def decode_cursor(cursor: str, *, ranked: bool = False) -> tuple[int | None, int]:
-    rank_text, _, id_text = cursor.rpartition(".")
-    if ranked != bool(rank_text):
-        raise BadRequest("cursor is not valid for this sort order")
-    if not id_text.isdigit() or not id_text.isascii() or not 0 < int(id_text) <= MAX_ID:
+RANKED_CURSOR = re.compile(r"^([0-4])\.(yes|no)\.([1-9][0-9]{0,18})$")
+
+
+def decode_cursor(cursor: str, *, ranked: bool = False) -> tuple[int | None, str | None, int]:
+    """(rank, acknowledged, id) of a cursor; rank and acknowledged only in triage order."""
+    if ranked:
+        match = RANKED_CURSOR.match(cursor)
+        if match is None or int(match[3]) > MAX_ID:
+            raise BadRequest("cursor is not valid for this sort order")
+        return int(match[1]), match[2], int(match[3])
+    if not cursor.isdigit() or not cursor.isascii() or not 0 < int(cursor) <= MAX_ID:
         raise BadRequest("cursor is not valid")
-    if rank_text and rank_text not in {"0", "1", "2", "3", "4"}:
-        raise BadRequest("cursor is not valid")
-    return (int(rank_text) if rank_text else None), int(id_text)
+    return None, None, int(cursor)
 
 
 LIST_PARAMETERS = frozenset(

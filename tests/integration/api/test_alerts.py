@@ -202,7 +202,12 @@ async def test_alertmanager_group_lifecycle(api: Any, db: Db) -> None:
     shown = (await api.get(f"/incident/{incident_id}", headers=AUTH)).json()
     assert shown["message"] == "HighLatency"
     assert shown["severity"] == "critical"
-    assert shown["labels"] == {"alertname": "HighLatency", "severity": "page", "service": "checkout"}
+    assert shown["labels"] == {
+        "alertname": "HighLatency",
+        "severity": "page",
+        "service": "checkout",
+        "generator_url": "http://prometheus/graph",  # a link for the responder, kept
+    }
     assert shown["source"] == "http://alertmanager.example:9093"
     assert shown["dedup_key"] == key
     # A retried notification changes nothing.

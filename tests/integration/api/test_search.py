@@ -54,7 +54,15 @@ async def test_label_and_source_filters(client: Any) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"labels": "x"}, {"lables.team": "x"}, {"search": "x"}, {"sort": "oldest"}, {"labels.": "x"}, {"cursor": "2.5"}],
+    [
+        {"labels": "x"},
+        {"lables.team": "x"},
+        {"search": "x"},
+        {"sort": "oldest"},
+        {"labels.": "x"},
+        {"cursor": "2.5"},
+        {"cursor": "9.no.5"},
+    ],
 )
 async def test_unknown_or_bad_query_parameters_are_a_400(client: Any, params: dict[str, str]) -> None:
     response = await client.get("/incident/", params=params)
@@ -63,11 +71,14 @@ async def test_unknown_or_bad_query_parameters_are_a_400(client: Any, params: di
     assert response.json()["error"]
 
 
-async def test_sort_by_severity_pages_most_severe_first_then_newest(client: Any) -> None:
+async def test_sort_by_severity_pages_most_severe_first_unacknowledged_first_then_newest(client: Any) -> None:
     severities = ["info", "critical", None, "warning", "error", "critical", "info", None, "error", "critical"]
     ids = [await create(client, f"n{n}", **({"severity": s} if s else {})) for n, s in enumerate(severities)]
+    acked = {ids[5], ids[3]}
+    for incident_id in acked:
+        assert (await client.post(f"/incident/{incident_id}/acknowledge")).is_success
     rank = {"critical": 0, "error": 1, "warning": 2, "info": 3, None: 4}
-    expected = sorted(ids, key=lambda i: (rank[severities[ids.index(i)]], -i))
+    expected = sorted(ids, key=lambda i: (rank[severities[ids.index(i)]], i in acked, -i))
     seen: list[int] = []
     cursor = None
     while True:
@@ -81,7 +92,9 @@ async def test_sort_by_severity_pages_most_severe_first_then_newest(client: Any)
         if cursor is None:
             break
     assert seen == expected
-    assert (await client.get("/incident/", params={"cursor": "0.5"})).status_code == 400  # a ranked cursor, unranked
+    assert seen[:3] == [ids[9], ids[1], ids[5]]
+    assert (await client.get("/incident/", params={"cursor": "0.no.5"})).status_code == 400  # ranked, unranked order
+    assert (await client.get("/incident/", params={"cursor": "5", "sort": "severity"})).status_code == 400
 
 
 async def test_the_list_and_the_page_say_who_acknowledged_when_it_resolved_and_the_last_change(client: Any) -> None:
