@@ -171,8 +171,9 @@ function onKey(event) {
     else return;
     event.preventDefault();
   } else if (state.view === "incident") {
-    if (key === "a") $("toggle-ack").click();
-    else if (key === "r") $("toggle-resolve").click();
+    // Called directly, not through the buttons: a key pressed while the incident loads says why it did nothing.
+    if (key === "a") onToggleAck();
+    else if (key === "r") onToggleResolve();
     else return;
     event.preventDefault();
   }

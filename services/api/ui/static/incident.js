@@ -56,6 +56,7 @@ async function load(id) {
   try {
     const { incident, timeline } = await fetchIncident(id, signal);
     if (signal.aborted || state.incidentId !== id) return false;
+    if (!state.incident) hideNotice(); // a notice given while it loaded ("still loading") is answered now
     state.incident = incident;
     renderIncident(incident, timeline);
     return true;

@@ -76,8 +76,7 @@ function matchesFilters(incident, chosen) {
     (!chosen.acknowledged || chosen.acknowledged === incident.acknowledged) &&
     (!chosen.severity || chosen.severity === incident.severity) &&
     (!chosen.source || chosen.source === incident.source) &&
-    (!label || (incident.labels || {})[label[1]] === label[2]) &&
-    !chosen.q // a live change can't be matched against the search here: the next load shows it
+    (!label || (incident.labels || {})[label[1]] === label[2])
   );
 }
 
@@ -244,6 +243,8 @@ export function applyToList(event, render = true) {
   } else if (index >= 0) {
     items[index] = incident;
     items.sort(compare(chosen.sort));
+  } else if (chosen.q) {
+    return; // whether a new incident matches the search is the API's to say: the next load shows it
   } else {
     const order = compare(chosen.sort);
     const lastShown = items[items.length - 1];
