@@ -112,7 +112,7 @@ async def test_a_missing_incident_opened_after_another_shows_nothing_of_the_othe
     await page.goto(f"{stack.api.url}/ui/#/incidents/99999")
     await expect(page.get_by_role("heading", name="Incident #99999")).to_be_visible()
     await expect(page.locator("#incident-notice")).to_have_text("Incident #99999 was not found.")
-    await expect(page.get_by_text("first incident, acknowledged")).to_have_count(0)
+    await expect(page.locator("#incident-view").get_by_text("first incident, acknowledged")).to_have_count(0)
     await expect(page.locator("#incident-view").get_by_role("button", name=ACTIONS)).to_have_count(0)
     await expect(page.locator("#incident-timeline li")).to_have_count(0)
 
@@ -133,7 +133,7 @@ async def test_an_incident_opened_while_the_api_is_unreachable_loads_once_it_is_
     await expect(page.locator("#incident-message")).to_have_text("the incident shown before the outage")
     await page.goto(f"{stack.api.url}/ui/#/incidents/{wanted}")
     await expect(page.locator("#incident-notice")).to_contain_text(f"Incident #{wanted} could not be loaded")
-    await expect(page.get_by_text("the incident shown before the outage")).to_have_count(0)
+    await expect(page.locator("#incident-view").get_by_text("the incident shown before the outage")).to_have_count(0)
     await expect(page.locator("#incident-view").get_by_role("button", name=ACTIONS)).to_have_count(0)
 
     await page.unroute(down)  # the API is back: the reconnect fetches the route again
@@ -483,7 +483,7 @@ async def test_alertmanager_links_a_url_source_and_a_long_dedup_key(page: Page, 
     await expect(page.locator("#incident-source").get_by_role("link")).to_have_attribute(
         "href", "https://alertmanager.example/"
     )
-    key = notification["groupKey"]
+    key = str(notification["groupKey"])
     shown = page.locator("#incident-dedup-key code")
     await expect(shown).to_have_text(f"{key[:32]}…")
     await expect(shown).to_have_attribute("title", key)
