@@ -311,3 +311,24 @@ async def test_auto_resolve_resolves_only_the_configured_integrations_quiet_inci
         ("incident.resolved", "auto-resolve"),
     ]
     assert len(await open_with_key(api, "elsewhere")) == 1
+
+
+async def test_alertmanager_actions_are_credited_to_the_integration_and_keep_its_links(api: Any) -> None:
+    firing = notification("firing", [alert("a")])
+    firing["commonAnnotations"] = {
+        "runbook_url": "https://runbooks.example/latency",
+        "dashboard": "https://g.example/d",
+    }
+    created = await api.post("/integrations/alertmanager", json=firing, headers=AUTH)
+    assert created.status_code == 200, created.text
+    incident_id = created.json()["ID"]
+    labels = (await api.get(f"/incident/{incident_id}", headers=AUTH)).json()["labels"]
+    assert labels["runbook_url"] == "https://runbooks.example/latency"
+    assert labels["dashboard"] == "https://g.example/d"
+    assert labels["generator_url"] == "http://prometheus/graph"
+    resolved = await api.post(
+        "/integrations/alertmanager", json=notification("resolved", [alert("a", "resolved")]), headers=AUTH
+    )
+    assert resolved.status_code == 200, resolved.text
+    timeline = (await api.get(f"/incident/{incident_id}/timeline", headers=AUTH)).json()["items"]
+    assert {item["actor"] for item in timeline} == {"alertmanager:oncall"}
