@@ -14,6 +14,8 @@ Create Date: 2026-12-05
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from alembic import op
 
 revision = "0005_console"
@@ -61,7 +63,8 @@ def upgrade() -> None:
             "ALTER TABLE incident_comments ADD COLUMN search_text MEDIUMTEXT AS (LOWER(body)) PERSISTENT, "
             "ADD FULLTEXT INDEX ft_incident_comments_search_text (search_text)"
         )
-    op.create_index("ix_incidents_triage", "incidents", ["status", "severity_rank", "acknowledged", "id"])
+    # id descending, as the order is: the newest come first within a rank, with no sort step.
+    op.create_index("ix_incidents_triage", "incidents", ["status", "severity_rank", "acknowledged", sa.text("id DESC")])
 
 
 def downgrade() -> None:

@@ -132,7 +132,8 @@ function route(focus = true) {
     state.incident = null;
     state.incidentId = null;
     show("list-view");
-    loadList().then(() => focus && focusHeading("list-title"));
+    // The heading takes focus after the load, unless the responder has moved on (typing a search, say).
+    loadList().then(() => focus && document.activeElement === document.body && focusHeading("list-title"));
   }
 }
 
