@@ -555,8 +555,13 @@ async def test_the_form_takes_alert_fields_esc_closes_ctrl_enter_creates_and_sho
     await page.keyboard.press("a")  # acknowledge this incident
     await expect(page.get_by_role("button", name="Unacknowledge")).to_be_visible()
 
-    await page.goto(f"{stack.api.url}/ui/#/")
-    await expect(page.locator("#incident-list li").first).to_be_visible()
+    async with stack.client() as client:
+        for n in range(3):
+            await create(client, f"keyboard row {n}")
+    await page.goto(f"{stack.api.url}/ui/#/?q=keyboard")
+    await expect(page.locator("#incident-list li")).to_have_count(3)
+    await expect(page.locator("#incident-list")).not_to_have_attribute("aria-busy", "true")
+    await page.locator("#list-title").focus()
     await page.keyboard.press("j")
     await page.keyboard.press("j")
     second = page.locator("#incident-list li").nth(1)
