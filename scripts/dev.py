@@ -17,6 +17,7 @@ WORKERS = ("jira", "slack", "zendesk", "webhooks")
 COLOURS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
 STOP_GRACE_SECONDS = 25
+DEV_INTEGRATION_KEYS = "dev:dev-routing-key"
 
 
 def nats_address(url: str) -> tuple[str, int]:
@@ -75,14 +76,24 @@ class Child:
                 await asyncio.wait_for(self.pump, 2)
 
 
-async def main() -> int:
-    env = dict(os.environ)
+def environment(base: dict[str, str], *, terminal: bool) -> dict[str, str]:
+    """The children's environment: embedded defaults under what the caller set."""
+    env = dict(base)
     env.setdefault("NATS_URL", "nats://127.0.0.1:4222")
     env.setdefault("DATABASE_URL", "sqlite+aiosqlite:///./var/incidents.db")
     env.setdefault("LOG_FORMAT", "console")
+    # The children write to our pipe: colour their lines only when ours reach a terminal.
+    env.setdefault("LOG_COLOUR", "1" if terminal else "0")
+    # A development routing key, so the README's Events v2 example works as written.
+    env.setdefault("INTEGRATION_KEYS", DEV_INTEGRATION_KEYS)
     # Webhook receivers in development usually listen on localhost (link-local stays refused).
     env.setdefault("WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
     env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+async def main() -> int:
+    env = environment(dict(os.environ), terminal=sys.stdout.isatty())
     VAR.mkdir(exist_ok=True)
     python = sys.executable
     children: list[Child] = []
@@ -141,6 +152,9 @@ async def main() -> int:
     children += services
     base = f"http://{env.get('API_HOST', '127.0.0.1')}:{env.get('API_PORT', '8000')}"
     print(f"dev: API on {base}, web console on {base}/ui/ — Ctrl-C stops everything")
+    keys = [entry.split(":", 1) for entry in env["INTEGRATION_KEYS"].split(",") if ":" in entry]
+    for name, key in keys:
+        print(f"dev: POST {base}/v2/enqueue accepts routing_key {key!r} (integration {name!r})")
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

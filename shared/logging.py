@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import MutableMapping
@@ -59,10 +60,21 @@ def render_json_redacted(logger: Any, name: str, event_dict: MutableMapping[str,
     return _JSON.encode(redact_secrets(logger, name, event_dict))
 
 
+def colour_wanted() -> bool:
+    """Colours only on a terminal; LOG_COLOUR=1 or 0 decides for a process whose stderr is a pipe (`just dev`)."""
+    chosen = os.environ.get("LOG_COLOUR", "").strip().lower()
+    if chosen in ("1", "true", "yes"):
+        return True
+    if chosen in ("0", "false", "no"):
+        return False
+    return sys.stderr.isatty()
+
+
 def configure_logging(service: str, *, json: bool | None = None, level: str = "INFO") -> None:
     """Configure structlog and stdlib logging once, in a service's __main__."""
     if json is None:
         json = not sys.stderr.isatty()
+    colours = colour_wanted()
     stamped: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -72,7 +84,7 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "I
     processors: list[Any] = (
         [*stamped, structlog.processors.format_exc_info, render_json_redacted]
         if json
-        else [*shared, structlog.dev.set_exc_info, structlog.dev.ConsoleRenderer(colors=True)]
+        else [*shared, structlog.dev.set_exc_info, structlog.dev.ConsoleRenderer(colors=colours)]
     )
     structlog.configure(
         processors=processors,
@@ -92,7 +104,7 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "I
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.JSONRenderer(serializer=_json_text)
                 if json
-                else structlog.dev.ConsoleRenderer(colors=True),
+                else structlog.dev.ConsoleRenderer(colors=colours),
             ],
         )
     )

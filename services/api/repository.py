@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -100,6 +101,33 @@ class ListFilter:
     dedup_key: str | None = None
     before_id: int | None = None
     limit: int = 50
+    text: str | None = None
+    """Words that must all appear (as word prefixes) in the message, source, labels or comments."""
+    labels: tuple[tuple[str, str], ...] = ()
+    by_severity: bool = False
+    """Most severe first, unacknowledged first, then newest; the cursor is then (rank, acknowledged, id)."""
+    before_rank: int | None = None
+    before_acknowledged: Acknowledged | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """Who did what last to an incident, read from its event log for the list and the incident page."""
+
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    last_type: str | None = None
+    last_actor: str | None = None
+    last_at: datetime | None = None
+
+
+SEARCH_WORD = re.compile(r"\w+")
+MAX_SEARCH_WORDS = 8
+INNODB_STOPWORDS = frozenset(
+    "a about an are as at be by com de en for from how i in is it la of on or that the this to was what when where "
+    "who will with und www".split()
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +160,7 @@ class IncidentRepository(Protocol):
     async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool: ...
     async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]: ...
     async def list_incidents(self, query: ListFilter) -> list[Incident]: ...
+    async def activity(self, found: list[Incident]) -> dict[int, Activity]: ...
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None: ...
     async def timeline(self, incident_id: int) -> list[TimelineEntry]: ...
 
@@ -465,13 +494,110 @@ class SqlIncidentRepository:
             stmt = stmt.where(incidents.c.status == query.status.value)
         if query.acknowledged is not None:
             stmt = stmt.where(incidents.c.acknowledged == query.acknowledged.value)
-        if query.before_id is not None:
-            stmt = stmt.where(incidents.c.id < query.before_id)
-        stmt = stmt.order_by(incidents.c.id.desc()).limit(query.limit)
+        for name, value in query.labels:
+            stmt = stmt.where(self._label(name) == value)
+        if query.text:
+            stmt = stmt.where(self._matches(query.text))
+        if query.by_severity:
+            # Triage order: most severe first, unacknowledged before acknowledged, then newest.
+            rank, acked, key = incidents.c.severity_rank, incidents.c.acknowledged, incidents.c.id
+            if query.before_id is not None and query.before_rank is not None and query.before_acknowledged:
+                after_rank, after_acked = query.before_rank, query.before_acknowledged.value
+                stmt = stmt.where(
+                    sa.or_(
+                        rank > after_rank,
+                        sa.and_(rank == after_rank, acked > after_acked),
+                        sa.and_(rank == after_rank, acked == after_acked, key < query.before_id),
+                    )
+                )
+            stmt = stmt.order_by(rank, acked, key.desc()).limit(query.limit)
+        else:
+            if query.before_id is not None:
+                stmt = stmt.where(incidents.c.id < query.before_id)
+            stmt = stmt.order_by(incidents.c.id.desc()).limit(query.limit)
         async with self.db.session():
             rows = await self.db.database.fetch_all(stmt)
             comments = await self._comments([int(row["id"]) for row in rows])
         return [_incident(row, comments.get(int(row["id"]), [])) for row in rows]
+
+    def _label(self, name: str) -> Any:
+        path = f'$."{name}"'
+        if self.db.is_sqlite:
+            return sa.func.json_extract(incidents.c.labels, path)
+        return sa.func.json_value(incidents.c.labels, path)
+
+    def _matches(self, text: str) -> Any:
+        """Full-text search: FTS5 on SQLite, InnoDB FULLTEXT in boolean mode on MariaDB; every word must match."""
+        words = SEARCH_WORD.findall(text)[:MAX_SEARCH_WORDS]
+        if self.db.is_sqlite:
+            if not words:
+                return sa.false()
+            expression = " ".join(f'"{word}"*' for word in words)
+            found = sa.text("SELECT rowid FROM incident_search WHERE incident_search MATCH :search").bindparams(
+                search=expression
+            )
+            return incidents.c.id.in_(found.columns(sa.column("rowid", sa.Integer())))
+        # InnoDB indexes words of 3 characters or more (innodb_ft_min_token_size): shorter ones can't be required.
+        # A required stopword would match nothing, so those are left out too.
+        usable = [w for w in (word.lower() for word in words) if len(w) >= 3 and w not in INNODB_STOPWORDS]
+        if not usable:
+            return sa.false()
+        expression = " ".join(f"+{word}*" for word in usable)
+        # A union of the two indexes' matches, materialised once: an OR of two MATCHes would scan every row.
+        found = sa.text(
+            "SELECT id FROM incidents WHERE MATCH (search_text) AGAINST (:search IN BOOLEAN MODE) UNION "
+            "SELECT incident_id FROM incident_comments WHERE MATCH (search_text) AGAINST (:search IN BOOLEAN MODE)"
+        ).bindparams(search=expression)
+        return incidents.c.id.in_(sa.select(found.columns(sa.column("id", sa.BigInteger())).subquery().c.id))
+
+    async def activity(self, found: list[Incident]) -> dict[int, Activity]:
+        """The latest acknowledgement and resolve of each incident, and its last change, in one query."""
+        ids = [i.id for i in found if i.id is not None]
+        if not ids:
+            return {}
+        latest = {(i.id, i.version) for i in found if i.id is not None}
+        rows = await self.db.database.fetch_all(
+            sa.select(
+                incident_events.c.incident_id,
+                incident_events.c.version,
+                incident_events.c.type,
+                incident_events.c.actor,
+                incident_events.c.created_at,
+            ).where(
+                incident_events.c.incident_id.in_(ids),
+                sa.or_(
+                    incident_events.c.type.in_(("acknowledged", "resolved")),
+                    sa.tuple_(incident_events.c.incident_id, incident_events.c.version).in_(sorted(latest)),
+                ),
+            )
+        )
+        acked: dict[int, tuple[int, str, int]] = {}
+        resolved: dict[int, tuple[int, int]] = {}
+        last: dict[int, tuple[str, str, int]] = {}
+        for row in rows:
+            incident_id, version, type_, actor, at = int(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4])
+            if type_ == "acknowledged" and version > acked.get(incident_id, (0, "", 0))[0]:
+                acked[incident_id] = (version, actor, at)
+            if type_ == "resolved" and version > resolved.get(incident_id, (0, 0))[0]:
+                resolved[incident_id] = (version, at)
+            if (incident_id, version) in latest:
+                last[incident_id] = (type_, actor, at)
+        result = {}
+        for incident in found:
+            if incident.id is None:
+                continue
+            ack = acked.get(incident.id) if incident.acknowledged == Acknowledged.YES else None
+            done = resolved.get(incident.id) if incident.status == Status.RESOLVED else None
+            change = last.get(incident.id)
+            result[incident.id] = Activity(
+                acknowledged_by=ack[1] if ack else None,
+                acknowledged_at=from_micros(ack[2]) if ack else None,
+                resolved_at=from_micros(done[1]) if done else None,
+                last_type=change[0] if change else None,
+                last_actor=change[1] if change else None,
+                last_at=from_micros(change[2]) if change else None,
+            )
+        return result
 
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None:
         row = await self.db.database.fetch_one(sa.select(idempotency_keys).where(idempotency_keys.c.key == key))

@@ -18,6 +18,7 @@ from services.api.domain import (
     Severity,
     Status,
 )
+from services.api.repository import Activity
 
 # The domain checks text (not blank, not too long); app.py writes the same rules into the OpenAPI schema.
 # No msgspec.Meta here: Annotated Meta types crash msgspec 0.22 at interpreter exit (msgspec#717).
@@ -127,6 +128,19 @@ class Link(msgspec.Struct):
     url: str | None = None
 
 
+class LastChange(msgspec.Struct):
+    type: str
+    """incident.created, incident.acknowledged, …"""
+    actor: str
+    time: datetime
+
+
+class ActionNote(Body):
+    """The optional body of acknowledge, unacknowledge, resolve and reopen: a note added as a comment."""
+
+    comment: CommentText | None = None
+
+
 class IncidentView(msgspec.Struct, omit_defaults=True):
     status: str
     acknowledged: str
@@ -144,10 +158,22 @@ class IncidentView(msgspec.Struct, omit_defaults=True):
     """Alerts received for this incident (triggers, notifications), counted without events."""
     last_alert_at: datetime | None = None
     links: list[Link] = []
+    acknowledged_by: str | None = None
+    """Who acknowledged it, while it is acknowledged."""
+    acknowledged_at: datetime | None = None
+    resolved_at: datetime | None = None
+    """When it was resolved, while it is resolved."""
+    last_change: LastChange | None = None
 
     @classmethod
-    def of(cls, incident: Incident, links: list[Link] | None = None) -> IncidentView:
+    def of(cls, incident: Incident, links: list[Link] | None = None, activity: Activity | None = None) -> IncidentView:
         assert incident.id is not None and incident.created_at and incident.updated_at
+        done = activity or Activity()
+        last = (
+            LastChange(type=f"incident.{done.last_type}", actor=done.last_actor, time=done.last_at)
+            if done.last_type and done.last_actor and done.last_at
+            else None
+        )
         return cls(
             status=incident.status.value,
             acknowledged=incident.acknowledged.value,
@@ -164,6 +190,10 @@ class IncidentView(msgspec.Struct, omit_defaults=True):
             alert_count=incident.alert_count,
             last_alert_at=incident.last_alert_at,
             links=links or [],
+            acknowledged_by=done.acknowledged_by,
+            acknowledged_at=done.acknowledged_at,
+            resolved_at=done.resolved_at,
+            last_change=last,
         )
 
 
@@ -188,6 +218,14 @@ class Timeline(msgspec.Struct):
 
 
 STRICT_BODIES = frozenset(
-    {"CreateIncident", "UpdateIncident", "AddComment", "SetSubscriptions", "CreateWebhook", "UpdateWebhook"}
+    {
+        "ActionNote",
+        "CreateIncident",
+        "UpdateIncident",
+        "AddComment",
+        "SetSubscriptions",
+        "CreateWebhook",
+        "UpdateWebhook",
+    }
 )
 ALERT_BODIES = frozenset({"Notification", "PagerDutyEvent"})

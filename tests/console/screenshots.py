@@ -1,7 +1,8 @@
 """`python -m tests.console.screenshots [folder]`: the README's pictures of the console, from a real stack.
 
 Starts nats-server, the event handler, the API and the three workers against fake Jira, Slack and
-Zendesk in a temporary folder, adds a few incidents, and saves console-list.png and console-incident.png.
+Zendesk in a temporary folder, adds a few incidents, and saves the list and an incident at 1280 x 800
+(console-list.png, console-incident.png) and at phone width (console-phone-list.png, console-phone-incident.png).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import tempfile
 from pathlib import Path
 
 import httpx
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import ViewportSize, async_playwright, expect
 
 from tests.console.support import ConsoleStack, console_stack, create, launch, outside_systems, sign_in
 from tests.support.polling import eventually
 from tests.support.processes import ROOT
 
+PHONE = ViewportSize(width=390, height=844)
+DESKTOP = ViewportSize(width=1280, height=800)
 INCIDENTS: list[tuple[str, list[str], list[str], dict[str, object]]] = [
     (
         "Disk 95% full on db-7 (/var/lib/mysql)",
@@ -41,7 +44,29 @@ INCIDENTS: list[tuple[str, list[str], list[str], dict[str, object]]] = [
 ]
 
 
+BACKGROUND = [
+    ("Replication lag above 30 s on db-2", "error"),
+    ("Kafka consumer group billing is 40k messages behind", "warning"),
+    ("Login failures above 5% in us-east-1", "critical"),
+    ("Search index rebuild is taking longer than usual", "info"),
+    ("Cache hit ratio dropped below 80% on edge-3", "warning"),
+    ("5xx on /api/orders above 1%", "error"),
+    ("Cron job nightly-export did not run", None),
+    ("Memory pressure on worker pool b", "warning"),
+    ("Certificate for mail.example.com expires in 12 days", "info"),
+    ("Connection pool exhausted on payments-db", "critical"),
+    ("Queue depth growing on notifications", "warning"),
+    ("Disk 88% full on logs-1", "info"),
+]
+
+
 async def seed(client: httpx.AsyncClient) -> int:
+    for n, (message, severity) in enumerate(BACKGROUND):
+        incident_id = await create(client, message, **({"severity": severity} if severity else {}))
+        if n % 3 == 0:
+            await client.post(f"/incident/{incident_id}/acknowledge")
+        if n % 5 == 4:
+            await client.post(f"/incident/{incident_id}/resolve")
     last = 0
     for message, actions, comments, fields in INCIDENTS:
         last = await create(client, message, **fields)
@@ -64,18 +89,18 @@ async def shoot(stack: ConsoleStack, folder: Path) -> None:
     async with async_playwright() as playwright:
         browser = await launch(playwright)
         try:
-            page = await browser.new_page(viewport={"width": 1000, "height": 720})
-            await sign_in(page, stack.api.url)
-            await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
-            await expect(page.locator("#incident-list .badge.severity")).to_have_count(len(INCIDENTS))
-            await page.screenshot(path=folder / "console-list.png")
-            phone = await browser.new_page(viewport={"width": 420, "height": 1100}, device_scale_factor=1)
-            await sign_in(phone, stack.api.url)
-            await phone.goto(f"{stack.api.url}/ui/#/incidents/{shown}")
-            await expect(phone.get_by_role("link", name="Jira issue", exact=False)).to_be_visible()
-            await expect(phone.locator("#incident-labels > div")).to_have_count(2)
-            await phone.get_by_label("Comment").fill("customer impact confirmed by support")
-            await phone.screenshot(path=folder / "console-incident.png", full_page=True)
+            for prefix, viewport in (("console", DESKTOP), ("console-phone", PHONE)):
+                page = await browser.new_page(viewport=viewport, device_scale_factor=1)
+                await sign_in(page, stack.api.url)
+                await expect(page.locator("#live-state")).to_have_text("Live", timeout=15000)
+                await expect(page.locator("#incident-list li").first).to_be_visible()
+                await page.screenshot(path=folder / f"{prefix}-list.png")
+                await page.goto(f"{stack.api.url}/ui/#/incidents/{shown}")
+                await expect(page.get_by_role("link", name="Jira issue", exact=False)).to_be_visible()
+                await expect(page.locator("#incident-labels > div")).to_have_count(2)
+                await page.get_by_label("Comment", exact=True).fill("customer impact confirmed by support")
+                await page.screenshot(path=folder / f"{prefix}-incident.png")
+                await page.close()
         finally:
             await browser.close()
 
@@ -86,7 +111,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="console-shots-") as workdir, console_stack(Path(workdir)) as stack:
         with outside_systems(stack):
             asyncio.run(shoot(stack, folder))
-    print(f"wrote {folder / 'console-list.png'} and {folder / 'console-incident.png'}")
+    print(f"wrote the list and an incident, desktop and phone (console-*.png), in {folder}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from tests.support.services import ApiProcess, module_process, service_env
 
 TOKEN = "consoleT0kenForTests"
 ACTOR = "oncall"
+INTEGRATION = "grafana"
+ROUTING_KEY = "consoleRoutingKeyForTests"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -62,7 +64,7 @@ def console_stack(workdir: Path) -> Iterator[ConsoleStack]:
     try:
         url = sqlite_url(workdir)
         migrate(url)
-        env = {"API_TOKENS": f"{ACTOR}:{TOKEN}"}
+        env = {"API_TOKENS": f"{ACTOR}:{TOKEN}", "INTEGRATION_KEYS": f"{INTEGRATION}:{ROUTING_KEY}"}
         eventhandler = module_process(
             "eventhandler", ["services.eventhandler"], workdir, service_env(NATS_URL=nats.url)
         )

@@ -10,6 +10,7 @@ from services.api.db import to_micros
 from services.api.domain import Incident
 from services.api.events import EventRecorder
 from services.api.repository import (
+    Activity,
     DedupKeyInUse,
     IdempotencyClaim,
     IdempotencyMismatch,
@@ -103,6 +104,9 @@ class InMemoryIncidentRepository:
             and (query.before_id is None or (i.id or 0) < query.before_id)
         ]
         return found[: query.limit]
+
+    async def activity(self, found: list[Incident]) -> dict[int, Activity]:
+        return {}
 
     async def stored_response(self, key: str, fingerprint: str) -> StoredResponse | None:
         found = self.answers.get(key)

@@ -119,11 +119,28 @@ def message(notification: Notification) -> str:
     return (f"{name} ({rest})" if rest else name)[:MAX_MESSAGE_LENGTH]
 
 
+# Annotations that point a responder somewhere, kept as labels (the console shows URL values as links).
+LINK_ANNOTATIONS = ("runbook_url", "dashboard_url", "dashboard", "grafana_url")
+
+
+def links(notification: Notification) -> dict[str, str]:
+    found = {
+        name: notification.commonAnnotations[name]
+        for name in LINK_ANNOTATIONS
+        if name in notification.commonAnnotations
+    }
+    generator = next((a.generatorURL for a in notification.alerts if a.generatorURL), None)
+    if generator:
+        found["generator_url"] = generator
+    return {k: v.strip() for k, v in found.items() if v.strip()}
+
+
 def alert_fields(notification: Notification) -> AlertFields:
+    kept = links(notification)
+    common = [(k, v) for k, v in sorted(notification.commonLabels.items()) if k and k not in kept]
     labels = {
         k[:MAX_LABEL_KEY_LENGTH]: v[:MAX_LABEL_VALUE_LENGTH]
-        for k, v in sorted(notification.commonLabels.items())[:MAX_LABELS]
-        if k
+        for k, v in (common[: MAX_LABELS - len(kept)] + sorted(kept.items()))
     }
     source = notification.externalURL.strip()[:MAX_SOURCE_LENGTH] or None
     return AlertFields.of(severity(notification.commonLabels), source, labels, dedup_key(notification))

@@ -15,6 +15,7 @@ from services.api.intake import alertmanager, pagerduty
 from services.api.intake.service import AlertIntake
 from services.api.routes import params
 from services.api.routes.openapi import ERRORS
+from services.api.settings import ALERTMANAGER_INTEGRATION
 
 JSON = "application/json"
 PD_RESPONSES: dict[int, ResponseSpec] = {
@@ -103,7 +104,10 @@ async def enqueue(
 async def alertmanager_webhook(
     request: Request[Any, Any, Any], data: alertmanager.Notification, intake: AlertIntake
 ) -> alertmanager.NotificationResult:
-    outcome = await intake.notification(data, params.origin(request))
+    # Credited to the integration, with the token that sent it: "alertmanager:<token name>".
+    sender = params.origin(request)
+    origin = dataclasses.replace(sender, actor=f"{ALERTMANAGER_INTEGRATION}:{sender.actor}"[:128])
+    outcome = await intake.notification(data, origin)
     key = alertmanager.dedup_key(data)
     incident_id = str(outcome.incident_id) if outcome.incident_id is not None else None
     if data.status == "resolved":

@@ -51,12 +51,47 @@ def origin(request: Request[Any, Any, Any]) -> Origin:
     )
 
 
-def encode_cursor(last_id: int) -> str:
-    """Keyset pagination: the cursor is the last id shown; the next page starts below it."""
-    return str(last_id)
+def encode_cursor(last_id: int, rank: int | None = None, acknowledged: str = "") -> str:
+    """Keyset pagination: the last id shown (after its severity rank and acknowledgement in triage order)."""
+    return str(last_id) if rank is None else f"{rank}.{acknowledged}.{last_id}"
 
 
-def decode_cursor(cursor: str) -> int:
+RANKED_CURSOR = re.compile(r"^([0-4])\.(yes|no)\.([1-9][0-9]{0,18})$")
+
+
+def decode_cursor(cursor: str, *, ranked: bool = False) -> tuple[int | None, str | None, int]:
+    """(rank, acknowledged, id) of a cursor; rank and acknowledged only in triage order."""
+    if ranked:
+        match = RANKED_CURSOR.match(cursor)
+        if match is None or int(match[3]) > MAX_ID:
+            raise BadRequest("cursor is not valid for this sort order")
+        return int(match[1]), match[2], int(match[3])
     if not re.fullmatch(r"[0-9]{1,19}", cursor) or not 0 < int(cursor) <= MAX_ID:
         raise BadRequest("cursor is not valid")
-    return int(cursor)
+    return None, None, int(cursor)
+
+
+LIST_PARAMETERS = frozenset(
+    {"status", "acknowledged", "severity", "source", "dedup_key", "q", "sort", "limit", "cursor"}
+)
+LABEL_PREFIX = "labels."
+MAX_LABEL_FILTERS = 10
+
+
+def list_query(request: Request[Any, Any, Any]) -> tuple[tuple[str, str], ...]:
+    """Checks the list's query parameters by name (an unknown one is a 400) and returns its label filters."""
+    labels: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name in LIST_PARAMETERS:
+            continue
+        if not name.startswith(LABEL_PREFIX):
+            raise BadRequest(f"unknown query parameter {name!r}")
+        label = name.removeprefix(LABEL_PREFIX)
+        if not label or len(label) > 255 or not label.isprintable() or '"' in label or "\\" in label:
+            raise BadRequest(f"label name in {name!r} is not valid")
+        if label in labels and labels[label] != value:
+            raise BadRequest(f"{name} is given twice with different values")
+        labels[label] = value
+    if len(labels) > MAX_LABEL_FILTERS:
+        raise BadRequest(f"at most {MAX_LABEL_FILTERS} label filters")
+    return tuple(sorted(labels.items()))

@@ -242,7 +242,12 @@ async def test_alertmanager_group_lifecycle(api: Any, db: Db) -> None:
     shown = (await api.get(f"/incident/{incident_id}", headers=AUTH)).json()
     assert shown["message"] == "HighLatency"
     assert shown["severity"] == "critical"
-    assert shown["labels"] == {"alertname": "HighLatency", "severity": "page", "service": "checkout"}
+    assert shown["labels"] == {
+        "alertname": "HighLatency",
+        "severity": "page",
+        "service": "checkout",
+        "generator_url": "http://prometheus/graph",  # a link for the responder, kept
+    }
     assert shown["source"] == "http://alertmanager.example:9093"
     assert shown["dedup_key"] == key
     # A retried notification changes nothing.
@@ -385,3 +390,24 @@ async def test_auto_resolve_goes_past_an_incident_it_cannot_resolve(auto_resolvi
     await eventually(resolved_again, timeout=30, interval=0.2, what="a later incident to auto-resolve")
     status = await db.database.fetch_val(sa.select(incidents.c.status).where(incidents.c.id == broken["id"]))
     assert status == "unresolved"
+
+
+async def test_alertmanager_actions_are_credited_to_the_integration_and_keep_its_links(api: Any) -> None:
+    firing = notification("firing", [alert("a")])
+    firing["commonAnnotations"] = {
+        "runbook_url": "https://runbooks.example/latency",
+        "dashboard": "https://g.example/d",
+    }
+    created = await api.post("/integrations/alertmanager", json=firing, headers=AUTH)
+    assert created.status_code == 200, created.text
+    incident_id = created.json()["ID"]
+    labels = (await api.get(f"/incident/{incident_id}", headers=AUTH)).json()["labels"]
+    assert labels["runbook_url"] == "https://runbooks.example/latency"
+    assert labels["dashboard"] == "https://g.example/d"
+    assert labels["generator_url"] == "http://prometheus/graph"
+    resolved = await api.post(
+        "/integrations/alertmanager", json=notification("resolved", [alert("a", "resolved")]), headers=AUTH
+    )
+    assert resolved.status_code == 200, resolved.text
+    timeline = (await api.get(f"/incident/{incident_id}/timeline", headers=AUTH)).json()["items"]
+    assert {item["actor"] for item in timeline} == {"alertmanager:oncall"}

@@ -106,3 +106,25 @@ def test_secrets_inside_structs_are_redacted(lines: io.BytesIO) -> None:
     assert line["call"]["host"] == "hooks.example.com"
     assert line["call"]["auth"] == {"user": "ann", "password": REDACTED, "note": f"signed with {REDACTED}"}
     assert line["call"]["headers"] == {"Authorization": REDACTED, "accept": "application/json"}
+
+
+@pytest.mark.parametrize(("setting", "coloured"), [("", False), ("0", False), ("1", True)])
+def test_console_lines_are_coloured_only_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch, setting: str, coloured: bool
+) -> None:
+    """Console format with stderr a pipe: no escape codes, unless LOG_COLOUR=1 says the reader is a terminal."""
+    buffer = io.BytesIO()
+    before, handlers = structlog.get_config(), logging.getLogger().handlers[:]
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(buffer, write_through=True))
+    monkeypatch.setenv("LOG_COLOUR", setting)
+    try:
+        configure_logging("test", json=False)
+        structlog.get_logger("t").warning("disk full", host="db-7")
+        logging.getLogger("stdlib").warning("from the standard library")
+    finally:
+        structlog.configure(**before)
+        structlog.contextvars.clear_contextvars()
+        logging.getLogger().handlers[:] = handlers
+    text = buffer.getvalue().decode()
+    assert "disk full" in text and "from the standard library" in text
+    assert ("\x1b[" in text) is coloured

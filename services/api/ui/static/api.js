@@ -5,9 +5,13 @@ const TOKEN_KEY = "incidents.apiToken";
 export class ApiError extends Error {
   constructor(status, message, body) {
     super(message);
-    this.status = status;
+    this.status = status; // 0: the API could not be reached
     this.body = body;
   }
+}
+
+export function isAbort(error) {
+  return error?.name === "AbortError";
 }
 
 // Kept for this browser tab's session only, and sent only in the Authorization header.
@@ -27,20 +31,28 @@ export function authHeaders(extra = {}, token = session.token) {
   return headers;
 }
 
-async function request(method, path, { body, version, token } = {}) {
+async function request(method, path, { body, version, token, signal } = {}) {
   const headers = authHeaders({ Accept: "application/json" }, token === undefined ? session.token : token);
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (version !== undefined) headers["If-Match"] = `"${version}"`;
-  const response = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: "no-store",
-  });
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      signal,
+    });
+  } catch (error) {
+    if (isAbort(error)) throw error;
+    throw new ApiError(0, "the API could not be reached", null);
+  }
   let data = null;
   try {
     data = await response.json();
-  } catch {
+  } catch (error) {
+    if (isAbort(error)) throw error;
     data = null;
   }
   if (!response.ok) {
@@ -50,14 +62,17 @@ async function request(method, path, { body, version, token } = {}) {
   return data;
 }
 
+const incidentPath = (id) => `/incident/${encodeURIComponent(id)}`;
+
 export const api = {
   config: () => request("GET", "/ui/config.json", { token: null }),
   checkToken: (token) => request("GET", "/incident/?limit=1", { token }),
-  list: (params) => request("GET", `/incident/?${new URLSearchParams(params)}`),
-  get: (id) => request("GET", `/incident/${encodeURIComponent(id)}`),
-  timeline: (id) => request("GET", `/incident/${encodeURIComponent(id)}/timeline`),
-  create: (message) => request("POST", "/incident/", { body: { message } }),
-  act: (id, action, version) => request("POST", `/incident/${encodeURIComponent(id)}/${action}`, { version }),
-  comment: (id, comment, version) =>
-    request("POST", `/incident/${encodeURIComponent(id)}/comments`, { body: { comment }, version }),
+  list: (params, signal) => request("GET", `/incident/?${new URLSearchParams(params)}`, { signal }),
+  get: (id, signal) => request("GET", incidentPath(id), { signal }),
+  timeline: (id, signal) => request("GET", `${incidentPath(id)}/timeline`, { signal }),
+  create: (fields) => request("POST", "/incident/", { body: fields }),
+  // acknowledge, unacknowledge, resolve, reopen; a note is added as a comment in the same change
+  act: (id, action, version, note) =>
+    request("POST", `${incidentPath(id)}/${action}`, { version, body: note ? { comment: note } : undefined }),
+  comment: (id, comment, version) => request("POST", `${incidentPath(id)}/comments`, { body: { comment }, version }),
 };

@@ -1,65 +1,112 @@
-// One incident's page: its state, links, comments and timeline; writes send If-Match.
+// One incident's page: its state, links and one newest-first timeline; writes send If-Match.
+// A route change empties the page first, so another incident's data never shows under this heading.
 
-import { api, ApiError } from "./api.js";
-import { clear, el, safeUrl, setText, severityName, timeElement } from "./render.js";
-import { $, announce, currentRoute, focusHeading, handleFailure, state } from "./ui.js";
+import { api, ApiError, isAbort } from "./api.js";
+import {
+  clear,
+  duration,
+  el,
+  lastChangeText,
+  linkOrText,
+  safeUrl,
+  setText,
+  severityName,
+  timeElement,
+} from "./render.js";
+import { $, announce, beginLoad, describeFailure, endLoad, focusHeading, handleFailure, state } from "./ui.js";
 
 const SYSTEMS = { jira: "Jira issue", slack: "Slack message", zendesk: "Zendesk ticket" };
+const DEDUP_SHOWN = 32;
 
-async function fetchIncident(id) {
-  const [incident, timeline] = await Promise.all([api.get(id), api.timeline(id)]);
+async function fetchIncident(id, signal) {
+  const [incident, timeline] = await Promise.all([api.get(id, signal), api.timeline(id, signal)]);
   return { incident, timeline: timeline.items };
 }
 
-export async function openIncident(id, focus) {
+function setActionsEnabled(enabled) {
+  for (const id of ["toggle-ack", "toggle-resolve"]) $(id).disabled = !enabled;
+}
+
+// Nothing of the incident shown before stays: no message, facts, timeline or buttons until this one loads.
+function clearView(id) {
   state.incident = null;
-  hideNotice();
+  state.incidentId = id;
   setText($("incident-title"), `Incident #${id}`);
+  $("incident-body").hidden = true;
+  $("incident-actions").hidden = true;
+  setActionsEnabled(false);
+  hideNotice();
   setText($("comment-error"), "");
+  for (const list of ["incident-timeline", "incident-links", "incident-labels"]) clear($(list));
+  setText($("incident-message"), "");
+  const loading = $("incident-loading");
+  setText(loading, `Loading incident #${id}…`);
+  loading.hidden = false;
+}
+
+export async function openIncident(id, focus) {
+  clearView(id);
+  if (focus) focusHeading("incident-title");
+  await load(id);
+}
+
+// Fetches the incident the route names and shows it; a superseded load (another route, a newer reload) is dropped.
+async function load(id) {
+  const signal = beginLoad("incident");
   try {
-    const { incident, timeline } = await fetchIncident(id);
+    const { incident, timeline } = await fetchIncident(id, signal);
+    if (signal.aborted || state.incidentId !== id) return false;
+    if (!state.incident) hideNotice(); // a notice given while it loaded ("still loading") is answered now
     state.incident = incident;
     renderIncident(incident, timeline);
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 404) showNotice(`Incident #${id} was not found.`);
-    else handleFailure(error, $("incident-notice"));
-    $("incident-notice").hidden = false;
-  }
-  if (focus) focusHeading("incident-title");
-}
-
-// Fetches and shows the open incident now; false when it is gone or could not be read.
-async function showCurrent(id) {
-  try {
-    const { incident, timeline } = await fetchIncident(id);
-    if (state.view === "incident" && currentRoute().id === id) {
-      state.incident = incident;
-      renderIncident(incident, timeline);
-    }
     return true;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 404) showNotice("This incident was deleted.");
-    else handleFailure(error, $("incident-notice"));
+    if (isAbort(error) || signal.aborted || state.incidentId !== id) return false;
+    $("incident-loading").hidden = true;
+    if (error instanceof ApiError && error.status === 404) {
+      showError(state.incident ? "This incident was deleted." : `Incident #${id} was not found.`);
+    } else if (error instanceof ApiError && error.status === 401) {
+      handleFailure(error, $("incident-notice"));
+    } else if (!state.incident) {
+      showError(`Incident #${id} could not be loaded. ${describeFailure(error)}`);
+    } else {
+      showNotice(`This page may be out of date. ${describeFailure(error)}`);
+    }
     return false;
+  } finally {
+    endLoad("incident", signal);
   }
 }
 
-// Coalesces reloads: a burst of events for the open incident causes at most one more fetch.
+// An error view: the notice alone, never another incident's data or live buttons.
+function showError(text) {
+  state.incident = null;
+  $("incident-body").hidden = true;
+  $("incident-actions").hidden = true;
+  setActionsEnabled(false);
+  showNotice(text);
+}
+
+// Reload the open incident (a live event, a reconnect); coalesced: a burst causes at most one more fetch.
+let reloading = null;
+let reloadQueued = false;
 export async function reloadIncident() {
-  if (state.reloading) {
-    state.reloadQueued = true;
-    return;
+  if (reloading) {
+    reloadQueued = true;
+    return reloading;
   }
-  state.reloading = true;
-  try {
+  reloading = (async () => {
     do {
-      state.reloadQueued = false;
-      const id = state.incident?.id;
-      if (id === undefined || state.view !== "incident") return;
-      if (!(await showCurrent(id))) return;
-    } while (state.reloadQueued);
+      reloadQueued = false;
+      const id = state.incidentId;
+      if (id === null || state.view !== "incident") return;
+      await load(id);
+    } while (reloadQueued);
+  })();
+  try {
+    await reloading;
   } finally {
-    state.reloading = false;
+    reloading = null;
   }
 }
 
@@ -68,33 +115,68 @@ function yesNo(value) {
 }
 
 // A fact the incident may not have: its row shows only when there is a value.
-function showFact(id, text) {
-  setText($(id), text);
-  $(`${id}-row`).hidden = !text;
+function showFact(id, content) {
+  const node = $(id);
+  node.replaceChildren(...(content ? [content].flat() : []));
+  $(`${id}-row`).hidden = !content;
 }
 
 function renderLabels(labels) {
   const list = $("incident-labels");
   clear(list);
   const names = Object.keys(labels).sort();
-  for (const name of names) list.append(el("div", {}, el("dt", {}, name), el("dd", {}, labels[name])));
+  for (const name of names) list.append(el("div", {}, el("dt", {}, name), el("dd", {}, linkOrText(labels[name]))));
   $("incident-labels-section").hidden = names.length === 0;
+  setText($("incident-labels-title"), `Labels (${names.length})`);
+}
+
+function dedupKey(key) {
+  if (!key) return null;
+  const shown = key.length > DEDUP_SHOWN ? `${key.slice(0, DEDUP_SHOWN)}…` : key;
+  const copy = el("button", { type: "button", class: "quiet small copy", "aria-label": "Copy dedup key" }, "Copy");
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(key);
+      setText(copy, "Copied");
+      announce("Dedup key copied.");
+    } catch {
+      setText(copy, "Copy failed");
+    }
+  });
+  return [el("code", { title: key, class: "dedup" }, shown), " ", copy];
 }
 
 function renderIncident(incident, timeline) {
+  $("incident-loading").hidden = true;
   setText($("incident-title"), `Incident #${incident.id}`);
   setText($("incident-message"), incident.message);
-  setText($("incident-status"), incident.status === "resolved" ? "Resolved" : "Unresolved");
+  const resolved = incident.status === "resolved";
+  setText($("incident-status"), resolved ? "Resolved" : "Unresolved");
+  setText($("incident-duration"), openTextLong(incident));
   setText($("incident-acknowledged"), yesNo(incident.acknowledged));
+  const ackedBy = incident.acknowledged === "yes" && incident.acknowledged_by;
+  $("incident-acknowledged-by").replaceChildren(
+    ...(ackedBy ? [`by ${incident.acknowledged_by} `, timeElement(incident.acknowledged_at)] : []),
+  );
   showFact("incident-severity", incident.severity ? severityName(incident.severity) : "");
-  showFact("incident-source", incident.source || "");
-  showFact("incident-dedup-key", incident.dedup_key || "");
+  $("incident-severity").dataset.severity = incident.severity || "";
+  showFact("incident-source", incident.source ? linkOrText(incident.source) : "");
+  showFact("incident-dedup-key", dedupKey(incident.dedup_key));
   renderLabels(incident.labels || {});
   $("incident-created").replaceChildren(timeElement(incident.created_at));
-  $("incident-updated").replaceChildren(timeElement(incident.updated_at));
+  const last = lastChangeText(incident);
+  $("incident-updated").replaceChildren(
+    ...(last ? [`${last} `, timeElement(incident.last_change.time)] : [timeElement(incident.updated_at)]),
+  );
+  $("incident-alerts").replaceChildren(
+    String(incident.alert_count || 0),
+    ...(incident.last_alert_at ? [" · last ", timeElement(incident.last_alert_at)] : []),
+  );
   setText($("toggle-ack"), incident.acknowledged === "yes" ? "Unacknowledge" : "Acknowledge");
-  setText($("toggle-resolve"), incident.status === "resolved" ? "Reopen" : "Resolve");
-  for (const id of ["toggle-ack", "toggle-resolve"]) $(id).disabled = false;
+  setText($("toggle-resolve"), resolved ? "Reopen" : "Resolve");
+  setActionsEnabled(!state.writing);
+  $("incident-actions").hidden = false;
+  $("incident-body").hidden = false;
 
   const links = $("incident-links");
   clear(links);
@@ -106,17 +188,13 @@ function renderIncident(incident, timeline) {
   }
   if (!links.children.length) links.append(el("li", { class: "none" }, "None yet."));
 
-  const comments = $("incident-comments");
-  clear(comments);
-  for (const comment of incident.comments) comments.append(el("li", {}, comment));
-  if (!incident.comments.length) comments.append(el("li", { class: "none" }, "No comments yet."));
-
+  // One timeline, newest first: comments are its "commented" entries, never listed a second time.
   const items = $("incident-timeline");
   clear(items);
-  for (const item of timeline) {
+  for (const item of [...timeline].reverse()) {
     const what = item.type.replace(/^incident\./, "");
-    const entry = el("li", {}, timeElement(item.time), " ", actorElement(item.actor), ` ${what}`);
-    if (item.comment) entry.append(": ", el("q", {}, item.comment));
+    const entry = el("li", { class: `entry ${what}` }, timeElement(item.time), " ", actorElement(item.actor), ` ${what}`);
+    if (item.comment) entry.append(el("p", { class: "said" }, item.comment));
     items.append(entry);
   }
 }
@@ -132,13 +210,22 @@ function actorElement(actor) {
   return el("strong", {}, actor);
 }
 
+function openTextLong(incident) {
+  const opened = Date.parse(incident.created_at);
+  if (incident.status === "resolved") {
+    const done = Date.parse(incident.resolved_at || incident.updated_at);
+    return `resolved after ${duration((done - opened) / 1000)}`;
+  }
+  return `open for ${duration((Date.now() - opened) / 1000)}`;
+}
+
 function showNotice(text) {
   const notice = $("incident-notice");
   setText(notice, text);
   notice.hidden = false;
 }
 
-function hideNotice() {
+export function hideNotice() {
   $("incident-notice").hidden = true;
   setText($("incident-notice"), "");
 }
@@ -160,45 +247,71 @@ function describeChanges(before, after) {
 }
 
 // Every write sends If-Match with the version shown; a conflict reloads and says what changed.
+// A click never vanishes: it acts, or the page says why it did not.
 async function write(action, done) {
   const before = state.incident;
-  if (!before || state.busy) return false;
-  state.busy = true;
+  if (!before) {
+    showNotice("This incident is still loading: try again once it shows.");
+    return false;
+  }
+  if (state.writing) {
+    announce("Your previous action is still being saved.");
+    showNotice("Your previous action is still being saved: wait for it, then try again.");
+    return false;
+  }
+  state.writing = true;
+  setActionsEnabled(false);
   hideNotice();
   try {
     await action(before);
     announce(done);
-    await showCurrent(before.id);
+    await reloadIncident();
     return true;
   } catch (error) {
     if (error instanceof ApiError && (error.status === 412 || error.status === 409)) {
-      const found = await showCurrent(before.id);
+      await reloadIncident();
       const after = state.incident;
-      const what = found && after ? describeChanges(before, after) : "it was deleted";
+      const what = after ? describeChanges(before, after) : "it was deleted";
       showNotice(`Not saved: this incident changed while you were looking (${what}). Check its current state and try again.`);
     } else if (error instanceof ApiError && error.status === 404) {
       showNotice("This incident was deleted.");
-    } else {
+    } else if (error instanceof ApiError && error.status === 401) {
       handleFailure(error, $("incident-notice"));
-      $("incident-notice").hidden = false;
+    } else {
+      showNotice(`Not saved. ${describeFailure(error)}`);
     }
     return false;
   } finally {
-    state.busy = false;
+    state.writing = false;
+    setActionsEnabled(Boolean(state.incident));
   }
 }
 
-export function onToggleAck() {
-  const acked = state.incident?.acknowledged === "yes";
-  write(
-    (i) => api.act(i.id, acked ? "unacknowledge" : "acknowledge", i.version),
-    acked ? "Acknowledgement taken back." : "Acknowledged.",
-  );
+function takeNote() {
+  const note = $("note").value.trim();
+  return note || undefined;
 }
 
-export function onToggleResolve() {
+export async function onToggleAck() {
+  const acked = state.incident?.acknowledged === "yes";
+  const note = takeNote();
+  const saved = await write(
+    (i) => api.act(i.id, acked ? "unacknowledge" : "acknowledge", i.version, note),
+    acked ? "Acknowledgement taken back." : "Acknowledged.",
+  );
+  if (saved && note) $("note").value = "";
+  if (saved) $("toggle-ack").focus();
+}
+
+export async function onToggleResolve() {
   const resolved = state.incident?.status === "resolved";
-  write((i) => api.act(i.id, resolved ? "reopen" : "resolve", i.version), resolved ? "Reopened." : "Resolved.");
+  const note = takeNote();
+  const saved = await write(
+    (i) => api.act(i.id, resolved ? "reopen" : "resolve", i.version, note),
+    resolved ? "Reopened." : "Resolved.",
+  );
+  if (saved && note) $("note").value = "";
+  if (saved) $("toggle-resolve").focus();
 }
 
 export async function onComment(event) {
@@ -216,11 +329,12 @@ export async function onComment(event) {
 }
 
 // A live event for the open incident: reload it (its links and timeline are not in the event).
-export function applyToIncident(type, incident) {
-  if (state.incident?.id !== incident.id) return;
-  if (type === "incident.deleted") {
+export function applyToIncident(event) {
+  const incident = event.data.incident;
+  if (state.incidentId !== incident.id || !state.incident) return;
+  if (event.type === "incident.deleted") {
     showNotice("This incident was deleted.");
-    for (const id of ["toggle-ack", "toggle-resolve"]) $(id).disabled = true;
+    setActionsEnabled(false);
   } else if (incident.version > state.incident.version) {
     reloadIncident();
   }

@@ -3,8 +3,9 @@
 
 import { authHeaders } from "./api.js";
 
-const FIRST_RETRY_MS = 1000;
-const MAX_RETRY_MS = 15000;
+const FIRST_RETRY_MS = 500;
+// Capped low: a responder waits at most this long after the API is back.
+export const MAX_RETRY_MS = 5000;
 
 export function parseBlock(block) {
   const message = { id: null, event: "message", data: [] };
@@ -53,8 +54,9 @@ export class LiveStream {
 
   async run(generation) {
     let delay = FIRST_RETRY_MS;
+    let first = true;
     while (this.current(generation)) {
-      this.onState("connecting");
+      this.onState(first ? "connecting" : "reconnecting");
       this.controller = new AbortController();
       try {
         const headers = authHeaders({ Accept: "text/event-stream" });
@@ -77,6 +79,7 @@ export class LiveStream {
         // a network error or a dropped stream: retry below
       }
       if (!this.current(generation)) return;
+      first = false;
       this.onState("reconnecting");
       await new Promise((resolve) => setTimeout(resolve, delay));
       delay = Math.min(delay * 2, MAX_RETRY_MS);

@@ -5,7 +5,7 @@ or 6 once JSON escapes a control character) and an Alertmanager group's firing a
 holds) can pass that; MEDIUMTEXT holds 16 MiB. Messages and comments (10,000 characters, at most 40,000 bytes)
 fit in TEXT. SQLite's TEXT has no such limit, so nothing changes there. Existing rows keep their values.
 
-Revision ID: 0005_apiinput
+Revision ID: 0005
 Revises: 0004
 Create Date: 2026-12-05
 """
@@ -17,7 +17,7 @@ from sqlalchemy.dialects import mysql
 
 from alembic import op
 
-revision = "0005_apiinput"
+revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
