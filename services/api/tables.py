@@ -32,7 +32,9 @@ incidents = sa.Table(
     sa.Column("last_alert_at", sa.BigInteger(), nullable=True),
     sa.Column("integration", sa.String(64), nullable=True),
     sa.Column("alert_count", sa.Integer(), nullable=False, server_default=sa.text("0")),
-    sa.Index("uq_incidents_open_dedup_key", "open_dedup_key", unique=True),
+    # Who the dedup key belongs to ("" for the API's own clients): one open incident per key and owner.
+    sa.Column("dedup_owner", sa.String(255), nullable=False, server_default=sa.text("''")),
+    sa.Index("uq_incidents_open_dedup_key_owner", "open_dedup_key", "dedup_owner", unique=True),
     sqlite_autoincrement=True,
 )
 
