@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.chaos import storm
 from tests.chaos.fakes import Vendors
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process, free_port, port_open
@@ -199,6 +200,7 @@ class System:
         await eventhandler.start()  # streams, consumers and buckets exist before any event or worker
         port = free_port()
         api_env = base | {"DATABASE_URL": self.database_url, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
+        api_env["INTEGRATION_KEYS"] = f"{storm.INTEGRATION}:{storm.ROUTING_KEY}"  # the alert storm's Events v2
         api = self._service("api", "api", ["services.api"], api_env, f"http://127.0.0.1:{port}/health/live")
         workers = []
         for worker in WORKERS:
