@@ -1,8 +1,8 @@
 """`just soak`: the chaos convergence scenario for longer (default 10 minutes), on a throwaway MariaDB.
 
     python scripts/soak.py                      # the storm: 6 clients, ~280 changes/s for 45 s on 2,000
-                                                # incidents, beside an alert storm (200 Alertmanager and Events
-                                                # v2 notifications/s, mostly repeats of 2 x 50 open groups),
+                                                # incidents, beside an alert storm for as long (200 Alertmanager
+                                                # and Events v2 notifications/s, mostly repeats of 2 x 50 groups),
                                                 # chaos, one 40-70 s SIGSTOP of a worker replica,
                                                 # 200 s to converge (what `just soak` runs)
     python scripts/soak.py --minutes 10 --rate 15 --incidents-per-minute 90 --settle-minutes 6 --pause 8 12
@@ -130,7 +130,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         settle_timeout=args.settle_minutes * 60 if args.settle_minutes is not None else 200.0,
         storm=None
         if args.storm_rate <= 0
-        else StormPlan(rate=args.storm_rate, groups=args.storm_groups, seconds=seconds, seed=args.seed),
+        else StormPlan(rate=args.storm_rate, groups=args.storm_groups, seed=args.seed),
     )
     mariadb, url = await database(workdir)
     try:

@@ -28,7 +28,8 @@ class StormPlan:
     """Notifications per second, both kinds together."""
     groups: int = 50
     """Open alert groups per kind that the repeats go to."""
-    seconds: float = 45.0
+    seconds: float | None = None
+    """How long it lasts; None: as long as the action mix (until stopped)."""
     clients: int = 8
     resolve_share: float = 0.01
     join_share: float = 0.05
@@ -90,7 +91,8 @@ class AlertStorm:
         return self.stats
 
     async def _client(self, http: httpx.AsyncClient, started: float, stop: asyncio.Event) -> None:
-        while not stop.is_set() and time.monotonic() - started < self.plan.seconds:
+        seconds = self.plan.seconds
+        while not stop.is_set() and (seconds is None or time.monotonic() - started < seconds):
             slot, self._slot = self._slot, self._slot + 1
             due = started + slot / self.plan.rate
             if (wait := due - time.monotonic()) > 0:
