@@ -1,7 +1,9 @@
 """`just soak`: the chaos convergence scenario for longer (default 10 minutes), on a throwaway MariaDB.
 
     python scripts/soak.py                      # the storm: 6 clients, ~280 changes/s for 45 s on 2,000
-                                                # incidents, chaos, one 40-70 s SIGSTOP of a worker replica,
+                                                # incidents, beside an alert storm for as long (200 Alertmanager
+                                                # and Events v2 notifications/s, mostly repeats of 2 x 50 groups),
+                                                # chaos, one 40-70 s SIGSTOP of a worker replica,
                                                 # 200 s to converge (what `just soak` runs)
     python scripts/soak.py --minutes 10 --rate 15 --incidents-per-minute 90 --settle-minutes 6 --pause 8 12
     python scripts/soak.py --minutes 3 --seed 7
@@ -47,6 +49,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--pause", type=float, nargs=2, default=(40.0, 70.0), metavar=("MIN", "MAX"),
         help="seconds one worker replica stays frozen (SIGSTOP) during the chaos",
     )  # fmt: skip
+    parser.add_argument(
+        "--storm-rate", type=float, default=200.0,
+        help="alert storm beside the actions: Alertmanager and Events v2 notifications per second (0: none)",
+    )  # fmt: skip
+    parser.add_argument("--storm-groups", type=int, default=50, help="open alert groups per kind the storm repeats")
     parser.add_argument("--workdir", type=Path, help="keep logs and data here (default: a temporary folder)")
     parser.add_argument(
         "--outage",
@@ -100,6 +107,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
     from tests.chaos.load import LoadPlan
     from tests.chaos.monkey import ChaosPlan
     from tests.chaos.scenario import LATEST, Scenario, run
+    from tests.chaos.storm import StormPlan
 
     seconds = args.minutes * 60
     load = LoadPlan(
@@ -120,6 +128,9 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         fault_rate=args.fault_rate,
         late_faults=not args.no_late,
         settle_timeout=args.settle_minutes * 60 if args.settle_minutes is not None else 200.0,
+        storm=None
+        if args.storm_rate <= 0
+        else StormPlan(rate=args.storm_rate, groups=args.storm_groups, seed=args.seed),
     )
     mariadb, url = await database(workdir)
     try:
@@ -129,7 +140,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         await asyncio.to_thread(mariadb.stop)
     summary.write()
     summary.write(LATEST.with_name(f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"))
-    if summary.problems or summary.settle_error or summary.stream_error or summary.deadletters:
+    if summary.problems or summary.settle_error or summary.stream_error or summary.deadletters or summary.storm_error:
         print(summary.explain())
     print(summary.line(), flush=True)
     ok = (
@@ -139,6 +150,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         and summary.deadletters == 0
         and summary.settle_error is None
         and summary.stream_error is None
+        and summary.storm_error is None
     )
     return 0 if ok else 1
 

@@ -31,28 +31,29 @@ class BareResult:
         return {"server": self.server, **self.wrk.as_dict(), "cpu_s": self.cpu_s, "peak_rss_mb": self.peak_rss_mb}
 
 
-async def run_bare_litestar(options: Options, workdir: Path, children: Children) -> BareResult:
+SERVERS = {
+    "httptools": "uvicorn (1 worker), same options as python -m services.api (httptools, uvloop)",
+    "h11": "uvicorn (1 worker) --http h11 --loop asyncio (pure Python)",
+}
+
+
+async def run_bare_litestar(options: Options, workdir: Path, children: Children, http: str = "httptools") -> BareResult:
     port = free_port()
-    process = children.add(
-        Process(
-            "bare-litestar",
-            [sys.executable, "-m", "scripts.bench.bare_app", str(port)],
-            service_env(),
-            workdir / "logs" / "bare-litestar.log",
-        )
-    ).start()
+    name = "bare-litestar" if http == "httptools" else f"bare-litestar-{http}"
+    argv = [sys.executable, "-m", "scripts.bench.bare_app", str(port), *([http] if http != "httptools" else [])]
+    process = children.add(Process(name, argv, service_env(), workdir / "logs" / f"{name}.log")).start()
     try:
         url = f"http://127.0.0.1:{port}/incident/"
         await _wait_post(url, process)
         if options.warmup:
-            await _wrk(url, options, workdir, children, options.warmup, "bare-warmup")
+            await _wrk(url, options, workdir, children, options.warmup, f"{name}-warmup")
         window = CpuWindow({"bare": process.pid}).start()
-        result = await _wrk(url, options, workdir, children, options.duration, "bare")
+        result = await _wrk(url, options, workdir, children, options.duration, name)
         cpu = window.stop(extra_s=result.wrk_cpu_s)
         rss = peak_rss_mb(process.pid)
     finally:
         children.stop(process)
-    return BareResult(result, "uvicorn (1 worker), same options as python -m services.api", cpu, rss)
+    return BareResult(result, SERVERS[http], cpu, rss)
 
 
 async def _wrk(url: str, options: Options, workdir: Path, children: Children, seconds: float, label: str) -> WrkResult:

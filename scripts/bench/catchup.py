@@ -91,6 +91,13 @@ class Probe:
             row = await cur.fetchone()
         return int(row[0]), int(row[1])
 
+    async def rows(self, sql: str) -> list[tuple[object, ...]]:
+        """Any read of the benchmark's database (a fixed statement of the benchmark's own)."""
+        assert self._conn is not None
+        async with self._conn.cursor() as cur:
+            await cur.execute(sql)
+            return list(await cur.fetchall())
+
     async def wait_drained(self, since: float, timeout: float) -> CatchUp:
         """Poll until drained; `since` is the load's end (time.time()). Returns the catch-up time."""
         first = await self.backlog()

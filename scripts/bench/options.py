@@ -39,6 +39,8 @@ class Options:
     """Events in the vendor phase's backlog."""
     code_root: Path | None = None
     """Run the vendor phase's workers from this checkout (to measure another version the same way)."""
+    vendor: bool = True
+    """Run the vendor phase after the others (`--no-vendor` leaves it out, for interleaved runs)."""
 
     @property
     def is_default(self) -> bool:
@@ -77,6 +79,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--vendor-only", action="store_true", help="run only the vendor phase")
     parser.add_argument("--vendor-events", type=int, default=None, help="backlog of the vendor phase (default 4000)")
     parser.add_argument("--code-root", type=Path, default=None, help="vendor phase: run the workers of this checkout")
+    parser.add_argument("--no-vendor", action="store_true", help="leave the vendor phase out")
     args = parser.parse_args(argv)
     env: list[tuple[str, str]] = []
     for item in args.env:
@@ -104,4 +107,5 @@ def parse_args(argv: list[str] | None = None) -> Options:
         vendor_only=args.vendor_only,
         vendor_events=args.vendor_events or (500 if args.quick else 4000),
         code_root=args.code_root.resolve() if args.code_root else None,
+        vendor=not args.no_vendor,
     )

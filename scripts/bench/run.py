@@ -24,6 +24,7 @@ from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
+from scripts.bench.phase_storm import run_storm_phase
 from scripts.bench.phase_twoway import render as render_twoway
 from scripts.bench.phase_twoway import run_twoway_phase
 from scripts.bench.phase_vendor import VendorPhase, run_vendor_phase
@@ -32,6 +33,8 @@ from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
 from scripts.bench.profiling import Profiler
 from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
 from scripts.bench.wrk import WrkMissing, wrk_binary, wrk_version
+
+PATH_AM = "POST /integrations/alertmanager"
 
 
 def say(text: str) -> None:
@@ -79,9 +82,12 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     say(f"starting MariaDB and nats-server in {workdir}")
     infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
 
-    say("baseline: bare Litestar under uvicorn, wrk")
+    say("baseline: bare Litestar under uvicorn (httptools, uvloop), wrk")
     bare = await run_bare_litestar(options, workdir, children)
     say(f"  {bare.wrk.rps:.0f} req/s")
+    say("baseline: bare Litestar under uvicorn --http h11 --loop asyncio, wrk")
+    bare_h11 = await run_bare_litestar(options, workdir, children, http="h11")
+    say(f"  {bare_h11.wrk.rps:.0f} req/s")
     say("baseline: raw MariaDB two-row transactions (asyncmy)")
     raw_db = await run_raw_db(
         infra.mariadb,
@@ -101,6 +107,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     say(f"  {raw_js.msgs_per_s:.0f} msg/s")
     results["baselines"] = {
         "bare_litestar": bare.as_dict(),
+        "bare_litestar_h11": bare_h11.as_dict(),
         "raw_db": raw_db.as_dict(),
         "raw_jetstream": raw_js.as_dict(),
     }
@@ -144,11 +151,18 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         )
         changes = await run_changes_phase(services.api_url, ids, options, workdir, children, probe, pids)
         say(f"  {changes.wrk.rps:.0f} req/s, caught up {changes.catch_up.seconds}s after the load")
+        say(f"alert storm: {PATH_AM} with wrk for {options.duration:g}s, new groups, then repeats over 100 open groups")
+        storm = await run_storm_phase(services.api_url, options, workdir, children, probe, pids)
+        say(
+            f"  new {storm.new_groups.wrk.rps:.0f}/s, repeats {storm.repeats.wrk.rps:.0f}/s; "
+            f"alert_count sum {storm.alert_count_sum} for {storm.accepted_total} accepted"
+        )
     finally:
         await probe.close()
     used = resources(pids)
     results["api"] = api.as_dict()
     results["changes"] = changes.as_dict()
+    results["alert_storm"] = storm.as_dict()
     results["end_to_end"] = {
         "method": "CloudEvent `time` (set in the API as it commits) to the worker's JSON log line `event applied` "
         "(written right after msg.ack(), with event_id and a microsecond timestamp); same clock, same machine. "
@@ -178,8 +192,8 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         "exit_codes": codes,
         "method": "/proc/<pid>/stat utime+stime and /proc/<pid>/status VmHWM",
     }
-    vendor = await vendor_phase(options, workdir, children)
-    results["vendor"] = vendor.as_dict()
+    if options.vendor:
+        results["vendor"] = (await vendor_phase(options, workdir, children)).as_dict()
     say("two-way phase: Slack clicks under the changes load, Jira webhook → Slack message at half rate")
     two_way = await run_twoway_phase(
         workdir,

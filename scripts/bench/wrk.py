@@ -86,11 +86,14 @@ class WrkResult:
         return asdict(self)
 
 
-def lua_script(folder: Path, body: str, comment_on: tuple[int, int] | None = None) -> Path:
-    path = folder / ("post.lua" if comment_on is None else "comment.lua")
+def lua_script(
+    folder: Path, body: str, comment_on: tuple[int, int] | None = None, request_lua: str = "", label: str = "post"
+) -> Path:
+    path = folder / ("comment.lua" if comment_on is not None else f"{label}.lua" if request_lua else "post.lua")
     text = _LUA % {"body": json.dumps(body), "marker": MARKER}
     if comment_on is not None:
         text += _RANDOM_COMMENT % {"lo": comment_on[0], "hi": comment_on[1]}
+    text += request_lua
     path.write_text(text)
     return path
 
@@ -132,10 +135,11 @@ async def run_wrk(
     children: Children,
     label: str,
     comment_on: tuple[int, int] | None = None,
+    request_lua: str = "",
 ) -> WrkResult:
     """wrk -c connections for `duration` seconds against `url`, POSTing `body` (to `url`, or as a comment on
-    a random incident with an id in `comment_on`)."""
-    script = lua_script(workdir, body, comment_on)
+    a random incident with an id in `comment_on`, or what a Lua `request` function in `request_lua` builds)."""
+    script = lua_script(workdir, body, comment_on, request_lua, label)
     argv = [
         wrk_binary(),
         f"-t{threads}",

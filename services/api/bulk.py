@@ -27,6 +27,7 @@ INCIDENT_COLUMNS = (
     "alert_count",
     "last_alert_at",
     "integration",
+    "dedup_owner",
 )
 EVENT_COLUMNS = (
     "event_id",

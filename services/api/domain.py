@@ -107,6 +107,12 @@ class Change:
     alert: AlertFields = AlertFields()
 
 
+def firing_after(current: frozenset[str], firing: frozenset[str], partial: bool) -> frozenset[str]:
+    """The alerts of a group firing after a notification; with alerts left out (`partial`, Alertmanager's
+    truncatedAlerts), a missing alert is not a resolved one."""
+    return firing | current if partial else firing
+
+
 def _clean(text: str, what: str, limit: int) -> str:
     if not isinstance(text, str) or not re.search(NOT_BLANK, text):
         raise InvalidInput(f"{what} must not be empty")
@@ -134,6 +140,9 @@ class Incident:
     last_alert_at: datetime | None = None
     integration: str | None = None
     """The integration whose alerts opened it (`alertmanager` or a name from INTEGRATION_KEYS)."""
+    dedup_owner: str = ""
+    """Who the dedup key belongs to (an integration, see `intake.service`; "" for the API's own clients): the
+    same key from another owner is another incident."""
     changes: list[Change] = field(default_factory=list)
     """Changes recorded since the incident was loaded; the repository writes them to the outbox."""
 
@@ -170,6 +179,11 @@ class Incident:
         if lines:
             text = "\n".join(lines)
             self.comment(text[:MAX_COMMENT_LENGTH], now)
+
+    def count_alert(self, now: datetime) -> None:
+        """One more alert for this incident: counted, no event."""
+        self.alert_count += 1
+        self.last_alert_at = now
 
     def edit_message(self, message: str, now: datetime) -> None:
         message = _clean(message, "message", MAX_MESSAGE_LENGTH)

@@ -16,10 +16,11 @@ import structlog
 
 from services.api.bulk import INCIDENT_COLUMNS, UPDATE_COLUMNS, insert_rows, update_incidents
 from services.api.db import DUPLICATE_KEY_ERRORS, UNAVAILABLE_ERRORS, Db, from_micros, to_micros
-from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status
+from services.api.domain import Acknowledged, AlertFields, Incident, Severity, Status, firing_after
 from services.api.events import EventRecorder
 from services.api.groupcommit import DEFAULT_MAX_QUEUED, GroupCommit
 from services.api.outbox import OutboxRow
+from services.api.repeats import Count, add_count, add_counts, open_incidents
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents
 from shared.events import utcnow
 
@@ -31,9 +32,9 @@ PRUNE_CHUNK = 1000  # idempotency keys deleted per statement: each delete holds 
 # The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
 INSERT_INCIDENT = (
     "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at, severity, source, labels, "
-    "dedup_key, open_dedup_key, firing_alerts, alert_count, last_alert_at, integration) "
+    "dedup_key, open_dedup_key, firing_alerts, alert_count, last_alert_at, integration, dedup_owner) "
     "VALUES (:message, :status, :acknowledged, :version, :created_at, :updated_at, :severity, :source, :labels, "
-    ":dedup_key, :open_dedup_key, :firing_alerts, :alert_count, :last_alert_at, :integration)"
+    ":dedup_key, :open_dedup_key, :firing_alerts, :alert_count, :last_alert_at, :integration, :dedup_owner)"
 )
 INSERT_EVENT = (
     "INSERT INTO incident_events (event_id, incident_id, version, type, actor, request_id, comment, payload, "
@@ -131,6 +132,27 @@ INNODB_STOPWORDS = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class AlertRepeat:
+    """An alert for a dedup key that may already have an open incident: counted on it, without an event."""
+
+    owner: str
+    dedup_key: str
+    at: datetime
+    firing: frozenset[str] | None = None
+    """Alertmanager: the group's alerts firing now; when that changes the incident, nothing is counted."""
+    partial: bool = False
+    """Alertmanager's truncatedAlerts: alerts were left out, so a missing one may still fire."""
+
+
+@dataclass(frozen=True, slots=True)
+class Repeated:
+    incident_id: int | None
+    """The open incident of the key and owner; None when there is none (open one)."""
+    counted: bool = False
+    """False with an incident: its alerts changed (joined or resolved), which is a change with events."""
+
+
+@dataclass(frozen=True, slots=True)
 class TimelineEntry:
     time: int
     type: str
@@ -156,8 +178,8 @@ class IncidentRepository(Protocol):
         claim: IdempotencyClaim | None = None,
     ) -> Incident: ...
     async def get(self, incident_id: int) -> Incident | None: ...
-    async def find_open(self, dedup_key: str) -> int | None: ...
-    async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool: ...
+    async def find_open(self, owner: str, dedup_key: str) -> int | None: ...
+    async def repeat_alert(self, repeat: AlertRepeat) -> Repeated: ...
     async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]: ...
     async def list_incidents(self, query: ListFilter) -> list[Incident]: ...
     async def activity(self, found: list[Incident]) -> dict[int, Activity]: ...
@@ -209,6 +231,9 @@ class SqlIncidentRepository:
         )
         self.changes: GroupCommit[IncidentChange, Incident] = GroupCommit(
             self._change_group, max_batch=max_group, max_queued=max_queued
+        )
+        self.repeats: GroupCommit[AlertRepeat, Repeated] = GroupCommit(
+            self._repeat_group, max_batch=max_group, max_queued=max_queued
         )
 
     async def add(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None) -> Incident:
@@ -451,22 +476,32 @@ class SqlIncidentRepository:
         async with self.db.session():
             return await self._load(incident_id)
 
-    async def find_open(self, dedup_key: str) -> int | None:
-        """The open incident holding this dedup key, if any."""
+    async def find_open(self, owner: str, dedup_key: str) -> int | None:
+        """The open incident holding this dedup key for this owner, if any."""
         found = await self.db.database.fetch_val(
-            sa.select(incidents.c.id).where(incidents.c.open_dedup_key == dedup_key)
+            sa.select(incidents.c.id).where(incidents.c.open_dedup_key == dedup_key, incidents.c.dedup_owner == owner)
         )
         return int(found) if found is not None else None
 
-    async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool:
-        """Count a repeated alert on the open incident, without an event; False when it is no longer open."""
+    async def repeat_alert(self, repeat: AlertRepeat) -> Repeated:
+        """Count a repeated alert on the open incident of its key and owner, without an event. Concurrent
+        repeats share one transaction (group commit): one read of all their incidents, one UPDATE of all counts."""
+        return await self.repeats.submit(repeat)
+
+    async def _repeat_group(self, group: list[AlertRepeat]) -> list[Repeated | BaseException]:
+        try:
+            async with self.db.write():
+                found = await open_incidents(self.db, sorted({r.dedup_key for r in group}))
+                outcomes, counts = _count_repeats(group, {(i.dedup_key, i.owner): i for i in found})
+                if await add_counts(self.db, counts) != len(counts):
+                    raise _Stale()  # rolls every count back
+            return list(outcomes)
+        except _Stale:
+            pass
+        # An incident was resolved since the read: count one by one; a repeat that missed opens a new one.
         async with self.db.write():
-            await self.db.database.execute(
-                incidents.update()
-                .where(incidents.c.id == incident_id, incidents.c.open_dedup_key == dedup_key)
-                .values(alert_count=incidents.c.alert_count + 1, last_alert_at=to_micros(now))
-            )
-            return await self.db.affected_rows() == 1
+            missed = {c.incident_id for c in counts if not await add_count(self.db, c)}
+        return [Repeated(None) if o.counted and o.incident_id in missed else o for o in outcomes]
 
     async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]:
         """Open incidents of an integration whose last alert came before `quiet_since`, oldest first."""
@@ -815,6 +850,7 @@ def _incident(row: Any, comments: list[str]) -> Incident:
         alert_count=int(row["alert_count"] or 0),
         last_alert_at=from_micros(int(row["last_alert_at"])) if row["last_alert_at"] is not None else None,
         integration=row["integration"],
+        dedup_owner=str(row["dedup_owner"] or ""),
     )
 
 
@@ -863,7 +899,41 @@ def _alert_columns(incident: Incident) -> dict[str, Any]:
         "alert_count": incident.alert_count,
         "last_alert_at": to_micros(incident.last_alert_at) if incident.last_alert_at else None,
         "integration": incident.integration,
+        "dedup_owner": incident.dedup_owner,
     }
+
+
+def _count_repeats(
+    group: list[AlertRepeat], open_by_key: dict[tuple[str, str], Any]
+) -> tuple[list[Repeated], list[Count]]:
+    """Each repeat's outcome, and the counts to add per incident (several repeats of one key add up)."""
+    outcomes: list[Repeated] = []
+    counts: dict[int, Count] = {}
+    for repeat in group:
+        found = open_by_key.get((repeat.dedup_key, repeat.owner))
+        if found is None:
+            outcomes.append(Repeated(None))
+            continue
+        if repeat.firing is not None:
+            current = (
+                frozenset(msgspec.json.decode(found.firing_alerts, type=list[str]))
+                if found.firing_alerts
+                else frozenset()
+            )
+            if firing_after(current, repeat.firing, repeat.partial) != current:
+                outcomes.append(Repeated(found.id))
+                continue
+        at = to_micros(repeat.at)
+        before = counts.get(found.id)
+        counts[found.id] = Count(
+            found.id,
+            repeat.dedup_key,
+            repeat.owner,
+            1 + (before.alerts if before else 0),
+            max(at, before.last_alert_at if before else at),
+        )
+        outcomes.append(Repeated(found.id, counted=True))
+    return outcomes, list(counts.values())
 
 
 def _in_use(incident: Incident) -> str:

@@ -163,13 +163,11 @@ class VendorHttp:
     async def send(self, request: Request) -> Response:
         """The response for a 2xx; raises the mapped WorkerError otherwise."""
         if self._dry_run is not None:
-            log.info(
-                "dry run: request not sent",
-                vendor=self.vendor,
-                method=request.method,
-                url=self.url(request),
-                json=request.json,
-            )
+            url = self.url(request)
+            log.info("dry run: request not sent", vendor=self.vendor, method=request.method, url=url)
+            # The body (the whole incident, often kilobytes) only at debug: rendering it at info for every
+            # event cost more than the sync itself.
+            log.debug("dry run: request body", vendor=self.vendor, method=request.method, url=url, json=request.json)
             return Response.of_json(200, self._dry_run(request))
         paused = self._not_before - time.monotonic()
         if paused > 0:

@@ -51,8 +51,9 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert results["meta"]["load_generator"].startswith("wrk")
 
     base = results["baselines"]
-    assert {"bare_litestar", "raw_db", "raw_jetstream"} <= set(base)
-    assert base["bare_litestar"]["requests"] > 0
+    assert {"bare_litestar", "bare_litestar_h11", "raw_db", "raw_jetstream"} <= set(base)
+    assert base["bare_litestar"]["requests"] > 0 and base["bare_litestar_h11"]["requests"] > 0
+    assert "h11" in base["bare_litestar_h11"]["server"]
     assert base["raw_db"]["transactions"] > 0
     assert base["raw_jetstream"]["messages"] > 0
 
@@ -65,6 +66,14 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     assert changes["requests"] > 0 and changes["non_2xx"] == 0 and changes["incidents"] > 0
     assert changes["catch_up"]["seconds"] is not None
     assert "POST /incident/{id}/comments" in run.stdout
+
+    storm = results["alert_storm"]  # new groups, then repeats over the open groups
+    for load in (storm["new_groups"], storm["repeats"]):
+        assert load["accepted"] > 0 and load["non_2xx"] == 0
+        for key in ("sql_statements", "select", "update", "commit", "api_cpu_ms"):
+            assert key in load["per_notification"]
+    assert storm["alert_count_sum"] == storm["accepted_total"] > 0
+    assert "alert storm" in run.stdout
 
     e2e = results["end_to_end"]
     assert "seconds" in e2e["max_rate"]["catch_up"]
@@ -85,9 +94,9 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     for usage in processes.values():
         assert "cpu_s_total" in usage and "peak_rss_mb" in usage
 
-    assert {"api_vs_bare_litestar", "api_vs_raw_db"} <= set(results["ratios"])
+    assert {"api_vs_bare_litestar", "api_vs_bare_litestar_h11", "storm_repeats_vs_new"} <= set(results["ratios"])
     assert "total" in results["cpu_per_incident_ms"]
-    assert len(results["targets"]) == 4
+    assert len(results["targets"]) == 9  # 4 of the pipeline, the h11 ratio, 4 of the alert storm
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
     vendor = results["vendor"]  # two replicas per worker drain a backlog against local vendors

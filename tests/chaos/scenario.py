@@ -21,6 +21,8 @@ from tests.chaos.fakes import Vendors
 from tests.chaos.load import OUTSIDE_ACTIONS, Load, LoadPlan, LoadStats
 from tests.chaos.monkey import ChaosPlan, Monkey
 from tests.chaos.oracle import compare, read_truth, stray_objects, unacknowledged_losses
+from tests.chaos.storm import AlertStorm, StormPlan, StormStats
+from tests.chaos.storm import check as check_storm
 from tests.chaos.system import WORKERS, Exited, MariaDBService, System, Timings
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
@@ -44,6 +46,8 @@ class Scenario:
     settle_timeout: float = 240.0
     """After the load ends (a frozen replica may still be thawing): how long the outbox and the consumers may
     take to drain."""
+    storm: StormPlan | None = None
+    """An alert storm (Alertmanager and Events v2, mostly repeats) alongside the action mix."""
 
 
 @dataclass
@@ -73,6 +77,8 @@ class Summary:
     deadletters: int = 0
     stream_error: str | None = None
     settle_error: str | None = None
+    storm: dict[str, Any] = field(default_factory=dict)
+    storm_error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     timeline: list[str] = field(default_factory=list)
     seed: int = 0
@@ -91,7 +97,7 @@ class Summary:
 
     def explain(self) -> str:
         parts = [self.line()]
-        for label, value in (("stream", self.stream_error), ("settle", self.settle_error)):
+        for label, value in (("stream", self.stream_error), ("settle", self.settle_error), ("storm", self.storm_error)):
             if value:
                 parts.append(f"{label}: {value}")
         if self.deadletters:
@@ -158,6 +164,7 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     stop = asyncio.Event()
     monkey = Monkey(system, scenario.chaos)
     chaos = asyncio.create_task(monkey.run(stop))
+    storm = asyncio.create_task(_storm(scenario.storm, system.api_url, stop))
     try:
         load = await Load(system.api_url, scenario.load).run()
     finally:
@@ -165,7 +172,10 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
         summary.seconds["load"] = round(load_ended - began, 1)
         stop.set()
         stats = await chaos
+        storm_stats = await storm
         vendors.set_faults(0.0)
+    if storm_stats is not None:
+        summary.storm = storm_stats.as_dict()
     summary.actions, summary.ok = load.attempted, load.ok
     summary.outcomes = dict(load.outcomes)
     summary.outside = {k: v for k, v in load.by_action.items() if k.split(":")[0] in OUTSIDE_ACTIONS}
@@ -177,6 +187,12 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     summary.faults = {name: dict(fake.plan.injected) for name, fake in vendors.all().items()}
     summary.seconds["chaos"] = round(time.monotonic() - began, 1)
     return load_ended, load
+
+
+async def _storm(plan: StormPlan | None, api_url: str, stop: asyncio.Event) -> StormStats | None:
+    if plan is None:
+        return None
+    return await AlertStorm(api_url, plan).run(stop)
 
 
 async def _converge(
@@ -208,6 +224,9 @@ async def _converge(
         return vendors.idle()
 
     await eventually(idle, timeout=30, what="no request in flight at the fakes")
+    if scenario.storm is not None:
+        accepted = StormStats(counted=int(summary.storm["counted"]), unknown=int(summary.storm["unknown"]))
+        summary.storm_error = await check_storm(system.database_url, accepted)
     truth, summary.events = await read_truth(system.database_url)
     findings = compare(vendors, truth)
     summary.incidents = len(truth)

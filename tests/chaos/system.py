@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.chaos import storm
 from tests.chaos.fakes import Vendors
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
@@ -230,6 +231,7 @@ class System:
         api_env = base | {"DATABASE_URL": self.database_url, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
         # Responders act from outside too: the vendors' signing secrets, and who the workers are (echoes).
         api_env |= two_way_env(self.vendors.zendesk.email) | {"JIRA_ACCOUNT_ID": self.vendors.jira.account_id}
+        api_env["INTEGRATION_KEYS"] = f"{storm.INTEGRATION}:{storm.ROUTING_KEY}"  # the alert storm's Events v2
         api = self._service("api", "api", ["services.api"], api_env, f"http://127.0.0.1:{port}/health/live")
         workers = []
         for worker in WORKERS:

@@ -7,16 +7,18 @@ from collections.abc import Callable
 from datetime import datetime
 
 from services.api.db import to_micros
-from services.api.domain import Incident
+from services.api.domain import Incident, firing_after
 from services.api.events import EventRecorder
 from services.api.repository import (
     Activity,
+    AlertRepeat,
     DedupKeyInUse,
     IdempotencyClaim,
     IdempotencyMismatch,
     ListFilter,
     NotFound,
     PreconditionFailed,
+    Repeated,
     Replayed,
     StoredResponse,
     TimelineEntry,
@@ -36,7 +38,7 @@ class InMemoryIncidentRepository:
     async def add(self, incident: Incident, recorder: EventRecorder, claim: IdempotencyClaim | None = None) -> Incident:
         self._check_claim(claim)
         key = incident.open_dedup_key
-        if key is not None and any(i.open_dedup_key == key for i in self.incidents.values()):
+        if key is not None and any(_holds(i, incident.dedup_owner, key) for i in self.incidents.values()):
             raise DedupKeyInUse(f"another open incident has dedup_key {key!r}")
         incident.id = max(self.incidents, default=0) + 1
         self._commit(incident, recorder, claim)
@@ -60,7 +62,8 @@ class InMemoryIncidentRepository:
         incident = copy.deepcopy(stored)
         mutate(incident)
         key = incident.open_dedup_key
-        if key is not None and any(i.open_dedup_key == key for i in self.incidents.values() if i.id != incident_id):
+        others = (i for i in self.incidents.values() if i.id != incident_id)
+        if key is not None and any(_holds(i, incident.dedup_owner, key) for i in others):
             raise DedupKeyInUse(f"another open incident has dedup_key {key!r}")
         self._commit(incident, recorder, claim)
         return incident
@@ -69,16 +72,17 @@ class InMemoryIncidentRepository:
         found = self.incidents.get(incident_id)
         return None if found is None or found.deleted else copy.deepcopy(found)
 
-    async def find_open(self, dedup_key: str) -> int | None:
-        return next((i.id for i in self.incidents.values() if i.open_dedup_key == dedup_key), None)
+    async def find_open(self, owner: str, dedup_key: str) -> int | None:
+        return next((i.id for i in self.incidents.values() if _holds(i, owner, dedup_key)), None)
 
-    async def record_alert(self, incident_id: int, dedup_key: str, now: datetime) -> bool:
-        found = self.incidents.get(incident_id)
-        if found is None or found.open_dedup_key != dedup_key:
-            return False
-        found.alert_count += 1
-        found.last_alert_at = now
-        return True
+    async def repeat_alert(self, repeat: AlertRepeat) -> Repeated:
+        found = next((i for i in self.incidents.values() if _holds(i, repeat.owner, repeat.dedup_key)), None)
+        if found is None:
+            return Repeated(None)
+        if repeat.firing is not None and firing_after(found.firing, repeat.firing, repeat.partial) != found.firing:
+            return Repeated(found.id)
+        found.count_alert(repeat.at)
+        return Repeated(found.id, counted=True)
 
     async def quiet_alerts(self, integration: str, quiet_since: datetime, limit: int = 100) -> list[int]:
         quiet = [
@@ -145,3 +149,7 @@ class InMemoryIncidentRepository:
         stored = copy.deepcopy(incident)
         stored.changes = []
         self.incidents[incident.id] = stored
+
+
+def _holds(incident: Incident, owner: str, dedup_key: str) -> bool:
+    return incident.open_dedup_key == dedup_key and incident.dedup_owner == owner

@@ -12,7 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from services.api.domain import DomainError
 from services.api.errors import TOO_DEEP, handle_any, handle_http, is_too_deep
 from services.api.intake import alertmanager, pagerduty
-from services.api.intake.service import AlertIntake
+from services.api.intake.service import AlertIntake, integration_owner
 from services.api.routes import params
 from services.api.routes.openapi import ERRORS
 from services.api.settings import ALERTMANAGER_INTEGRATION
@@ -79,14 +79,15 @@ async def enqueue(
         return _invalid(*errors)
     origin = dataclasses.replace(params.origin(request), actor=integration)
     key = data.dedup_key or pagerduty.new_dedup_key()
+    owner = integration_owner(integration)  # the key is this integration's: no other one can act on it
     if data.event_action == "trigger":
         assert data.payload is not None
         fields = pagerduty.alert_fields(data.payload, key)
-        await intake.trigger(data.payload.summary, fields, origin, integration=integration)
+        await intake.trigger(data.payload.summary, fields, origin, integration=integration, owner=owner)
     elif data.event_action == "acknowledge":
-        await intake.act(key, origin, lambda incident, now: incident.acknowledge(now))
+        await intake.act(owner, key, origin, lambda incident, now: incident.acknowledge(now))
     else:
-        await intake.act(key, origin, lambda incident, now: incident.resolve(now))
+        await intake.act(owner, key, origin, lambda incident, now: incident.resolve(now))
     return Response(pagerduty.accepted(key), status_code=202, media_type=JSON)
 
 

@@ -178,7 +178,12 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
     dry = [e for e in log_events(process) if e.get("event") == "dry run: request not sent"]
     create = next(e for e in dry if e["method"] == "POST" and str(e["url"]).endswith("/rest/api/3/issue"))
     assert create["url"] == "https://your-site.atlassian.net/rest/api/3/issue"
-    assert create["json"]["fields"]["labels"] == ["incident-1"]  # type: ignore[index]
+    assert create["level"] == "info" and "json" not in create  # the body only at debug level (LOG_LEVEL here)
+    body = next(
+        e for e in log_events(process) if e.get("event") == "dry run: request body" and e["url"] == create["url"]
+    )
+    assert body["level"] == "debug"
+    assert body["json"]["fields"]["labels"] == ["incident-1"]  # type: ignore[index]
     assert any(str(e["url"]).endswith("/rest/api/3/issue/OPS-0/comment") for e in dry)
     assert "authorization" not in process.output().lower()
     with pytest.raises(BucketNotFoundError):

@@ -1,4 +1,5 @@
-"""Without credentials a worker sends nothing: it logs the exact requests it would send, minus auth."""
+"""Without credentials a worker sends nothing: it logs each request it would send (at info its method and URL,
+at debug the exact body too), minus auth."""
 
 from __future__ import annotations
 
@@ -35,7 +36,12 @@ async def run_dry(factory: WorkerFactory, env: dict[str, str]) -> list[MutableMa
             record = await keeper.acquire(1, event.incidentversion, wait=0)
             assert record is not None
             await keeper.finish(await worker.sync(event, record, keeper), event.incidentversion)
-    return [entry for entry in logs if entry["event"] == "dry run: request not sent"]
+    sent = [entry for entry in logs if entry["event"] == "dry run: request not sent"]
+    bodies = [entry for entry in logs if entry["event"] == "dry run: request body"]
+    assert all(entry["log_level"] == "info" and "json" not in entry for entry in sent)
+    assert all(entry["log_level"] == "debug" for entry in bodies)
+    assert [(e["method"], e["url"]) for e in sent] == [(e["method"], e["url"]) for e in bodies]
+    return bodies
 
 
 async def test_jira_dry_run_logs_create_and_comment() -> None:
