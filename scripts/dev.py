@@ -17,7 +17,7 @@ WORKERS = ("jira", "slack", "zendesk", "webhooks")
 COLOURS = ("\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
 STOP_GRACE_SECONDS = 25
-DEV_INTEGRATION_KEYS = "dev:dev-routing-key"
+DEV_INTEGRATION_KEYS = "dev:dev-routing-key-local"
 
 
 def nats_address(url: str) -> tuple[str, int]:

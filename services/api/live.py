@@ -7,8 +7,10 @@ stream sequence of the last event it saw) catches up exactly.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
+import weakref
 from collections import Counter
 from collections.abc import AsyncGenerator
 
@@ -97,6 +99,21 @@ class StreamCaps:
             del self.open[actor]
 
 
+class _Slot:
+    """One open stream's place under the caps, given back once."""
+
+    __slots__ = ("actor", "caps", "held")
+
+    def __init__(self, caps: StreamCaps, actor: str) -> None:
+        caps.take(actor)
+        self.caps, self.actor, self.held = caps, actor, True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.caps.give_back(self.actor)
+
+
 class LiveFeed:
     """The console's streams, on a NATS connection of their own: a browser that reads slowly (or a replay of
     large events) can make NATS drop this connection as a slow consumer, never the outbox relay's."""
@@ -106,6 +123,7 @@ class LiveFeed:
         self.catchup_max = catchup_max
         self.caps = caps or StreamCaps(per_token=DEFAULT_MAX_PER_TOKEN, total=DEFAULT_MAX)
         self.closing = False
+        self._closing: set[asyncio.Future[None]] = set()
 
     def close(self) -> None:
         """End every open stream (browsers reconnect to another replica). Safe to call from a signal handler."""
@@ -115,18 +133,16 @@ class LiveFeed:
         """The stream's messages; TooManyStreams past a cap, a 503 now when NATS is down."""
         if not self.link.connected or self.link.nc is None:
             raise EventHandlerUnavailable("NATS is not connected")
-        self.caps.take(actor)  # no await between the check and the count: the cap holds under any concurrency
-        messages = self._messages(self.link.nc, actor, last_seen)
-        try:
-            # Started here, so that its `finally` runs however the response ends (the loop closes a started
-            # generator that is dropped): the slot and the consumer are always given back.
-            first = await anext(messages)
-        except StopAsyncIteration:
-            raise EventHandlerUnavailable("the live feed is unavailable") from None
-        return _starting_with(first, messages)
+        slot = _Slot(self.caps, actor)  # no await between the check and the count: the cap holds under any concurrency
+        messages = self._messages(self.link.nc, slot, last_seen)
+        # The generator gives its slot back in its `finally`; one the response never started (a browser that hung
+        # up at once) has no `finally` to run, so it gives the slot back when it is collected. It is not started
+        # here: one started in the handler's task is not cancelled when the browser hangs up.
+        weakref.finalize(messages, slot.release)
+        return messages
 
     async def _messages(
-        self, nc: Client, actor: str, last_seen: int | None
+        self, nc: Client, slot: _Slot, last_seen: int | None
     ) -> AsyncGenerator[ServerSentEventMessage, None]:
         feed: Feed | None = None
         try:
@@ -158,18 +174,12 @@ class LiveFeed:
                 data = msg.data.replace(b"\r", b"").replace(b"\n", b"").decode()
                 yield ServerSentEventMessage(event=EVENT, id=str(msg.metadata.sequence.stream), data=data)
         finally:
-            self.caps.give_back(actor)
+            slot.release()
             if feed is not None:
-                await feed.close()
+                # A browser that hangs up cancels this task: the close must still reach the event handler,
+                # or the consumer lingers until JetStream's inactivity threshold.
+                closing = asyncio.ensure_future(feed.close())
+                self._closing.add(closing)
+                closing.add_done_callback(self._closing.discard)
+                await asyncio.shield(closing)
             log.info("live stream closed")
-
-
-async def _starting_with(
-    first: ServerSentEventMessage, rest: AsyncGenerator[ServerSentEventMessage, None]
-) -> AsyncGenerator[ServerSentEventMessage, None]:
-    try:
-        yield first
-        async for message in rest:
-            yield message
-    finally:
-        await rest.aclose()

@@ -78,7 +78,11 @@ async def test_300_streams_from_one_token_get_429_past_the_cap_while_writes_and_
             assert [r.status_code for r in others].count(200) == TOTAL - PER_TOKEN
             over = [r for r in others if r.status_code == 429]
             assert len(over) == 10 - (TOTAL - PER_TOKEN) and "STREAM_MAX" in json.loads(await over[0].aread())["error"]
-            assert len(await feed_consumers(stack.nats.url)) == TOTAL
+
+            async def one_consumer_per_open_stream() -> bool:  # each is made as its stream starts
+                return len(await feed_consumers(stack.nats.url)) == TOTAL
+
+            await eventually(one_consumer_per_open_stream, timeout=15, what="a consumer for each open stream")
 
             # Writes and the relay go on while the streams are open: each create reaches JetStream and a stream.
             watched = events(accepted[0])
