@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import structlog
 from litestar import Litestar
@@ -51,6 +52,7 @@ from services.api.service import IncidentService
 from services.api.settings import ApiSettings, AutoResolve
 from services.api.ui.routes import console_router
 from services.api.webhooks import WebhookStore
+from shared import tracing
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 AUTO_RESOLVE_MAX_CHECK_SECONDS = 30.0
@@ -105,6 +107,8 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         allow_private=settings.webhook_allow_private,
         secret_overlap=settings.webhook_secret_overlap,
     )
+
+    parts.metrics.watch_relay(parts.relay.health)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -180,12 +184,22 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             ApiSettings,
             LiveFeed,
         ],
+        plugins=_tracing_plugins(),
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
     _document_strict_bodies(app)
     document_webhook_bodies(app.openapi_schema.components.schemas or {})
     return app
+
+
+def _tracing_plugins() -> list[Any]:
+    """Litestar's OpenTelemetry plugin (the ASGI instrumentation), only when traces are exported."""
+    if not tracing.recording():
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    return [OpenTelemetryPlugin(OpenTelemetryConfig(exclude=["/health", "/metrics", "/ui"]))]
 
 
 TEXT_LIMITS = {

@@ -27,6 +27,7 @@ from services.eventhandler.schemas import (
     SubscriptionSetRequest,
 )
 from services.eventhandler.subscriptions import Subscriptions, check_worker
+from shared import tracing
 from shared.jetstream import EVENTHANDLER_SERVICE
 from shared.relay import MAX_EVENTS_PER_REQUEST, PublishRequest
 
@@ -118,6 +119,18 @@ def handler(name: str, work: Callable[[bytes], Awaitable[bytes]], metrics: Metri
     """
 
     async def handle(request: Request) -> None:
+        if not tracing.recording():
+            await _handle(request)
+            return
+        with tracing.tracer().start_as_current_span(
+            f"eventhandler {name}",
+            context=tracing.extract(request.headers),
+            kind=tracing.SpanKind.SERVER,
+            attributes={"messaging.system": "nats", "rpc.service": EVENTHANDLER_SERVICE, "rpc.method": name},
+        ):
+            await _handle(request)
+
+    async def _handle(request: Request) -> None:
         code = "500"
         try:
             reply = await work(request.data)

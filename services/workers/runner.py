@@ -139,6 +139,8 @@ class Runner:
 
     async def _dispatch(self, msg: Msg) -> None:
         assert self.processor is not None
+        if msg.metadata.num_delivered > 1:
+            self.metrics.redeliveries += 1
         target = (msg.headers or {}).get(REDRIVE_HEADER)
         if target and target != self.worker.name:
             await self.processor.skip(msg, f"redrive for {target}")
@@ -241,3 +243,5 @@ class Runner:
                 log.debug("consumer info failed", error=repr(exc))
                 continue
             self.metrics.num_pending = info.num_pending
+            self.metrics.num_ack_pending = info.num_ack_pending
+            self.metrics.num_redelivered = info.num_redelivered
