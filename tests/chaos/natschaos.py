@@ -39,6 +39,10 @@ class NatsChaosStats:
     timeline: list[str] = field(default_factory=list)
 
 
+async def _expected(_: Exception) -> None:
+    """Connection errors are what this chaos causes: the client reconnects to another node."""
+
+
 class NatsChaos:
     def __init__(self, cluster: NatsCluster, plan: NatsChaosPlan) -> None:
         self.cluster = cluster
@@ -50,7 +54,9 @@ class NatsChaos:
         self.stats.timeline.append(f"{time.monotonic() - self._started:7.1f}s nats {what} {node.name}")
 
     async def run(self, stop: asyncio.Event) -> NatsChaosStats:
-        nc = await nats.connect(servers=self.cluster.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+        nc = await nats.connect(
+            servers=self.cluster.urls, max_reconnect_attempts=-1, reconnect_time_wait=0.2, error_cb=_expected
+        )
         try:
             await asyncio.sleep(self.plan.start_after)  # the schedule
             while True:

@@ -201,3 +201,13 @@ async def test_every_metric_of_the_dashboard_and_the_alerts_is_exported_by_the_r
     missing = {where: sorted(names - exported - SYNTHETIC) for where, names in named.items()}
     missing = {where: names for where, names in missing.items() if names}
     assert not missing, f"expressions name metrics no service exports: {missing}"
+
+
+def test_the_operating_guide_lists_every_panel_and_explains_every_alert() -> None:
+    guide = (ROOT / "docs" / "operating.md").read_text()
+    for name, board in dashboards().items():
+        for panel in board["panels"]:
+            assert f"| {panel['title']} |" in guide, f"docs/operating.md does not list {name} / {panel['title']}"
+    for where in rule_expressions():
+        alert = where.split(" / ")[1]
+        assert f"\n### {alert}\n" in guide, f"docs/operating.md does not explain {alert}"
