@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 
 import nats.errors
-import nats.js.errors
 import structlog
 from nats.aio.client import Client
 from nats.js import JetStreamContext
@@ -30,6 +29,7 @@ from services.eventhandler.subscriptions import Subscriptions, load_subscription
 from shared.events import STREAM
 from shared.health import HealthServer
 from shared.natsconn import connect
+from shared.startup import when_jetstream_answers
 
 log = structlog.get_logger(__name__)
 
@@ -68,36 +68,6 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-# JetStream without a leader (an election after a node died, a frozen node, no quorum yet): wait, don't exit.
-NOT_YET = (
-    nats.errors.TimeoutError,
-    nats.errors.NoRespondersError,
-    nats.js.errors.ServiceUnavailableError,
-    nats.js.errors.NoStreamResponseError,
-    TimeoutError,
-)
-NO_PEERS = 10005
-"""JetStream's "no suitable peers for placement": replicas of the cluster are offline for now."""
-START_RETRY_MAX_SECONDS = 5.0
-
-
-async def _retried(step: Callable[[], Awaitable[None]], what: str) -> None:
-    """A start-up step, retried with backoff while JetStream can't answer; SIGTERM cancels the wait."""
-    delay = 0.2
-    while True:
-        try:
-            await step()
-            return
-        except NOT_YET as exc:
-            log.warning("jetstream not available yet", step=what, error=repr(exc), retry_in=delay)
-        except nats.js.errors.BadRequestError as exc:
-            if exc.err_code != NO_PEERS:
-                raise
-            log.warning("jetstream not available yet", step=what, error=exc.description, retry_in=delay)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, START_RETRY_MAX_SECONDS)
-
-
 async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | None = None) -> None:
     """Serve until `stop` is set; `started` is set once every endpoint answers."""
     initial = load_subscriptions(settings.subscriptions_file)
@@ -106,10 +76,11 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         nc = await connect(settings.nats, "eventhandler", inbox="eventhandler")
         stack.push_async_callback(close, nc)
         js = nc.jetstream()
-        await _retried(lambda: ensure_streams(js, settings.stream_replicas), "streams")
-        await _retried(lambda: ensure_consumers(nc, js, initial), "consumers")
-        await _retried(lambda: ensure_worker_buckets(js, sorted(initial), settings.stream_replicas), "buckets")
-        await _retried(lambda: ensure_webhook_objects(js, settings.stream_replicas), "webhook objects")
+        replicas = settings.stream_replicas
+        await when_jetstream_answers(lambda: ensure_streams(js, replicas), "streams")
+        await when_jetstream_answers(lambda: ensure_consumers(nc, js, initial), "consumers")
+        await when_jetstream_answers(lambda: ensure_worker_buckets(js, sorted(initial), replicas), "buckets")
+        await when_jetstream_answers(lambda: ensure_webhook_objects(js, replicas), "webhook objects")
         deadletters = asyncio.create_task(DeadLetters(js, metrics).consume(stop))
         stack.push_async_callback(_cancel, deadletters)
         publisher = JetStreamPublisher(nc)
