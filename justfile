@@ -32,9 +32,10 @@ migrate:
 test *ARGS: lint
     python -m pytest {{ARGS}}
 
-# ruff (with security rules) and mypy on all code.
+# ruff (with security rules, and the formatter's check) and mypy on all code.
 lint:
     ruff check .
+    ruff format --check .
     mypy services shared scripts tests
 
 # The end-to-end benchmark (`just bench --quick` is the CI smoke run).
@@ -65,7 +66,11 @@ replay INCIDENT WORKER *ARGS:
 lag:
     python -m services.admin lag
 
-# The chaos convergence scenario at storm load (`just soak --minutes 3 --rate 15`, `just soak --outage zendesk`).
+# Production on one machine: 3 nats-server nodes (R3, fsync before ack), 2 API replicas, 2 of each worker.
+cluster:
+    python scripts/cluster.py
+
+# The chaos scenario at storm load (`just soak --minutes 3 --rate 15`, `--outage zendesk`, `--cluster`).
 soak *ARGS:
     python scripts/soak.py {{ARGS}}
 

@@ -8,6 +8,9 @@
     python scripts/soak.py --minutes 10 --rate 15 --incidents-per-minute 90 --settle-minutes 6 --pause 8 12
     python scripts/soak.py --minutes 3 --seed 7
     python scripts/soak.py --outage zendesk --outage-minutes 3   # one vendor down, no chaos
+    python scripts/soak.py --cluster            # the storm on a 3-node NATS cluster (R3), two API replicas:
+                                                # besides the services' chaos, in cycles, the stream leader
+                                                # SIGKILLed, a node frozen 10 s, a node restarted
 
 Prints `actions=N ok=N kills=N events=N duplicates=0 lost=0 converged=100.0%`, writes the details to
 var/chaos/latest.json (and var/chaos/soak-<time>.json), and exits 1 unless everything converged.
@@ -61,6 +64,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="instead: this vendor down for --outage-minutes (503, then connection refused), no chaos",
     )
     parser.add_argument("--outage-minutes", type=float, default=3.0)
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="a 3-node NATS cluster (R3 streams and buckets) and two API replicas; NATS chaos in cycles",
+    )
     return parser.parse_args(argv)
 
 
@@ -106,6 +114,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         return await outage(args, workdir)
     from tests.chaos.load import LoadPlan
     from tests.chaos.monkey import ChaosPlan
+    from tests.chaos.natschaos import NatsChaosPlan
     from tests.chaos.scenario import LATEST, Scenario, run
     from tests.chaos.storm import StormPlan
 
@@ -131,10 +140,17 @@ async def soak(args: argparse.Namespace, workdir: Path) -> int:
         storm=None
         if args.storm_rate <= 0
         else StormPlan(rate=args.storm_rate, groups=args.storm_groups, seed=args.seed),
+        cluster_size=3 if args.cluster else 0,
+        api_replicas=2 if args.cluster else 1,
+        nats_chaos=NatsChaosPlan(cycles=True),
     )
     mariadb, url = await database(workdir)
     try:
-        print(f"soak: seed={args.seed} incidents={load.incidents} actions={load.actions} workdir={workdir}", flush=True)
+        where = "a 3-node NATS cluster" if args.cluster else "one nats-server"
+        print(
+            f"soak: seed={args.seed} incidents={load.incidents} actions={load.actions} on {where} workdir={workdir}",
+            flush=True,
+        )
         summary = await run(scenario, workdir, url, mariadb)
     finally:
         await asyncio.to_thread(mariadb.stop)

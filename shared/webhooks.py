@@ -135,9 +135,7 @@ def rotate(endpoint: Endpoint, new: str, now: datetime, overlap: timedelta) -> E
         if old.expires_at is not None and old.expires_at < expires:
             expires = old.expires_at
         kept.append(EndpointSecret(value=old.value, created_at=old.created_at, expires_at=expires))
-    return msgspec.structs.replace(
-        endpoint, secrets=[*kept, EndpointSecret(value=new, created_at=now)], updated_at=now
-    )
+    return msgspec.structs.replace(endpoint, secrets=[*kept, EndpointSecret(value=new, created_at=now)], updated_at=now)
 
 
 def endpoint_key(endpoint_id: str) -> str:

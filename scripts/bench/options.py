@@ -35,6 +35,8 @@ class Options:
     replica of each worker during the vendor phase."""
     vendor_only: bool = False
     """Run only the vendor phase (workers draining a backlog against local vendors)."""
+    costs_only: bool = False
+    """Run only the costs phase (durability and tracing, on and off, interleaved)."""
     vendor_events: int = 4000
     """Events in the vendor phase's backlog."""
     code_root: Path | None = None
@@ -77,6 +79,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the services during the API and vendor phases")
     parser.add_argument("--vendor-only", action="store_true", help="run only the vendor phase")
+    parser.add_argument(
+        "--costs-only", action="store_true", help="run only the durability and tracing costs (interleaved ratios)"
+    )
     parser.add_argument("--vendor-events", type=int, default=None, help="backlog of the vendor phase (default 4000)")
     parser.add_argument("--code-root", type=Path, default=None, help="vendor phase: run the workers of this checkout")
     parser.add_argument("--no-vendor", action="store_true", help="leave the vendor phase out")
@@ -105,6 +110,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         mariadb_sql=tuple(args.mariadb_sql),
         profile=args.profile,
         vendor_only=args.vendor_only,
+        costs_only=args.costs_only,
         vendor_events=args.vendor_events or (500 if args.quick else 4000),
         code_root=args.code_root.resolve() if args.code_root else None,
         vendor=not args.no_vendor,

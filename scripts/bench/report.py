@@ -290,6 +290,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows.append(("noise: others' CPU, bare/DB/JS/API/half/storm new/repeats", _noise(results), "≈ 0%", ""))
     rows += _storm_rows(results)
     rows += _vendor_rows(results.get("vendor"))
+    rows += [(line, "", "", "") for line in cost_lines(results.get("costs"))]
     return rows
 
 
@@ -336,6 +337,27 @@ def _storm_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 (f"  {target['name'].removeprefix('alert storm: ')}", str(target["value"]), "", _met(target["met"]))
             )
     return rows
+
+
+def cost_lines(costs: dict[str, Any] | None) -> list[str]:
+    """Durability and tracing, each measured on and off in the same run (interleaved rounds)."""
+    if not costs:
+        return []
+    durability, tracing = costs["durability"], costs["tracing"]
+
+    def pair(name: str, d: dict[str, Any], base: str, variant: str) -> str:
+        return (
+            f"  {name}: {variant} {_n(d['variant_median'], digits=1)} vs {base} {_n(d['base_median'], digits=1)} "
+            f"{d['unit']} → {d['ratio']}x"
+        )
+
+    return [
+        f"costs, interleaved ({costs['rounds']} rounds of {costs['seconds_each']:g} s each side, medians):",
+        pair("one synchronous publisher", durability["one_synchronous_publisher"], "default", "sync always"),
+        pair("event handler store path", durability["event_handler_store_path"], "default", "sync always"),
+        pair("API create rate", tracing["api_create_rate"], "tracing off", "tracing on"),
+        pair("API CPU per request", tracing["api_cpu_per_request"], "tracing off", "tracing on"),
+    ]
 
 
 def _vendor_rows(vendor: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:

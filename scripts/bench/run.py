@@ -23,6 +23,7 @@ from scripts.bench.delivery import measure
 from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
+from scripts.bench.phase_costs import run_costs_phase
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
 from scripts.bench.phase_storm import run_storm_phase
 from scripts.bench.phase_twoway import render as render_twoway
@@ -194,6 +195,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     }
     if options.vendor:
         results["vendor"] = (await vendor_phase(options, workdir, children)).as_dict()
+    results["costs"] = await run_costs_phase(infra, options, workdir, children)
     say("two-way phase: Slack clicks under the changes load, Jira webhook → Slack message at half rate")
     two_way = await run_twoway_phase(
         workdir,
@@ -207,6 +209,23 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     results["two_way"] = two_way.as_dict()
     report.add_ratios_and_targets(results)
     return results
+
+
+async def costs_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    load = meta.loadavg()
+    infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
+    costs = await run_costs_phase(infra, options, workdir, children)
+    return {
+        "meta": {
+            "started_at": started,
+            "loadavg_at_start": load,
+            "loadavg_at_end": meta.loadavg(),
+            "machine": meta.machine(),
+            "command": " ".join(sys.argv),
+        },
+        "costs": costs,
+    }
 
 
 async def vendor_phase(options: Options, workdir: Path, children: Children) -> VendorPhase:
@@ -238,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
     if options.vendor_only:
         return main_vendor_only(options)
+    if options.costs_only:
+        return main_costs_only(options)
     try:
         wrk_binary()
     except WrkMissing as exc:
@@ -271,6 +292,29 @@ def main(argv: list[str] | None = None) -> int:
     path = report.write_json(results, options.out_dir)
     print(report.table(results))
     say(f"results written to {path}" + ("" if results["meta"]["experiment"] else f" and {path.parent / 'latest.json'}"))
+    return 0
+
+
+def main_costs_only(options: Options) -> int:
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-costs-"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = asyncio.run(costs_only(options, workdir, children))
+    except KeyboardInterrupt:
+        say("interrupted; stopping everything")
+        return 130
+    finally:
+        children.stop_all()
+        if options.keep_workdir:
+            say(f"logs and data kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    path = options.out_dir / f"costs-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(report.cost_lines(results["costs"])))
+    say(f"results written to {path}")
     return 0
 
 

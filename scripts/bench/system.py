@@ -17,6 +17,8 @@ from tests.support.processes import ROOT, NatsServer, Process, free_port
 from tests.support.services import service_env
 
 WORKERS = ("jira", "slack", "zendesk")
+SYNC_ALWAYS = "jetstream {\n  sync_interval: always\n}\n"
+"""The durability setting of deploy/k8s/nats/nats.conf, for a nats-server started with -js -sd."""
 EVENTS = ["incident.created"]
 DATABASE = "incidents"
 
@@ -61,7 +63,7 @@ def start_infra(workdir: Path, children: Children) -> Infra:
     finally:
         if mariadb.process is not None:
             children.add(mariadb.process)
-    nats = NatsServer(workdir / "nats")
+    nats = NatsServer(workdir / "nats", config=SYNC_ALWAYS)  # as deployed: fsync before each ack
     try:
         nats.start()
     finally:

@@ -19,6 +19,7 @@ from services.api.live import LiveFeed
 from services.api.settings import ApiSettings
 from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
+from shared.tracing import configure_tracing
 
 
 class ApiServer(uvicorn.Server):
@@ -44,6 +45,7 @@ def main() -> None:
     settings = ApiSettings.from_env(os.environ)
     json = None if settings.log_format == "auto" else settings.log_format == "json"
     configure_logging("api", json=json, level=settings.log_level)
+    configure_tracing("incidents-api")
     components = build_components(settings)
     config = uvicorn.Config(
         create_app(settings, components),

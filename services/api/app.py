@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import structlog
 from litestar import Litestar
@@ -56,6 +57,7 @@ from services.api.twoway.routes import TwoWay
 from services.api.twoway.service import JiraIdentity, OutsideActions
 from services.api.ui.routes import console_router
 from services.api.webhooks import WebhookStore
+from shared import tracing
 
 log = structlog.get_logger(__name__)
 
@@ -123,6 +125,8 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         JiraIdentity(settings.two_way),
         IntegrationMetrics(parts.metrics.registry),
     )
+
+    parts.metrics.watch_relay(parts.relay.health)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -218,12 +222,24 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             LiveFeed,
             TwoWay,
         ],
+        plugins=_tracing_plugins(),
         debug=False,
         logging_config=None,  # shared.logging configures stdlib and structlog once, in __main__
     )
     _document_strict_bodies(app)
     document_webhook_bodies(app.openapi_schema.components.schemas or {})
     return app
+
+
+def _tracing_plugins() -> list[Any]:
+    """Litestar's OpenTelemetry plugin (the ASGI instrumentation), only when traces are exported."""
+    if not tracing.recording():
+        return []
+    from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+
+    # One server span per request: the ASGI receive/send spans would triple the spans for nothing.
+    config = OpenTelemetryConfig(exclude=["/health", "/metrics", "/ui"], exclude_spans=["receive", "send"])
+    return [OpenTelemetryPlugin(config)]
 
 
 TEXT_LIMITS = {

@@ -78,4 +78,3 @@ async def auto_resolve(
             except UNAVAILABLE_ERRORS as exc:  # the list itself could not be read
                 failed(0, exc)
         await pause(stop, interval)
-

@@ -12,7 +12,7 @@ from nats.aio.client import Client
 from nats.errors import ConnectionClosedError, MaxPayloadError, NoRespondersError, NoServersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from shared import jetstream
+from shared import jetstream, tracing
 from shared.natsconn import NatsSettings, connect
 from shared.relay import PublishReply, encode_request
 
@@ -20,6 +20,23 @@ log = structlog.get_logger(__name__)
 
 ERROR_CODE_HEADER = "Nats-Service-Error-Code"
 ERROR_HEADER = "Nats-Service-Error"
+
+
+class _Traced(msgspec.Struct):
+    traceparent: str | None = None
+
+
+_traced = msgspec.json.Decoder(_Traced)
+
+
+def _traceparents(payloads: list[bytes]) -> list[str | None]:
+    found = []
+    for payload in payloads:
+        try:
+            found.append(_traced.decode(payload).traceparent)
+        except msgspec.DecodeError:
+            found.append(None)
+    return found
 
 
 class EventHandlerUnavailable(RuntimeError):
@@ -109,8 +126,23 @@ class EventHandlerClient:
 
     async def publish(self, payloads: list[bytes], headers: dict[str, str] | None = None) -> PublishReply:
         body = encode_request(payloads)
-        raw = await self.link.request(jetstream.PUBLISH_SUBJECT, body, self.timeout, headers)
-        return msgspec.json.decode(raw, type=PublishReply)
+        if not tracing.recording():
+            raw = await self.link.request(jetstream.PUBLISH_SUBJECT, body, self.timeout, headers)
+            return msgspec.json.decode(raw, type=PublishReply)
+        # One span per request of the relay, linked to the trace of each event it carries (a batch send).
+        links = [link for link in map(tracing.link_to, _traceparents(payloads)) if link is not None]
+        with tracing.tracer().start_as_current_span(
+            "outbox relay",
+            kind=tracing.SpanKind.PRODUCER,
+            links=links,
+            attributes={"messaging.system": "nats", "messaging.batch.message_count": len(payloads)},
+        ) as span:
+            raw = await self.link.request(
+                jetstream.PUBLISH_SUBJECT, body, self.timeout, tracing.inject(dict(headers or {}))
+            )
+            reply = msgspec.json.decode(raw, type=PublishReply)
+            span.set_attribute("incidents.events_stored", len(reply.stored))
+            return reply
 
     async def call(self, subject: str, request: Any) -> Any:
         raw = await self.link.request(subject, msgspec.json.encode(request), self.timeout)

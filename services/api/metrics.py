@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
 from litestar import Response, get
 from litestar.middleware import DefineMiddleware
 from litestar.plugins.prometheus import PrometheusConfig
@@ -24,6 +27,13 @@ def http_metrics() -> DefineMiddleware:
         exclude=["^/metrics", "^/health"],
     )
     return config.middleware
+
+
+class RelayState(Protocol):
+    @property
+    def running(self) -> bool: ...
+    @property
+    def stalled_seconds(self) -> float: ...
 
 
 class ApiMetrics:
@@ -60,6 +70,19 @@ class ApiMetrics:
         )
         self.registry.gauge(
             "incidents_api_outbox_oldest_age_seconds", "Age of the oldest undelivered event.", lambda: self.oldest_age
+        )
+
+    def watch_relay(self, health: Callable[[], RelayState]) -> None:
+        """The relay's state on scrape: running or not, and how long since its last normal round."""
+        self.registry.gauge(
+            "incidents_api_relay_running",
+            "1 while the outbox relay task runs, else 0.",
+            lambda: float(health().running),
+        )
+        self.registry.gauge(
+            "incidents_api_relay_stalled_seconds",
+            "Seconds since the relay's last round that ended normally (0 when it is not running).",
+            lambda: health().stalled_seconds,
         )
 
     def render(self) -> bytes:

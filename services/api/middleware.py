@@ -16,6 +16,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from services.api.metrics import ApiMetrics
 from services.api.settings import ApiToken
 from services.api.twoway.routes import PATHS as TWO_WAY_PATHS
+from shared import tracing
 
 log = structlog.get_logger("api.access")
 
@@ -54,7 +55,8 @@ class RequestContextMiddleware:
             return
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        traceparent = _header(scope, b"traceparent")
+        # With tracing on, the events continue the request's server span (which continued the caller's trace).
+        traceparent = tracing.traceparent_of_current_span() or _header(scope, b"traceparent")
         if not traceparent or not _TRACEPARENT.match(traceparent):
             traceparent = new_traceparent()
         path: str = scope["path"]

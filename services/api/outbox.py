@@ -119,22 +119,34 @@ class OutboxStore:
         ]
 
     async def _first_in_line(self, rows: list[OutboxRow]) -> list[OutboxRow]:
-        """Keep an incident's rows only if no other relay holds an earlier row of it (per-incident order)."""
+        """Keep an incident's rows only from its first row on and without a gap (per-incident order).
+
+        SKIP LOCKED skips the rows another relay holds, which may sit between two rows this claim got:
+        an incident stops at its first row that is not the next of its own in the table.
+        """
         if not rows:
             return rows
         incident_ids = sorted({r.incident_id for r in rows})
-        first = {
-            int(r[0]): int(r[1])
-            for r in await self.db.database.fetch_all(
-                sa.select(outbox.c.incident_id, sa.func.min(outbox.c.id))
-                .where(outbox.c.incident_id.in_(incident_ids))
-                .group_by(outbox.c.incident_id)
-            )
-        }
-        mine: dict[int, int] = {}
-        for r in rows:
-            mine.setdefault(r.incident_id, r.id)
-        return [r for r in rows if first.get(r.incident_id) == mine[r.incident_id]]
+        queued: dict[int, list[int]] = {}
+        for record in await self.db.database.fetch_all(
+            sa.select(outbox.c.incident_id, outbox.c.id)
+            .where(outbox.c.incident_id.in_(incident_ids))
+            .order_by(outbox.c.id)
+        ):
+            queued.setdefault(int(record[0]), []).append(int(record[1]))
+        position: dict[int, int] = {}
+        stopped: set[int] = set()
+        kept: list[OutboxRow] = []
+        for r in rows:  # in id order
+            if r.incident_id in stopped:
+                continue
+            line, index = queued.get(r.incident_id, []), position.get(r.incident_id, 0)
+            if index < len(line) and line[index] == r.id:
+                kept.append(r)
+                position[r.incident_id] = index + 1
+            else:
+                stopped.add(r.incident_id)
+        return kept
 
 
 def micros_ago(seconds: float) -> int:

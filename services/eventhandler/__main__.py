@@ -15,6 +15,7 @@ from shared.config import ConfigError
 from shared.eventloop import loop_factory
 from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
+from shared.tracing import configure_tracing
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +47,7 @@ def cli() -> None:
     except ConfigError as exc:
         sys.exit(f"eventhandler: bad configuration: {exc}")
     configure_logging("eventhandler", json=settings.log_json, level=settings.log_level)
+    configure_tracing("incidents-eventhandler")
     try:
         freeze_startup_objects()
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -30,6 +30,7 @@ from services.eventhandler.subscriptions import Subscriptions, load_subscription
 from shared.events import STREAM
 from shared.health import HealthServer
 from shared.natsconn import connect
+from shared.startup import when_jetstream_answers
 from shared.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -77,10 +78,11 @@ async def run(settings: Settings, stop: asyncio.Event, started: asyncio.Event | 
         nc = await connect(settings.nats, "eventhandler", inbox="eventhandler")
         stack.push_async_callback(close, nc)
         js = nc.jetstream()
-        await ensure_streams(js, settings.stream_replicas)
-        await ensure_consumers(nc, js, initial)
-        await ensure_worker_buckets(js, sorted(initial), settings.stream_replicas)
-        await ensure_webhook_objects(js, settings.stream_replicas)
+        replicas = settings.stream_replicas
+        await when_jetstream_answers(lambda: ensure_streams(js, replicas), "streams")
+        await when_jetstream_answers(lambda: ensure_consumers(nc, js, initial), "consumers")
+        await when_jetstream_answers(lambda: ensure_worker_buckets(js, sorted(initial), replicas), "buckets")
+        await when_jetstream_answers(lambda: ensure_webhook_objects(js, replicas), "webhook objects")
         deadletters = asyncio.create_task(
             supervise(
                 "deadletters",

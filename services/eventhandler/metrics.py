@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from shared.events import CloudEvent, EventType
 from shared.metrics import Counter, Registry
+
+# From minutes to days: an incident is acknowledged in minutes and may stay open for a week.
+RESPONSE_BUCKETS = (60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0, 14400.0, 43200.0, 86400.0, 259200.0, 604800.0)
+RESPONSE_TIMES = {
+    EventType.ACKNOWLEDGED.cloud_type: "acknowledge",
+    EventType.RESOLVED.cloud_type: "resolve",
+}
 
 PREFIX = "incidents_"
 _COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -27,6 +35,23 @@ class Metrics:
             name: self.registry.counter(PREFIX + name, help_text, labels)
             for name, (help_text, labels) in _COUNTERS.items()
         }
+        self._response = {
+            kind: self.registry.histogram(
+                f"incidents_time_to_{kind}_seconds",
+                f"Seconds from an incident's creation to each {kind} (MTTA/MTTR), by severity.",
+                ("severity",),
+                RESPONSE_BUCKETS,
+            )
+            for kind in RESPONSE_TIMES.values()
+        }
+
+    def observe_response_time(self, event: CloudEvent) -> None:
+        """Counted once per stored event (a duplicate is not): MTTA from acknowledges, MTTR from resolves."""
+        kind = RESPONSE_TIMES.get(event.type)
+        if kind is not None:
+            incident = event.data.incident
+            seconds = max(0.0, (event.time - incident.created_at).total_seconds())
+            self._response[kind].observe(seconds, severity=incident.severity or "none")
 
     def inc(self, name: str, amount: int = 1, **labels: str) -> None:
         self._counters[name].inc(amount, **labels)

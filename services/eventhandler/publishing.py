@@ -11,9 +11,11 @@ import nats.errors
 import structlog
 
 from services.eventhandler.metrics import Metrics
+from shared import tracing
 from shared.events import (
     MSG_ID_HEADER,
     REQUEST_ID_HEADER,
+    STREAM,
     TRACEPARENT_HEADER,
     CloudEvent,
     decode_event,
@@ -99,7 +101,7 @@ class BatchPublisher:
         try:
             async with asyncio.timeout_at(deadline):
                 for event in events:
-                    duplicate = await self._publisher.publish(event.type, encode_event(event), event_headers(event))
+                    duplicate = await self._store(event)
                     stored.append(event.id)
                     log.info(
                         "event stored",
@@ -119,9 +121,34 @@ class BatchPublisher:
                     self._metrics.inc("eventhandler_events_published_total", type=event.type)
                     if duplicate:
                         self._metrics.inc("eventhandler_events_duplicate_total", type=event.type)
+                    else:
+                        self._metrics.observe_response_time(event)
         except PUBLISH_ERRORS as exc:
             return stored, self._failed(events, len(stored), exc)
         return stored, []
+
+    async def _store(self, event: CloudEvent) -> bool:
+        if not tracing.recording():
+            return await self._publisher.publish(event.type, encode_event(event), event_headers(event))
+        # The event's own trace (the API request that recorded it) goes on here; the relay's request is a link.
+        with tracing.tracer().start_as_current_span(
+            f"{STREAM} publish",
+            context=tracing.from_traceparent(event.traceparent),
+            kind=tracing.SpanKind.PRODUCER,
+            links=tracing.link_to_current_span(),
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "send",
+                "messaging.destination.name": event.type,
+                "messaging.message.id": event.id,
+                "incidents.incident_id": event.subject,
+            },
+        ) as span:
+            duplicate = await self._publisher.publish(
+                event.type, encode_event(event), tracing.inject(event_headers(event))
+            )
+            span.set_attribute("incidents.duplicate", duplicate)
+            return duplicate
 
     def _failed(self, events: list[CloudEvent], position: int, exc: BaseException) -> list[EventError]:
         event = events[position]

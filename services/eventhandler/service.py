@@ -29,6 +29,7 @@ from services.eventhandler.schemas import (
 )
 from services.eventhandler.service_support import decode
 from services.eventhandler.subscriptions import Subscriptions, check_worker
+from shared import tracing
 from shared.consumers import FEED_USERS
 from shared.jetstream import EVENTHANDLER_SERVICE
 from shared.relay import MAX_EVENTS_PER_REQUEST, PublishRequest
@@ -113,6 +114,18 @@ def handler(name: str, work: Callable[[bytes], Awaitable[bytes]], metrics: Metri
     """
 
     async def handle(request: Request) -> None:
+        if not tracing.recording():
+            await _handle(request)
+            return
+        with tracing.tracer().start_as_current_span(
+            f"eventhandler {name}",
+            context=tracing.extract(request.headers),
+            kind=tracing.SpanKind.SERVER,
+            attributes={"messaging.system": "nats", "rpc.service": EVENTHANDLER_SERVICE, "rpc.method": name},
+        ):
+            await _handle(request)
+
+    async def _handle(request: Request) -> None:
         code = "500"
         try:
             reply = await work(request.data)

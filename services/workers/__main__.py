@@ -14,6 +14,7 @@ from shared.config import ConfigError
 from shared.eventloop import loop_factory
 from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging
+from shared.tracing import configure_tracing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configure_logging(f"worker-{args.name}", json=settings.log_json, level=settings.log_level)
+    configure_tracing(f"incidents-worker-{args.name}")
     freeze_startup_objects()
     try:
         with asyncio.Runner(loop_factory=loop_factory()) as runner:

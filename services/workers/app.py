@@ -19,6 +19,7 @@ from services.workers.settings import ServiceSettings
 from services.workers.store import KvRecordStore, MemoryRecordStore, RecordStore, open_bucket
 from shared.health import HealthServer
 from shared.natsconn import connect
+from shared.startup import when_jetstream_answers
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -82,7 +83,8 @@ async def serve(
         if worker.dry_run:
             store: RecordStore = MemoryRecordStore()
         else:
-            kv = await _unless_stopped(open_bucket(js, worker.name), stop)
+            bucket = when_jetstream_answers(lambda: open_bucket(js, worker.name), "bucket")
+            kv = await _unless_stopped(bucket, stop)
             if kv is None:
                 return
             store = KvRecordStore(kv)

@@ -17,6 +17,7 @@ from services.workers.deadline import time_left
 from services.workers.errors import PermanentError, RateLimited, RetryableError, Wait
 from services.workers.fence import check_fence
 from services.workers.httpclient import ConnectFailed, Origin, Response, TransportError, retry_after_seconds
+from shared import tracing
 from shared.config import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -180,9 +181,7 @@ class VendorHttp:
         body = None if request.json is None else msgspec.json.encode(request.json)
         try:
             async with asyncio.timeout(left):
-                response = await self.client.request(
-                    request.method, self.origin, self.target(request), headers=self._headers, body=body
-                )
+                response = await self._request(request, body)
         except TimeoutError as exc:
             # No complete answer in time (the client's timeout or the sync's deadline): it may have been applied.
             raise RetryableError(f"{what}: no complete answer by the timeout or the sync's deadline") from exc
@@ -203,6 +202,29 @@ class VendorHttp:
             raise
         self._limited_in_a_row = 0
         return response
+
+    async def _request(self, request: Request, body: bytes | None) -> Response:
+        target = self.target(request)
+        if not tracing.recording():
+            return await self.client.request(request.method, self.origin, target, headers=self._headers, body=body)
+        # A client span per call (stable HTTP semantic conventions); the query string stays out of url.full.
+        with tracing.tracer().start_as_current_span(
+            request.method,
+            kind=tracing.SpanKind.CLIENT,
+            attributes={
+                "http.request.method": request.method,
+                "server.address": self.origin.host,
+                "server.port": self.origin.port,
+                "url.full": self.origin.url(target.partition("?")[0]),
+                "incidents.vendor": self.vendor,
+            },
+        ) as span:
+            response = await self.client.request(request.method, self.origin, target, headers=self._headers, body=body)
+            span.set_attribute("http.response.status_code", response.status_code)
+            if response.status_code >= 400:
+                span.set_status(tracing.StatusCode.ERROR)
+                span.set_attribute("error.type", str(response.status_code))
+            return response
 
     async def json(self, request: Request) -> Any:
         """Send and decode the JSON body (None for an empty one)."""

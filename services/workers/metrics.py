@@ -21,6 +21,8 @@ class Outcome(enum.StrEnum):
 
 
 BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# Event stored → outside system written: seconds when healthy, hours through a vendor outage.
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0, 86400.0)
 
 
 class WorkerMetrics:
@@ -31,8 +33,21 @@ class WorkerMetrics:
         self.latency_sum = 0.0
         self.latency_count = 0
         self.num_pending: int | None = None
+        self.num_ack_pending: int | None = None
+        self.num_redelivered: int | None = None
+        self.redeliveries = 0
         self.in_flight = 0
         self.background_errors: dict[str, int] = {}
+        self.lag_counts = [0] * len(LAG_BUCKETS)
+        self.lag_sum = 0.0
+        self.lag_count = 0
+
+    def observe_sync_lag(self, seconds: float) -> None:
+        index = bisect_left(LAG_BUCKETS, seconds)
+        if index < len(LAG_BUCKETS):
+            self.lag_counts[index] += 1
+        self.lag_sum += seconds
+        self.lag_count += 1
 
     def observe(self, outcome: Outcome, seconds: float) -> None:
         self.events[outcome] += 1
@@ -65,16 +80,23 @@ class _WorkerCollector(Collector):
         for outcome, count in m.events.items():
             events.add_metric([m.worker, outcome.value], count)
         yield events
-        cumulative, buckets = 0, []
-        for bound, count in zip(BUCKETS, m.bucket_counts, strict=True):
-            cumulative += count
-            buckets.append((str(bound), float(cumulative)))
-        buckets.append(("+Inf", float(m.latency_count)))
         latency = HistogramMetricFamily(
             "incidents_worker_processing_seconds", "Time from fetch to ack, nak or term.", labels=["worker"]
         )
-        latency.add_metric([m.worker], buckets, m.latency_sum)
+        latency.add_metric([m.worker], _buckets(BUCKETS, m.bucket_counts, m.latency_count), m.latency_sum)
         yield latency
+        lag = HistogramMetricFamily(
+            "incidents_worker_sync_lag_seconds",
+            "Seconds from JetStream storing an event to the worker having written it to its outside system.",
+            labels=["worker"],
+        )
+        lag.add_metric([m.worker], _buckets(LAG_BUCKETS, m.lag_counts, m.lag_count), m.lag_sum)
+        yield lag
+        redeliveries = CounterMetricFamily(
+            "incidents_worker_redeliveries", "Messages fetched that JetStream had delivered before.", labels=["worker"]
+        )
+        redeliveries.add_metric([m.worker], m.redeliveries)
+        yield redeliveries
         in_flight = GaugeMetricFamily(
             "incidents_worker_in_flight",
             "Messages fetched and not yet acked, nakked or terminated.",
@@ -96,3 +118,20 @@ class _WorkerCollector(Collector):
             )
             pending.add_metric([m.worker], m.num_pending)
             yield pending
+        for name, value, help_text in (
+            ("ack_pending", m.num_ack_pending, "Messages delivered and not yet acknowledged."),
+            ("redelivered", m.num_redelivered, "Messages delivered more than once and not yet acknowledged."),
+        ):
+            if value is not None:
+                gauge = GaugeMetricFamily(f"incidents_worker_consumer_{name}", help_text, labels=["worker"])
+                gauge.add_metric([m.worker], value)
+                yield gauge
+
+
+def _buckets(bounds: tuple[float, ...], counts: list[int], total: int) -> list[tuple[str, float]]:
+    cumulative, buckets = 0, []
+    for bound, count in zip(bounds, counts, strict=True):
+        cumulative += count
+        buckets.append((str(bound), float(cumulative)))
+    buckets.append(("+Inf", float(total)))
+    return buckets

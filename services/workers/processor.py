@@ -21,6 +21,7 @@ from services.workers.metrics import Outcome, WorkerMetrics
 from services.workers.records import IncidentRecord, is_stale
 from services.workers.settings import RunnerSettings
 from services.workers.store import RecordStore
+from shared import tracing
 from shared.events import CloudEvent
 from shared.records import error_record
 
@@ -105,7 +106,7 @@ class Processor:
             keeper = LeaseKeeper(self.store, self.owner, self.settings.lease_ttl)
             self.active.add(keeper)
             try:
-                result = await self._apply(queued, keeper)
+                result = await self._traced_apply(queued, keeper)
             except asyncio.CancelledError:
                 for msg, _ in queued:
                     await self._settle(msg.nak(), "nak")
@@ -123,6 +124,32 @@ class Processor:
             for _, settle in settlements:
                 await settle()
             return outcome
+
+    async def _traced_apply(
+        self, queued: Sequence[Queued], keeper: LeaseKeeper
+    ) -> Park | tuple[Outcome, list[tuple[Outcome, Settlement]]]:
+        """One span per pass, in the newest event's trace (from its NATS headers), linked to the others."""
+        if not tracing.recording():
+            return await self._apply(queued, keeper)
+        newest_msg, newest = queued[-1]
+        links = [link for link in (tracing.link_to(e.traceparent) for _, e in queued[:-1]) if link is not None]
+        with tracing.tracer().start_as_current_span(
+            f"{self.worker.name} sync",
+            context=tracing.extract(newest_msg.headers),
+            kind=tracing.SpanKind.CONSUMER,
+            links=links,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.operation.type": "process",
+                "messaging.consumer.group.name": self.worker.name,
+                "messaging.batch.message_count": len(queued),
+                "messaging.message.id": newest.id,
+                "incidents.incident_id": newest.incident_id,
+            },
+        ) as span:
+            result = await self._apply(queued, keeper)
+            span.set_attribute("incidents.outcome", "parked" if isinstance(result, Park) else result[0].value)
+            return result
 
     async def _apply(
         self, queued: Sequence[Queued], keeper: LeaseKeeper
@@ -161,7 +188,10 @@ class Processor:
             log.exception("unexpected error while syncing")
             return await self._retry(live, RetryableError(f"unexpected {type(exc).__name__}: {exc}"))
         # delay_ms: from the commit that recorded the newest event to now (the acks follow at once).
-        delay_ms = round((time.time() - newest.time.timestamp()) * 1000, 1)
+        now = time.time()
+        delay_ms = round((now - newest.time.timestamp()) * 1000, 1)
+        for msg, _ in live:
+            self.metrics.observe_sync_lag(now - msg.metadata.timestamp.timestamp())
         if len(live) > 1:
             # Every event this pass covered (acked with it), so that one grep still finds each of them.
             ids = [e.id for _, e in live]

@@ -113,7 +113,7 @@ class Runner:
                 log.warning("cannot bind to the consumer yet", error=repr(exc))
             else:
                 self.bound = True
-                self.metrics.num_pending = info.num_pending
+                self._observe_consumer(info)
                 return sub, info
             await _sleep_unless(stop, 1.0)
         return None
@@ -143,6 +143,8 @@ class Runner:
 
     async def _dispatch(self, msg: Msg) -> None:
         assert self.processor is not None
+        if msg.metadata.num_delivered > 1:
+            self.metrics.redeliveries += 1
         target = (msg.headers or {}).get(REDRIVE_HEADER)
         if target and target != self.worker.name:
             await self.processor.skip(msg, f"redrive for {target}")
@@ -244,4 +246,9 @@ class Runner:
             except (nats.errors.Error, TimeoutError) as exc:
                 log.debug("consumer info failed", error=repr(exc))
                 continue
-            self.metrics.num_pending = info.num_pending
+            self._observe_consumer(info)
+
+    def _observe_consumer(self, info: ConsumerInfo) -> None:
+        self.metrics.num_pending = info.num_pending
+        self.metrics.num_ack_pending = info.num_ack_pending
+        self.metrics.num_redelivered = info.num_redelivered

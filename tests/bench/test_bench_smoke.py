@@ -114,6 +114,18 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
     jira = two_way["jira_webhook_to_slack_at_half_rate"]
     assert jira["webhooks"] > 0 and jira["shown"] == jira["webhooks"] and jira["p99_ms"] is not None
     assert "Slack click answer" in run.stdout
+    # The durability choice and tracing, each on and off in the same run: ratios of interleaved rounds.
+    costs = results["costs"]
+    for measure in (
+        costs["durability"]["one_synchronous_publisher"],
+        costs["durability"]["event_handler_store_path"],
+        costs["tracing"]["api_create_rate"],
+        costs["tracing"]["api_cpu_per_request"],
+    ):
+        assert len(measure["base_rounds"]) == len(measure["variant_rounds"]) == costs["rounds"]
+        assert measure["ratio"] > 0
+    assert costs["tracing"]["spans_received"] > 0  # the traced API really exported
+    assert "sync always" in run.stdout and "tracing on" in run.stdout
 
     # Everything the benchmark started is stopped.
     still_running = {name: pid for name, pid in results["meta"]["pids"].items() if _alive(pid)}

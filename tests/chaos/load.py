@@ -11,6 +11,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,8 +75,9 @@ class Request:
 
 
 class Load:
-    def __init__(self, api_url: str, plan: LoadPlan) -> None:
-        self.api_url = api_url
+    def __init__(self, api_url: str | Sequence[str], plan: LoadPlan) -> None:
+        """`api_url`: one API, or several replicas that the clients share out (client i uses replica i mod n)."""
+        self.api_urls = [api_url] if isinstance(api_url, str) else list(api_url)
         self.plan = plan
         self.rng = random.Random(plan.seed)
         self.stats = LoadStats()
@@ -163,8 +165,14 @@ class Load:
 
     async def run(self, stop: asyncio.Event | None = None) -> LoadStats:
         started = time.monotonic()
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=10) as http:
-            await asyncio.gather(*(self._client(http, started, stop) for _ in range(self.plan.clients)))
+        clients = [httpx.AsyncClient(base_url=url, timeout=10) for url in self.api_urls]
+        try:
+            await asyncio.gather(
+                *(self._client(clients[i % len(clients)], started, stop) for i in range(self.plan.clients))
+            )
+        finally:
+            for http in clients:
+                await http.aclose()
         return self.stats
 
     async def _client(self, http: httpx.AsyncClient, started: float, stop: asyncio.Event | None) -> None:

@@ -19,7 +19,8 @@ from shared.events import STREAM
 from shared.jetstream import DEADLETTER_STREAM
 from tests.chaos.fakes import Vendors
 from tests.chaos.load import OUTSIDE_ACTIONS, Load, LoadPlan, LoadStats
-from tests.chaos.monkey import ChaosPlan, Monkey
+from tests.chaos.monkey import ChaosPlan, ChaosStats, Monkey
+from tests.chaos.natschaos import NatsChaos, NatsChaosPlan, NatsChaosStats
 from tests.chaos.oracle import compare, read_truth, stray_objects, unacknowledged_losses
 from tests.chaos.storm import AlertStorm, StormPlan, StormStats
 from tests.chaos.storm import check as check_storm
@@ -48,6 +49,12 @@ class Scenario:
     take to drain."""
     storm: StormPlan | None = None
     """An alert storm (Alertmanager and Events v2, mostly repeats) alongside the action mix."""
+    cluster_size: int = 0
+    """0: one nats-server. 3: a loopback cluster with R3 streams and buckets, and `nats_chaos` in it."""
+    api_replicas: int = 1
+    nats_chaos: NatsChaosPlan = field(default_factory=NatsChaosPlan)
+    service_chaos: bool = True
+    """SIGKILL random services and freeze a worker replica (the Monkey); off to test the NATS cluster alone."""
 
 
 @dataclass
@@ -83,11 +90,20 @@ class Summary:
     timeline: list[str] = field(default_factory=list)
     seed: int = 0
     logs: str = ""
+    nats: NatsChaosStats | None = None
+    """The NATS cluster's chaos, when the scenario runs on one."""
 
     def line(self) -> str:
+        server_errors = sum(n for outcome, n in self.outcomes.items() if outcome.startswith("http-5"))
+        cluster = (
+            f" nats: leader_kills={self.nats.leader_kills} freezes={self.nats.freezes} restarts={self.nats.restarts}"
+            if self.nats
+            else ""
+        )
         return (
             f"actions={self.actions} ok={self.ok} kills={self.kills} pauses={self.pauses} events={self.events} "
-            f"duplicates={self.duplicates} lost={self.lost} converged={self.converged:.1f}%"
+            f"duplicates={self.duplicates} lost={self.lost} converged={self.converged:.1f}% "
+            f"5xx={server_errors}{cluster}"
         )
 
     def write(self, path: Path = LATEST) -> None:
@@ -136,7 +152,14 @@ async def run(scenario: Scenario, workdir: Path, database_url: str, mariadb: Mar
         scenario.load.seed, timeout=scenario.timings.http_timeout, search_lag=scenario.timings.fake_search_lag
     )
     vendors.set_latency(*scenario.latency)
-    system = System(workdir, database_url, vendors, scenario.timings)
+    system = System(
+        workdir,
+        database_url,
+        vendors,
+        scenario.timings,
+        cluster_size=scenario.cluster_size,
+        api_replicas=scenario.api_replicas,
+    )
     system.mariadb = MariaDBService(mariadb) if mariadb is not None else None
     try:
         await start(system)
@@ -163,16 +186,21 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     vendors.set_faults(scenario.fault_rate, late=scenario.late_faults)
     stop = asyncio.Event()
     monkey = Monkey(system, scenario.chaos)
-    chaos = asyncio.create_task(monkey.run(stop))
+    chaos = asyncio.create_task(monkey.run(stop) if scenario.service_chaos else _no_chaos())
+    cluster_chaos = None
+    if system.cluster is not None:
+        cluster_chaos = asyncio.create_task(NatsChaos(system.cluster, scenario.nats_chaos).run(stop))
     storm = asyncio.create_task(_storm(scenario.storm, system.api_url, stop))
     try:
-        load = await Load(system.api_url, scenario.load).run()
+        load = await Load(system.api_urls, scenario.load).run()
     finally:
         load_ended = time.monotonic()
         summary.seconds["load"] = round(load_ended - began, 1)
         stop.set()
         stats = await chaos
         storm_stats = await storm
+        if cluster_chaos is not None:
+            summary.nats = await cluster_chaos
         vendors.set_faults(0.0)
     if storm_stats is not None:
         summary.storm = storm_stats.as_dict()
@@ -183,10 +211,14 @@ async def _chaos(scenario: Scenario, system: System, vendors: Vendors, summary: 
     summary.pauses = stats.pauses
     summary.exits = dict(stats.exits)
     summary.slow_starts = stats.slow_starts
-    summary.timeline = stats.timeline
+    summary.timeline = sorted(stats.timeline + (summary.nats.timeline if summary.nats else []))
     summary.faults = {name: dict(fake.plan.injected) for name, fake in vendors.all().items()}
     summary.seconds["chaos"] = round(time.monotonic() - began, 1)
     return load_ended, load
+
+
+async def _no_chaos() -> ChaosStats:
+    return ChaosStats()
 
 
 async def _storm(plan: StormPlan | None, api_url: str, stop: asyncio.Event) -> StormStats | None:
@@ -200,7 +232,7 @@ async def _converge(
 ) -> None:
     began = time.monotonic()
     await eventually(system.all_ready, timeout=120, interval=0.5, what="every service to be ready after the chaos")
-    nc = await nats.connect(system.nats_url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    nc = await nats.connect(servers=system.nats_servers, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
     try:
         js = nc.jetstream()
         try:

@@ -15,6 +15,7 @@ import httpx
 
 from tests.chaos import storm
 from tests.chaos.fakes import Vendors
+from tests.support.cluster import NatsCluster
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process, free_port, port_open
@@ -190,11 +191,22 @@ class System:
     services: list[ProcessService] = field(default_factory=list)
     mariadb: MariaDBService | None = None
     """The database as a victim too, when the system was given its server."""
+    cluster: NatsCluster | None = None
+    """With `cluster_size`: three nats-server nodes, R3 streams and buckets (the NATS chaos owns the nodes)."""
+    cluster_size: int = 0
+    api_replicas: int = 1
 
     @property
     def nats_url(self) -> str:
+        """NATS_URL: comma-separated for a cluster."""
+        if self.cluster is not None:
+            return self.cluster.nats_url
         assert self.nats is not None
         return self.nats.server.url
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return self.nats_url.split(",")
 
     @property
     def api(self) -> ProcessService:
@@ -203,6 +215,10 @@ class System:
     @property
     def api_url(self) -> str:
         return self.api.ready_url.removesuffix("/health/live")
+
+    @property
+    def api_urls(self) -> list[str]:
+        return [s.ready_url.removesuffix("/health/live") for s in self.services if s.kind == "api"]
 
     def everything(self) -> list[Service]:
         database: list[Service] = [self.mariadb] if self.mariadb else []
@@ -215,24 +231,32 @@ class System:
         return service
 
     async def start(self) -> None:
-        self.nats = NatsService(NatsServer(self.workdir / "nats"))
-        await self.nats.start()
+        if self.cluster_size:
+            self.cluster = await asyncio.to_thread(NatsCluster(self.workdir / "nats", self.cluster_size).start)
+            await self.cluster.wait_formed()
+        else:
+            self.nats = NatsService(NatsServer(self.workdir / "nats"))
+            await self.nats.start()
         base = service_env(NATS_URL=self.nats_url, LOG_LEVEL="INFO")
         port = free_port()
+        replicas = {"STREAM_REPLICAS": str(self.cluster_size)} if self.cluster_size else {}
         eventhandler = self._service(
             "eventhandler",
             "eventhandler",
             ["services.eventhandler"],
-            base | {"HEALTH_PORT": str(port)},
+            base | replicas | {"HEALTH_PORT": str(port)},
             f"http://127.0.0.1:{port}/health/ready",
         )
         await eventhandler.start()  # streams, consumers and buckets exist before any event or worker
-        port = free_port()
-        api_env = base | {"DATABASE_URL": self.database_url, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
-        # Responders act from outside too: the vendors' signing secrets, and who the workers are (echoes).
-        api_env |= two_way_env(self.vendors.zendesk.email) | {"JIRA_ACCOUNT_ID": self.vendors.jira.account_id}
-        api_env["INTEGRATION_KEYS"] = f"{storm.INTEGRATION}:{storm.ROUTING_KEY}"  # the alert storm's Events v2
-        api = self._service("api", "api", ["services.api"], api_env, f"http://127.0.0.1:{port}/health/live")
+        apis = []
+        for replica in range(1, self.api_replicas + 1):
+            port = free_port()
+            api_env = base | {"DATABASE_URL": self.database_url, "API_HOST": "127.0.0.1", "API_PORT": str(port)}
+            # Responders act from outside too: the vendors' signing secrets, and who the workers are (echoes).
+            api_env |= two_way_env(self.vendors.zendesk.email) | {"JIRA_ACCOUNT_ID": self.vendors.jira.account_id}
+            api_env["INTEGRATION_KEYS"] = f"{storm.INTEGRATION}:{storm.ROUTING_KEY}"  # the alert storm's Events v2
+            name = "api" if self.api_replicas == 1 else f"api-{replica}"
+            apis.append(self._service("api", name, ["services.api"], api_env, f"http://127.0.0.1:{port}/health/live"))
         workers = []
         for worker in WORKERS:
             for replica in range(1, self.timings.replicas + 1):
@@ -242,11 +266,12 @@ class System:
                 ready = f"http://127.0.0.1:{port}/health/ready"
                 args = ["services.workers", worker]
                 workers.append(self._service("worker", f"{worker}-{replica}", args, env, ready))
-        await asyncio.gather(api.start(), *(w.start() for w in workers))
+        await asyncio.gather(*(a.start() for a in apis), *(w.start() for w in workers))
 
     async def all_ready(self) -> bool:
         results = await asyncio.gather(*(s.ready() for s in self.everything()))
-        return all(results)
+        nodes = self.cluster.nodes if self.cluster else []
+        return all(results) and all(node.alive() and port_open(node.port) for node in nodes)
 
     def stop(self) -> None:
         """SIGTERM every service (the workers first, nats-server last)."""
@@ -255,6 +280,8 @@ class System:
                 service.stop()
         if self.nats is not None:
             self.nats.stop()
+        if self.cluster is not None:
+            self.cluster.stop()
 
     def log_tails(self, lines: int = 15) -> str:
         out = []

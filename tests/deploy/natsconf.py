@@ -87,6 +87,8 @@ class DeployedNats:
     port: int
     passwords: dict[str, str]
     process: Process
+    http_port: int = 0
+    """The monitoring port (/varz, /jsz)."""
 
     def stop(self) -> None:
         self.process.stop()
@@ -112,4 +114,4 @@ def start_deployed_nats(objects: list[Obj], workdir: Path, secrets: Mapping[str,
     except AssertionError:
         process.stop()
         raise AssertionError(process.output()[-3000:]) from None
-    return DeployedNats(f"nats://127.0.0.1:{local.port}", local.port, passwords, process)
+    return DeployedNats(f"nats://127.0.0.1:{local.port}", local.port, passwords, process, local.http_port)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.relay import NATS_MAX_PAYLOAD
-from tests.deploy.manifests import Obj, config_maps, containers, find, one, pod_spec, render
-from tests.deploy.natsconf import deployed_conf, routes, setting, variables
+from tests.deploy.manifests import Obj, config_maps, containers, example_secrets, find, one, pod_spec, render
+from tests.deploy.natsconf import deployed_conf, routes, setting, start_deployed_nats, variables
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +100,19 @@ def test_jetstream_store_is_on_the_claim(objects: list[Obj]) -> None:
 
 def test_max_payload_is_the_one_the_relay_sizes_its_requests_to(objects: list[Obj]) -> None:
     assert int(setting(deployed_conf(objects), "max_payload")) == NATS_MAX_PAYLOAD
+
+
+def test_the_deployed_server_fsyncs_every_write_before_acknowledging_it(objects: list[Obj], tmp_path: Path) -> None:
+    # The default sync_interval (2 min) acknowledges before the write is on disk: a power cut of the whole
+    # cluster loses acknowledged events, whose outbox rows the relay has already deleted.
+    server = start_deployed_nats(objects, tmp_path, example_secrets())
+    try:
+        varz = httpx.get(f"http://127.0.0.1:{server.http_port}/varz", timeout=5).json()
+    finally:
+        server.stop()
+    assert varz["jetstream"]["config"]["sync_always"] is True
+    # The fixes that followed Jepsen's analysis of 2.12.1 are in 2.12.3 and later: the wheel and the image.
+    assert tuple(int(part) for part in varz["version"].split(".")[:3]) >= (2, 12, 3)
+    (container,) = containers(one(objects, "StatefulSet", "nats"))
+    image = re.fullmatch(r"nats:(\d+)\.(\d+)\.(\d+)(-\w+)?", container["image"])
+    assert image and tuple(int(part) for part in image.groups()[:3]) >= (2, 12, 3), container["image"]

@@ -91,8 +91,16 @@ async def test_api_and_webhooks_worker_do_their_jobs(login: object) -> None:
     await watcher.close()
 
     attempt = Attempt(
-        endpoint_id=endpoint.id, event_id="e1", type="incident.created", incident_id=1, incidentversion=1,
-        attempt=1, outcome="delivered", time=datetime.now(UTC), duration_ms=1.0, status_code=200,
+        endpoint_id=endpoint.id,
+        event_id="e1",
+        type="incident.created",
+        incident_id=1,
+        incidentversion=1,
+        attempt=1,
+        outcome="delivered",
+        time=datetime.now(UTC),
+        duration_ms=1.0,
+        status_code=200,
     )
     await Journal(webhooks.js).record(attempt)
     assert [a.event_id for a in await store.deliveries(endpoint.id, 10)] == ["e1"]
@@ -132,8 +140,13 @@ async def test_webhooks_worker_cannot_touch_the_other_workers(login: object) -> 
                 await webhooks.js.delete_consumer(STREAM, "zendesk")
     await webhooks.violation("publish", f"$JS.API.CONSUMER.INFO.{STREAM}.slack")
     await webhooks.violation("publish", f"$JS.API.CONSUMER.DELETE.{STREAM}.zendesk")
-    forbidden = ("incident.created", "deadletter.webhooks", "eventhandler.publish", "$KV.refs-jira.incident.1",
-                 "$JS.ACK.INCIDENTS.jira.1.1.1.1.1.0")
+    forbidden = (
+        "incident.created",
+        "deadletter.webhooks",
+        "eventhandler.publish",
+        "$KV.refs-jira.incident.1",
+        "$JS.ACK.INCIDENTS.jira.1.1.1.1.1.0",
+    )
     for subject in forbidden:
         await webhooks.nc.publish(subject, b"{}")
         await webhooks.violation("publish", subject)

@@ -30,7 +30,6 @@ async def test_admin_commands(stack: Stack, js_client: Client) -> None:
     stack.start_eventhandler()
     api = stack.start_api()
     async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
-
         await wait_for_eventhandler(http)
         incident_id = (await http.post("/incident/", json={"message": "cache cold"})).json()["ID"]
         await http.post(f"/incident/{incident_id}/comments", json={"comment": "warming"})

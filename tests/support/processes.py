@@ -108,6 +108,7 @@ class NatsServer:
     def start(self) -> NatsServer:
         argv = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port), "-js", "-sd", str(self.store)]
         if self.config:
+            self.workdir.mkdir(parents=True, exist_ok=True)
             conf = self.workdir / "nats.conf"
             conf.write_text(self.config)
             argv += ["-c", str(conf)]

@@ -26,6 +26,7 @@ from services.workers.webhooks.delivery import Deliverer, Result
 from services.workers.webhooks.journal import Journal
 from services.workers.webhooks.metrics import WebhookMetrics
 from services.workers.webhooks.settings import WebhookSettings
+from shared import tracing
 from shared.events import REDRIVE_HEADER, STREAM, CloudEvent, decode_event
 from shared.webhooks import Attempt, Endpoint, consumer_name
 
@@ -163,7 +164,7 @@ class EndpointLoop:
         with structlog.contextvars.bound_contextvars(
             endpoint_id=endpoint.id, event_id=event.id, incident_id=event.incident_id, request_id=event.requestid
         ):
-            result = await self.deliverer.deliver(endpoint, event.id, msg.data)
+            result = await self._deliver(msg, endpoint, event.id)
             number = meta.num_delivered
             extra: dict[str, object] = {}
             settle: Callable[[], Awaitable[None]]
@@ -199,6 +200,30 @@ class EndpointLoop:
                 duration_ms=attempt.duration_ms,
             )
             await self._settle(settle())
+
+    async def _deliver(self, msg: Msg, endpoint: Endpoint, event_id: str) -> Result:
+        if not tracing.recording():
+            return await self.deliverer.deliver(endpoint, event_id, msg.data)
+        # The event's trace goes on: a consumer span for the delivery, a client span for the POST.
+        with (
+            tracing.tracer().start_as_current_span(
+                f"{self.consumer} delivery",
+                context=tracing.extract(msg.headers),
+                kind=tracing.SpanKind.CONSUMER,
+                attributes={"messaging.system": "nats", "messaging.consumer.group.name": self.consumer},
+            ),
+            tracing.tracer().start_as_current_span(
+                "POST",
+                kind=tracing.SpanKind.CLIENT,
+                attributes={"http.request.method": "POST", "url.full": endpoint.url.partition("?")[0]},
+            ) as span,
+        ):
+            result = await self.deliverer.deliver(endpoint, event_id, msg.data)
+            if result.status_code is not None:
+                span.set_attribute("http.response.status_code", result.status_code)
+            if not result.ok:
+                span.set_status(tracing.StatusCode.ERROR, result.error)
+            return result
 
     async def _settle(self, settlement: Awaitable[None]) -> None:
         try:

@@ -28,7 +28,9 @@ async def signed_client(database_url: str) -> AsyncIterator[AsyncTestClient]:  #
         jira_account_id="557058:worker",
         zendesk_email="bot@example.com",
     )
-    settings = msgspec.structs.replace(api_settings(database_url, tokens=["ops:t0ken-of-the-ops-team"]), two_way=two_way)
+    settings = msgspec.structs.replace(
+        api_settings(database_url, tokens=["ops:t0ken-of-the-ops-team"]), two_way=two_way
+    )
     async with AsyncTestClient(create_app(settings, build_components(settings))) as client:
         yield client
 
@@ -77,5 +79,7 @@ async def test_signed_routes_need_no_bearer_token_and_refuse_bad_bodies_with_400
     answer = await signed_client.post(ROUTES[0], content=other, headers=slack_headers(other))
     assert answer.status_code == 200 and answer.json()["outcome"] == "ignored"
     # Without a signature, the bearer token does not let anyone in either.
-    answer = await signed_client.post(ROUTES[1], content=b"{}", headers={"Authorization": "Bearer t0ken-of-the-ops-team"})
+    answer = await signed_client.post(
+        ROUTES[1], content=b"{}", headers={"Authorization": "Bearer t0ken-of-the-ops-team"}
+    )
     assert answer.status_code == 401

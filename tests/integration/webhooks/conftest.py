@@ -41,9 +41,7 @@ async def bucket(nc: Client) -> None:
 
 
 @pytest.fixture
-async def client(
-    sqlite_database_url: str, nats_server: NatsServer, bucket: None
-) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
+async def client(sqlite_database_url: str, nats_server: NatsServer, bucket: None) -> AsyncIterator[AsyncTestClient]:  # type: ignore[type-arg]
     async for c in webhook_client(sqlite_database_url, nats_server, allow_private=False):
         yield c
 
