@@ -190,7 +190,7 @@ async def test_an_older_incident_answer_never_shows_under_another_heading(page: 
     await expect(page.locator("#incident-message")).to_have_text("answered at once")
 
 
-# ---------- issue 28, item 6: a click is never lost ----------
+# ---------- a click is never lost ----------
 
 
 async def test_acknowledge_clicked_while_the_incident_loads_is_not_lost(page: Page, stack: ConsoleStack) -> None:
