@@ -63,7 +63,8 @@ async def test_alertmanager_groups_open_track_resolve_and_reopen_incidents(
             incident = await eventually(opened, timeout=60, what="Alertmanager's notification to open an incident")
             assert incident["message"] == "Disk almost full"
             assert incident["severity"] == "critical"
-            assert incident["labels"] == labels | {"instance": "db-1"}
+            # The alert's generatorURL is kept as a link for responders.
+            assert incident["labels"] == labels | {"instance": "db-1", "generator_url": "http://prometheus.test/graph"}
             assert incident["dedup_key"] == '{}:{alertname="DiskFull"}'
             assert incident["status"] == "unresolved"
 
