@@ -54,7 +54,8 @@ async def test_the_timeline_shows_outside_actors_and_their_tool(page: Page, stac
         await page.goto(f"{api.url}/ui/#/incidents/{incident_id}")
         timeline = page.locator("#incident-timeline li")
         await expect(timeline).to_have_count(3, timeout=LIVE_MS)
+        # Newest first: the Jira resolve, the Zendesk acknowledge, then the create.
+        await expect(timeline.nth(0)).to_contain_text("Ada Lovelace via Jira resolved")
         await expect(timeline.nth(1)).to_contain_text("Grace Hopper via Zendesk acknowledged")
-        await expect(timeline.nth(2)).to_contain_text("Ada Lovelace via Jira resolved")
     finally:
         api.stop()
