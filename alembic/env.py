@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
-from services.api.tables import metadata
+from services.api.storage.tables import metadata
 
 DEFAULT_URL = "sqlite+aiosqlite:///./var/incidents.db"
 

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from services.api.db import Db
-from services.api.domain import Acknowledged, Status
-from services.api.repository import ListFilter, SqlIncidentRepository
+from services.api.incidents.domain import Acknowledged, Status
+from services.api.storage.db import Db
+from services.api.storage.repository import ListFilter, SqlIncidentRepository
 from tests.support.database import migrate, new_mysql_database, sqlite_url
 from tests.support.mariadb import MariaDB
 

@@ -2,7 +2,7 @@
 
 Existing rows get their owner: an Events v2 integration's incidents its name, an Alertmanager incident
 `alertmanager:<the token name that opened it>` (the actor of its `created` event), the API's own incidents "".
-The names match `services.api.intake.service` (integration_owner, alertmanager_owner).
+The names match `services.api.alerts.service` (integration_owner, alertmanager_owner).
 
 Revision ID: 0006
 Revises: 0005

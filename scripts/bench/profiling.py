@@ -31,7 +31,7 @@ GROUPS = (
     ("litestar", ("litestar/",)),
     ("nats-py", ("nats/",)),
     ("msgspec", ("msgspec/",)),
-    ("services/api relay + outbox", ("services/api/relay.py", "services/api/outbox.py")),
+    ("services/api relay + outbox", ("services/api/delivery/relay.py", "services/api/storage/outbox.py")),
     ("services/api", ("services/api/",)),
     ("services/eventhandler", ("services/eventhandler/",)),
     ("services/workers", ("services/workers/",)),

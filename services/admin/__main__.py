@@ -37,8 +37,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def incident_payloads(database_url: str, incident_id: int) -> list[bytes]:
-    from services.api.db import Db
-    from services.api.tables import incident_events
+    from services.api.storage.db import Db
+    from services.api.storage.tables import incident_events
 
     db = Db(database_url)
     await db.connect()

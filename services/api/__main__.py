@@ -15,7 +15,7 @@ from types import FrameType
 import uvicorn
 
 from services.api.app import build_components, create_app
-from services.api.live import LiveFeed
+from services.api.console.live import LiveFeed
 from services.api.settings import ApiSettings
 from shared.heap import freeze_startup_objects
 from shared.logging import configure_logging

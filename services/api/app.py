@@ -18,9 +18,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType, Schema
 
 from services.api import background
+from services.api.alerts.pagerduty import RoutingKeys
+from services.api.alerts.routes import alertmanager_webhook, enqueue
+from services.api.alerts.service import AlertIntake
 from services.api.background import supervise
-from services.api.db import Db
-from services.api.domain import (
+from services.api.console.live import LiveFeed, StreamCaps
+from services.api.console.routes import console_router
+from services.api.console.stream import incident_stream
+from services.api.delivery.eventhandler_client import EventHandlerClient, NatsLink
+from services.api.delivery.relay import OutboxRelay
+from services.api.delivery.subscriptions import SubscriptionController
+from services.api.health import live, ready
+from services.api.incidents.domain import (
     MAX_COMMENT_LENGTH,
     MAX_COMMENTS_PER_CHANGE,
     MAX_DEDUP_KEY_LENGTH,
@@ -31,32 +40,23 @@ from services.api.domain import (
     MAX_SOURCE_LENGTH,
     NOT_BLANK,
 )
-from services.api.errors import handle_any, handle_http
-from services.api.eventhandler_client import EventHandlerClient, NatsLink
-from services.api.intake.pagerduty import RoutingKeys
-from services.api.intake.service import AlertIntake
-from services.api.links import LinkReader
-from services.api.live import LiveFeed, StreamCaps
-from services.api.metrics import ApiMetrics, http_metrics, metrics_endpoint
-from services.api.middleware import RequestContextMiddleware
-from services.api.outbox import OutboxStore
-from services.api.relay import OutboxRelay
-from services.api.repository import IncidentRepository, SqlIncidentRepository
-from services.api.routes.alerts import alertmanager_webhook, enqueue
-from services.api.routes.health import live, ready
-from services.api.routes.incidents import IncidentController
-from services.api.routes.stream import incident_stream
-from services.api.routes.subscriptions import SubscriptionController
-from services.api.routes.webhooks import WebhookController, document_webhook_bodies
-from services.api.schemas import ALERT_BODIES, STRICT_BODIES
-from services.api.service import IncidentService
+from services.api.incidents.links import LinkReader
+from services.api.incidents.routes import IncidentController
+from services.api.incidents.service import IncidentService
+from services.api.integrations.metrics import IntegrationMetrics
+from services.api.integrations.routes import ROUTES as TWO_WAY_ROUTES
+from services.api.integrations.routes import TwoWay
+from services.api.integrations.service import JiraIdentity, OutsideActions
 from services.api.settings import ApiSettings
-from services.api.twoway.metrics import IntegrationMetrics
-from services.api.twoway.routes import ROUTES as TWO_WAY_ROUTES
-from services.api.twoway.routes import TwoWay
-from services.api.twoway.service import JiraIdentity, OutsideActions
-from services.api.ui.routes import console_router
-from services.api.webhooks import WebhookStore
+from services.api.storage.db import Db
+from services.api.storage.outbox import OutboxStore
+from services.api.storage.repository import IncidentRepository, SqlIncidentRepository
+from services.api.web.bodies import ALERT_BODIES, STRICT_BODIES
+from services.api.web.errors import handle_any, handle_http
+from services.api.web.metrics import ApiMetrics, http_metrics, metrics_endpoint
+from services.api.web.middleware import RequestContextMiddleware
+from services.api.webhooks.routes import WebhookController, document_webhook_bodies
+from services.api.webhooks.store import WebhookStore
 from shared import tracing
 
 log = structlog.get_logger(__name__)

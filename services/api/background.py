@@ -7,13 +7,13 @@ from datetime import timedelta
 
 import structlog
 
-from services.api.db import UNAVAILABLE_ERRORS
-from services.api.events import Origin
-from services.api.intake.service import AlertIntake
-from services.api.metrics import ApiMetrics
-from services.api.outbox import micros_ago
-from services.api.repository import SqlIncidentRepository
+from services.api.alerts.service import AlertIntake
+from services.api.incidents.events import Origin
 from services.api.settings import AutoResolve
+from services.api.storage.db import UNAVAILABLE_ERRORS
+from services.api.storage.outbox import micros_ago
+from services.api.storage.repository import SqlIncidentRepository
+from services.api.web.metrics import ApiMetrics
 from shared.supervise import Loop, pause
 from shared.supervise import supervise as shared_supervise
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import msgspec
 
-from services.api.twoway.settings import TwoWaySettings
+from services.api.integrations.settings import TwoWaySettings
 from shared.config import ConfigError, Secret, env_bool, env_float, env_int, env_list, env_str
 from shared.natsconn import NatsSettings
 from shared.relay import MAX_EVENTS_PER_REQUEST
@@ -83,7 +83,7 @@ class ApiSettings(msgspec.Struct, frozen=True, kw_only=True):
     stream_max: int = 500
     """STREAM_MAX: open `GET /incident/stream` in all (per process); past it, 429."""
     two_way: TwoWaySettings = msgspec.field(default_factory=TwoWaySettings)
-    """Slack, Jira and Zendesk signing secrets and the workers' own accounts (services/api/twoway/settings.py)."""
+    """Slack, Jira and Zendesk signing secrets and the workers' own accounts (services/api/integrations/settings.py)."""
     log_format: str = "auto"
     """LOG_FORMAT: json, console or auto (console on a terminal)."""
     log_level: str = "INFO"

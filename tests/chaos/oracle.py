@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from services.api.db import Db
-from services.api.tables import incident_comments, incident_events, incidents
+from services.api.storage.db import Db
+from services.api.storage.tables import incident_comments, incident_events, incidents
 from services.workers.jira.adf import summary
 from services.workers.slack.blocks import escape, root_message
 from services.workers.zendesk.api import subject

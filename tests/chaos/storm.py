@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from services.api.db import Db
-from services.api.tables import incidents
+from services.api.storage.db import Db
+from services.api.storage.tables import incidents
 
 INTEGRATION = "soak-storm"
 ROUTING_KEY = "soak-storm-routing-key-00000000001"

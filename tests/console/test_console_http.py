@@ -16,7 +16,7 @@ import httpx
 import nats
 import pytest
 
-from services.api.ui.routes import CONTENT_TYPES
+from services.api.console.routes import CONTENT_TYPES
 from shared.events import STREAM
 from tests.console.support import TOKEN, ConsoleStack, create
 from tests.support.polling import eventually
@@ -73,7 +73,7 @@ async def read_events(api_url: str, count: int, last_event_id: str | None = None
 
 
 async def test_the_console_is_public_and_sent_with_a_strict_policy(stack: ConsoleStack) -> None:
-    static = ROOT / "services" / "api" / "ui" / "static"
+    static = ROOT / "services" / "api" / "console" / "static"
     assert set(CONTENT_TYPES) == {p.name for p in static.iterdir()}, "every file of the console is served"
     async with httpx.AsyncClient(base_url=stack.api.url) as client:
         for path in ("/ui", "/ui/", "/ui/config.json", *(f"/ui/{name}" for name in CONTENT_TYPES)):

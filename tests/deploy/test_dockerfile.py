@@ -118,8 +118,8 @@ def test_the_wheel_holds_every_python_package() -> None:
 
 def test_the_wheel_holds_the_consoles_files() -> None:
     """The console is served from package data: a file no glob names is a 500 in the image, not in a checkout."""
-    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["services.api.ui"]
-    static = ROOT / "services" / "api" / "ui" / "static"
+    globs = PYPROJECT["tool"]["setuptools"]["package-data"]["services.api.console"]
+    static = ROOT / "services" / "api" / "console" / "static"
     files = [p for p in static.iterdir() if p.is_file()]
     assert files
     for path in files:

@@ -23,8 +23,8 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, KeyValueConfig
 
-from services.api.eventhandler_client import NatsLink
-from services.api.live import LiveFeed
+from services.api.console.live import LiveFeed
+from services.api.delivery.eventhandler_client import NatsLink
 from services.eventhandler.consumers import ConsumerBroker
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.service import add_consumer_endpoints

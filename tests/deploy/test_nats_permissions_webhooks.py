@@ -11,9 +11,9 @@ import nats.errors
 import pytest
 from nats.aio.msg import Msg
 
-from services.api.db import Db
-from services.api.eventhandler_client import NatsLink
-from services.api.webhooks import WebhookStore
+from services.api.delivery.eventhandler_client import NatsLink
+from services.api.storage.db import Db
+from services.api.webhooks.store import WebhookStore
 from services.eventhandler.streams import ensure_webhook_objects
 from services.workers.webhooks.consumers import delete_consumer, ensure_consumer
 from services.workers.webhooks.journal import Journal

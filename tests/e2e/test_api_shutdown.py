@@ -9,8 +9,8 @@ import signal
 import httpx
 import sqlalchemy as sa
 
-from services.api.db import Db
-from services.api.tables import incidents
+from services.api.storage.db import Db
+from services.api.storage.tables import incidents
 from tests.support.polling import eventually
 from tests.support.stack import Stack
 

@@ -6,10 +6,10 @@ import copy
 from collections.abc import Callable
 from datetime import datetime
 
-from services.api.db import to_micros
-from services.api.domain import Incident, firing_after
-from services.api.events import EventRecorder
-from services.api.repository import (
+from services.api.incidents.domain import Incident, firing_after
+from services.api.incidents.events import EventRecorder
+from services.api.storage.db import to_micros
+from services.api.storage.repository import (
     Activity,
     AlertRepeat,
     DedupKeyInUse,

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from nats.js import JetStreamContext
 from nats.js.errors import NotFoundError
 
-from services.api.db import Db
-from services.api.tables import incident_events, outbox
+from services.api.storage.db import Db
+from services.api.storage.tables import incident_events, outbox
 from shared.events import MSG_ID_HEADER, STREAM, CloudEvent, decode_event
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer, Process

@@ -8,8 +8,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.api.app import Components, build_components, create_app
-from services.api.db import Db
 from services.api.settings import ApiSettings, parse_tokens
+from services.api.storage.db import Db
 from shared.natsconn import NatsSettings
 from tests.support.processes import free_port
 

@@ -13,16 +13,16 @@ import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.api import repository
+from services.api.alerts import alertmanager
+from services.api.alerts.service import AlertIntake, Outcome
 from services.api.app import create_app
-from services.api.db import Db
-from services.api.events import Origin
-from services.api.intake import alertmanager
-from services.api.intake.service import AlertIntake, Outcome
-from services.api.repeats import OpenIncident
-from services.api.repository import AlertRepeat, Repeated, SqlIncidentRepository
+from services.api.incidents.events import Origin
 from services.api.settings import parse_integration_keys
-from services.api.tables import incident_events, incidents
+from services.api.storage import repository
+from services.api.storage.db import Db
+from services.api.storage.repeats import OpenIncident
+from services.api.storage.repository import AlertRepeat, Repeated, SqlIncidentRepository
+from services.api.storage.tables import incident_events, incidents
 from tests.integration.api.conftest import api_settings
 from tests.support.database import downgrade, migrate, new_mysql_database
 from tests.support.mariadb import MariaDB

@@ -12,10 +12,10 @@ import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
 from services.api.app import create_app
-from services.api.db import Db
-from services.api.errors import TOO_DEEP
 from services.api.settings import AutoResolve, parse_integration_keys
-from services.api.tables import incidents
+from services.api.storage.db import Db
+from services.api.storage.tables import incidents
+from services.api.web.errors import TOO_DEEP
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.test_routes import outbox_events
 from tests.support.metrics import sample

@@ -10,8 +10,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from services.api.db import Db
-from services.api.tables import incident_events
+from services.api.storage.db import Db
+from services.api.storage.tables import incident_events
 from tests.support.processes import free_port
 from tests.support.services import ApiProcess
 

@@ -21,11 +21,11 @@ from nats.aio.client import Client
 
 from services.api import background
 from services.api.app import build_components, create_app
-from services.api.db import Db, to_micros
-from services.api.metrics import ApiMetrics
-from services.api.repository import SqlIncidentRepository
 from services.api.settings import ApiSettings
-from services.api.tables import idempotency_keys
+from services.api.storage.db import Db, to_micros
+from services.api.storage.repository import SqlIncidentRepository
+from services.api.storage.tables import idempotency_keys
+from services.api.web.metrics import ApiMetrics
 from shared.events import utcnow
 from shared.natsconn import NatsSettings
 from tests.fakes.eventhandler import HeldEventHandler

@@ -9,10 +9,10 @@ import msgspec
 import pytest
 import sqlalchemy as sa
 
-from services.api.db import Db
-from services.api.domain import AlertFields, Incident, IncidentDeleted
-from services.api.events import EventRecorder, EventTooLarge, Origin
-from services.api.repository import (
+from services.api.incidents.domain import AlertFields, Incident, IncidentDeleted
+from services.api.incidents.events import EventRecorder, EventTooLarge, Origin
+from services.api.storage.db import Db
+from services.api.storage.repository import (
     MAX_GROUP_COMMIT,
     DedupKeyInUse,
     IdempotencyClaim,
@@ -22,7 +22,7 @@ from services.api.repository import (
     SqlIncidentRepository,
     StoredResponse,
 )
-from services.api.tables import idempotency_keys, incident_events, incidents, outbox
+from services.api.storage.tables import idempotency_keys, incident_events, incidents, outbox
 from shared.events import utcnow
 from shared.relay import MAX_EVENT_BYTES
 

@@ -11,10 +11,10 @@ from sqlalchemy.dialects import mysql, sqlite
 
 from services.api.app import create_app
 from services.api.background import IDEMPOTENCY_TTL_SECONDS
-from services.api.db import Db, to_micros
-from services.api.outbox import micros_ago
-from services.api.repository import PRUNE_CHUNK, SqlIncidentRepository, expired_keys
-from services.api.tables import idempotency_keys, incidents
+from services.api.storage.db import Db, to_micros
+from services.api.storage.outbox import micros_ago
+from services.api.storage.repository import PRUNE_CHUNK, SqlIncidentRepository, expired_keys
+from services.api.storage.tables import idempotency_keys, incidents
 from shared.events import utcnow
 from tests.integration.api.conftest import api_settings
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.api.tables import metadata
+from services.api.storage.tables import metadata
 from tests.support.database import downgrade, migrate
 
 

@@ -8,9 +8,9 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from services.api.db import Db
-from services.api.outbox import OutboxStore
-from services.api.tables import incident_events, outbox
+from services.api.storage.db import Db
+from services.api.storage.outbox import OutboxStore
+from services.api.storage.tables import incident_events, outbox
 
 
 async def _rows(db: Db, incident_id: int, versions: range) -> list[int]:

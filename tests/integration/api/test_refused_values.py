@@ -10,11 +10,11 @@ import pytest
 import sqlalchemy as sa
 from asyncmy.errors import DataError
 
-from services.api.db import Db
-from services.api.domain import AlertFields, Incident
-from services.api.events import EventRecorder, Origin
-from services.api.repository import DedupKeyInUse, SqlIncidentRepository
-from services.api.tables import incident_events, incidents, outbox
+from services.api.incidents.domain import AlertFields, Incident
+from services.api.incidents.events import EventRecorder, Origin
+from services.api.storage.db import Db
+from services.api.storage.repository import DedupKeyInUse, SqlIncidentRepository
+from services.api.storage.tables import incident_events, incidents, outbox
 from shared.events import utcnow
 from tests.support.database import migrate, new_mysql_database
 from tests.support.mariadb import MariaDB

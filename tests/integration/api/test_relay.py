@@ -13,9 +13,9 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from services.api.app import create_app
-from services.api.db import Db, to_micros
 from services.api.settings import ApiSettings
-from services.api.tables import incident_events, outbox
+from services.api.storage.db import Db, to_micros
+from services.api.storage.tables import incident_events, outbox
 from shared.events import EventType, encode_event, utcnow
 from shared.jetstream import PUBLISH_SUBJECT
 from shared.natsconn import NatsSettings

@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from nats.aio.client import Client
 
 from services.api.app import build_components, create_app
-from services.api.outbox import Claim, OutboxStore
+from services.api.storage.outbox import Claim, OutboxStore
 from tests.integration.api.test_relay import create, eventhandler, relay_settings, stored_by_incident
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer

@@ -7,8 +7,8 @@ from typing import Any
 import sqlalchemy as sa
 from litestar.testing import AsyncTestClient
 
-from services.api.db import Db
-from services.api.tables import incident_events, outbox
+from services.api.storage.db import Db
+from services.api.storage.tables import incident_events, outbox
 from tests.support.metrics import sample
 
 Client = AsyncTestClient  # type: ignore[type-arg]

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from services.api.app import build_components, create_app
-from services.api.twoway.settings import TwoWaySettings
+from services.api.integrations.settings import TwoWaySettings
 from shared.config import Secret
 from tests.integration.api.conftest import api_settings
 from tests.support.twoway import JIRA_SECRET, SLACK_SECRET, ZENDESK_SECRET, jira_headers, slack_headers, zendesk_headers

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from services.api.domain import (
+from services.api.alerts import alertmanager, pagerduty
+from services.api.incidents.domain import (
     KEEP,
     MAX_LABELS,
     Acknowledged,
@@ -18,7 +19,6 @@ from services.api.domain import (
     InvalidInput,
     Severity,
 )
-from services.api.intake import alertmanager, pagerduty
 from services.api.settings import ApiSettings, AutoResolve
 from shared.config import ConfigError
 from shared.events import CloudEvent, decode_event

@@ -6,7 +6,7 @@ import asyncio
 
 from services.api import background
 from services.api.background import supervise
-from services.api.metrics import ApiMetrics
+from services.api.web.metrics import ApiMetrics
 from tests.support.polling import eventually
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.api.bulk import MAX_STATEMENT_BYTES, MAX_STATEMENT_VALUES, _chunks, mysql_literal
+from services.api.storage.bulk import MAX_STATEMENT_BYTES, MAX_STATEMENT_VALUES, _chunks, mysql_literal
 
 
 def test_small_batches_are_one_statement() -> None:

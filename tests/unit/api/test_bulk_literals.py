@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.api.bulk import mysql_literal
+from services.api.storage.bulk import mysql_literal
 from shared.events import EventType
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.api.domain import (
+from services.api.incidents.domain import (
     MAX_MESSAGE_LENGTH,
     Acknowledged,
     Incident,

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from services.api.errors import handle_any
-from services.api.groupcommit import GroupCommit, Overloaded
+from services.api.storage.groupcommit import GroupCommit, Overloaded
+from services.api.web.errors import handle_any
 
 
 class Writer:

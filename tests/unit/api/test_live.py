@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.errors import BadRequest
-from services.api.live import Start, parse_last_event_id, start_after
+from services.api.console.live import Start, parse_last_event_id, start_after
 from services.api.settings import ApiSettings
+from services.api.web.errors import BadRequest
 from shared.config import ConfigError
 
 

@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from services.api.domain import AlertFields, Incident, InvalidInput, Status
-from services.api.events import Origin
-from services.api.repository import (
+from services.api.incidents.domain import AlertFields, Incident, InvalidInput, Status
+from services.api.incidents.events import Origin
+from services.api.incidents.service import IncidentService, RequestKey
+from services.api.storage.repository import (
     DedupKeyInUse,
     IdempotencyMismatch,
     IncidentRepository,
     NotFound,
     PreconditionFailed,
 )
-from services.api.service import IncidentService, RequestKey
 from tests.fakes.repository import InMemoryIncidentRepository
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)

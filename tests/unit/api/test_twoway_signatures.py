@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from services.api.twoway.signatures import BadSignature, verify_jira, verify_slack, verify_zendesk
+from services.api.integrations.signatures import BadSignature, verify_jira, verify_slack, verify_zendesk
 
 SECRET = b"s3cret"
 BODY = b"payload=%7B%22type%22%3A%22block_actions%22%7D"

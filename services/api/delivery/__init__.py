@@ -1,0 +1,1 @@
+"""Handing each change to the event handler: the outbox relay, the NATS request-reply client, subscriptions."""

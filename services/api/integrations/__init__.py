@@ -1,0 +1,1 @@
+"""Two-way sync: signed actions from Slack, Jira and Zendesk applied to incidents."""

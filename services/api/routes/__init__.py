@@ -1,1 +1,0 @@
-"""HTTP route handlers: thin translations from requests to domain calls."""

@@ -1,1 +1,0 @@
-"""Two-way sync: responders act on incidents from Slack, Jira and Zendesk."""

@@ -1,0 +1,1 @@
+"""Cross-cutting HTTP: middleware, the error shape, metrics, OpenAPI error responses, parameter parsing."""

@@ -1,0 +1,1 @@
+"""Outbound webhook endpoints: their store, request and response bodies, and routes."""
