@@ -15,13 +15,16 @@ import json
 import shutil
 import sys
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import msgspec
+import nats.js.errors
 
 from scripts.bench import meta
 from scripts.bench.catchup import Probe
@@ -35,6 +38,8 @@ from scripts.bench.system import DATABASE, SYNC_ALWAYS, WORKERS, Infra, start_se
 from tests.support.cluster import NatsCluster
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
+
+T = TypeVar("T")
 
 
 class _Line(msgspec.Struct):
@@ -58,6 +63,16 @@ def confirmed_at(path: Path) -> dict[str, float]:
             if line.event_id and line.timestamp:
                 found.setdefault(line.event_id, datetime.fromisoformat(line.timestamp).timestamp())
     return found
+
+
+async def _retrying(make: Callable[[], Awaitable[T]], attempts: int = 5) -> T:
+    """A read of the stream on R3 may meet its new consumer before it has a leader (503): try again."""
+    for _ in range(attempts - 1):
+        try:
+            return await make()
+        except nats.js.errors.ServiceUnavailableError:
+            await asyncio.sleep(1.0)
+    return await make()
 
 
 def start_infra(workdir: Path, children: Children, sync_always: bool) -> Infra:
@@ -153,8 +168,10 @@ async def run(args: argparse.Namespace, workdir: Path, children: Children) -> di
             await probe.wait_drained(load.ended_at, 60)
             after = await publish_counts(metrics_url)
             await asyncio.sleep(0.2)  # the last log lines reach the files
-            delivery = (await measure(probe.js, services.log_paths, {message: message}))[message]
-            stored = {k: v for k, v in (await read_stream(probe.js)).items() if v.message == message}
+            delivery = (await _retrying(partial(measure, probe.js, services.log_paths, {message: message})))[message]
+            stored = {
+                k: v for k, v in (await _retrying(partial(read_stream, probe.js))).items() if v.message == message
+            }
             confirmed = await asyncio.to_thread(confirmed_at, services.eventhandler.log_path)
             legs = [confirmed[k] - v.stored for k, v in stored.items() if k in confirmed]
             leg = percentiles_ms(legs, (50, 99, 100))
