@@ -20,7 +20,7 @@ from services.api.domain import Acknowledged, AlertFields, Incident, Severity, S
 from services.api.events import EventRecorder
 from services.api.groupcommit import DEFAULT_MAX_QUEUED, GroupCommit
 from services.api.outbox import OutboxRow
-from services.api.repeats import Count, add_count, add_counts, open_incidents
+from services.api.repeats import Count, OpenIncident, add_count, add_counts, open_incidents
 from services.api.tables import idempotency_keys, incident_comments, incident_events, incidents, outbox
 from shared.events import utcnow
 
@@ -421,7 +421,7 @@ class SqlIncidentRepository:
         try:
             async with self.db.write():
                 found = await open_incidents(self.db, sorted({r.dedup_key for r in group}))
-                outcomes, counts = _count_repeats(group, {(i.dedup_key, i.owner): i for i in found})
+                outcomes, counts = _count_repeats(group, {(i.open_dedup_key, i.dedup_owner): i for i in found})
                 if await add_counts(self.db, counts) != len(counts):
                     raise _Stale()  # rolls every count back
             return list(outcomes)
@@ -444,7 +444,7 @@ class SqlIncidentRepository:
             .order_by(incidents.c.last_alert_at)
             .limit(limit)
         )
-        return [int(r[0]) for r in rows]
+        return [int(r["id"]) for r in rows]
 
     async def list_incidents(self, query: ListFilter) -> list[Incident]:
         stmt = sa.select(incidents).where(incidents.c.deleted_at.is_(None))
@@ -539,7 +539,8 @@ class SqlIncidentRepository:
         resolved: dict[int, tuple[int, int]] = {}
         last: dict[int, tuple[str, str, int]] = {}
         for row in rows:
-            incident_id, version, type_, actor, at = int(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4])
+            incident_id, version, type_ = int(row["incident_id"]), int(row["version"]), str(row["type"])
+            actor, at = str(row["actor"]), int(row["created_at"])
             if type_ == "acknowledged" and version > acked.get(incident_id, (0, "", 0))[0]:
                 acked[incident_id] = (version, actor, at)
             if type_ == "resolved" and version > resolved.get(incident_id, (0, 0))[0]:
@@ -575,7 +576,7 @@ class SqlIncidentRepository:
         """The audit log: every change, kept after the outbox is pruned and after deletion."""
         rows = await self.db.database.fetch_all(
             sa.select(
-                incident_events.c.created_at,
+                incident_events.c.created_at.label("time"),
                 incident_events.c.type,
                 incident_events.c.version,
                 incident_events.c.actor,
@@ -586,7 +587,18 @@ class SqlIncidentRepository:
             .where(incident_events.c.incident_id == incident_id)
             .order_by(incident_events.c.version)
         )
-        return [TimelineEntry(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in rows]
+        return [
+            TimelineEntry(
+                time=int(r["time"]),
+                type=str(r["type"]),
+                version=int(r["version"]),
+                actor=str(r["actor"]),
+                event_id=str(r["event_id"]),
+                request_id=r["request_id"],
+                comment=r["comment"],
+            )
+            for r in rows
+        ]
 
     async def versions_since(self, incident_id: int, types: Sequence[str]) -> tuple[int, int, bool] | None:
         """The incident's latest version, the latest version of a change of one of `types`, and whether it was
@@ -594,21 +606,21 @@ class SqlIncidentRepository:
         kinds = incident_events.c.type.in_(list(types))
         row = await self.db.database.fetch_one(
             sa.select(
-                sa.func.max(incident_events.c.version),
-                sa.func.max(sa.case((kinds, incident_events.c.version), else_=0)),
-                sa.func.max(sa.case((incident_events.c.type == "deleted", 1), else_=0)),
+                sa.func.max(incident_events.c.version).label("latest"),
+                sa.func.max(sa.case((kinds, incident_events.c.version), else_=0)).label("latest_of_types"),
+                sa.func.max(sa.case((incident_events.c.type == "deleted", 1), else_=0)).label("deleted"),
             ).where(incident_events.c.incident_id == incident_id)
         )
-        if row is None or row[0] is None:
+        if row is None or row["latest"] is None:
             return None
-        return int(row[0]), int(row[1] or 0), bool(row[2])
+        return int(row["latest"]), int(row["latest_of_types"] or 0), bool(row["deleted"])
 
     async def prune_idempotency_keys(self, older_than_micros: int) -> int:
         """Delete keys stored before the cutoff, a chunk per transaction, by the `created_at` index."""
         pruned = 0
         while True:
             async with self.db.write():
-                chunk = [str(row[0]) for row in await self.db.database.fetch_all(expired_keys(older_than_micros))]
+                chunk = [str(row["key"]) for row in await self.db.database.fetch_all(expired_keys(older_than_micros))]
                 if chunk:
                     await self.db.database.execute(
                         idempotency_keys.delete().where(
@@ -804,7 +816,7 @@ class _History:
 
 
 def _count_repeats(
-    group: list[AlertRepeat], open_by_key: dict[tuple[str, str], Any]
+    group: list[AlertRepeat], open_by_key: dict[tuple[str, str], OpenIncident]
 ) -> tuple[list[Repeated], list[Count]]:
     """Each repeat's outcome, and the counts to add per incident (several repeats of one key add up)."""
     outcomes: list[Repeated] = []
