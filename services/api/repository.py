@@ -403,7 +403,7 @@ class SqlIncidentRepository:
 
     async def get(self, incident_id: int) -> Incident | None:
         async with self.db.session():
-            return await self._load(incident_id)
+            return (await self._load_many([incident_id])).get(incident_id)
 
     async def find_open(self, owner: str, dedup_key: str) -> int | None:
         """The open incident holding this dedup key for this owner, if any."""
@@ -630,16 +630,6 @@ class SqlIncidentRepository:
             pruned += len(chunk)
             if len(chunk) < PRUNE_CHUNK:
                 return pruned
-
-    async def _load(self, incident_id: int, *, for_update: bool = False) -> Incident | None:
-        stmt = sa.select(incidents).where(incidents.c.id == incident_id, incidents.c.deleted_at.is_(None))
-        if for_update and not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        row = await self.db.database.fetch_one(stmt)
-        if row is None:
-            return None
-        comments = await self._comments([incident_id])
-        return _incident(row, comments.get(incident_id, []))
 
     async def _load_many(self, ids: Sequence[int], *, for_update: bool = False) -> dict[int, Incident]:
         stmt = sa.select(incidents).where(incidents.c.id.in_(ids), incidents.c.deleted_at.is_(None))
