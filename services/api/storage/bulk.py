@@ -6,52 +6,29 @@ creates here is three statements whatever N is.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from services.api.storage.db import Db
+import sqlalchemy as sa
 
-INCIDENT_COLUMNS = (
-    "message",
-    "status",
-    "acknowledged",
-    "version",
-    "created_at",
-    "updated_at",
-    "severity",
-    "source",
-    "labels",
-    "dedup_key",
-    "open_dedup_key",
-    "firing_alerts",
-    "alert_count",
-    "last_alert_at",
-    "integration",
-    "dedup_owner",
-)
-EVENT_COLUMNS = (
-    "event_id",
-    "incident_id",
-    "version",
-    "type",
-    "actor",
-    "request_id",
-    "comment",
-    "payload",
-    "created_at",
-)
-# What a change may rewrite: everything but the creation time, and the deletion time.
-UPDATE_COLUMNS = (*(c for c in INCIDENT_COLUMNS if c != "created_at"), "deleted_at")
-OUTBOX_COLUMNS = ("event_row_id", "incident_id", "created_at")
-COMMENT_COLUMNS = ("incident_id", "position", "body", "created_at")
-IDEMPOTENCY_COLUMNS = ("key", "fingerprint", "status_code", "response", "created_at")
-_TABLES = {
-    "incidents": INCIDENT_COLUMNS,
-    "incident_events": EVENT_COLUMNS,
-    "outbox": OUTBOX_COLUMNS,
-    "incident_comments": COMMENT_COLUMNS,
-    "idempotency_keys": IDEMPOTENCY_COLUMNS,
+from services.api.storage.db import Db
+from services.api.storage.tables import incidents, metadata
+
+
+def inserted_columns(table: sa.Table) -> tuple[str, ...]:
+    """The columns an INSERT names, in the table's order: all but the auto-increment id and computed ones."""
+    return tuple(c.name for c in table.columns if c is not table.autoincrement_column and c.computed is None)
+
+
+_COLUMNS = {table.name: inserted_columns(table) for table in metadata.sorted_tables}
+# What a change may rewrite: everything an insert writes but the creation time.
+UPDATE_COLUMNS = tuple(c for c in _COLUMNS[incidents.name] if c != "created_at")
+# A row's values in its table's column order, from a mapping of column names: one C call per row.
+_VALUES: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {
+    name: operator.itemgetter(*columns) for name, columns in _COLUMNS.items()
 }
+_UPDATE_VALUES: Callable[[Mapping[str, Any]], tuple[Any, ...]] = operator.itemgetter(*UPDATE_COLUMNS)
 
 
 # One statement stays under SQLite's bound-variable limit (32,766) and far under MariaDB's max_allowed_packet
@@ -64,7 +41,7 @@ def _chunks(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
     chunks: list[Sequence[Sequence[Any]]] = []
     start, values, size = 0, 0, 0
     for index, row in enumerate(rows):
-        row_size = sum(_sent_size(v) for v in row)
+        row_size = _sent_size(row)
         if index > start and (values + len(row) > MAX_STATEMENT_VALUES or size + row_size > MAX_STATEMENT_BYTES):
             chunks.append(rows[start:index])
             start, values, size = index, 0, 0
@@ -74,46 +51,65 @@ def _chunks(rows: Sequence[Sequence[Any]]) -> list[Sequence[Sequence[Any]]]:
     return chunks
 
 
-def _sent_size(value: Any) -> int:
-    """Bytes a value takes in the statement: text goes to MariaDB as hex, two characters a UTF-8 byte."""
-    if isinstance(value, str):
-        return 2 * (len(value) if value.isascii() else len(value.encode())) + 3
-    if isinstance(value, bytes):
-        return 2 * len(value) + 3
-    return 8
+def _sent_size(row: Sequence[Any]) -> int:
+    """Bytes a row's values take in the statement: text goes to MariaDB as hex, two characters a UTF-8 byte.
+    One loop, no call per value: this runs for every value of every row written."""
+    size = 0
+    for value in row:
+        if isinstance(value, str):
+            size += 2 * (len(value) if value.isascii() else len(value.encode())) + 3
+        elif isinstance(value, bytes):
+            size += 2 * len(value) + 3
+        else:
+            size += 8
+    return size
 
 
-async def insert_rows(db: Db, table: str, rows: Sequence[Sequence[Any]], *, returning_ids: bool = False) -> list[int]:
-    """Insert `rows` inside the current transaction, in as few statements as the limits allow; the new ids
-    in insertion order.
+async def insert_rows(
+    db: Db, table: sa.Table, rows: Sequence[Mapping[str, Any]], *, returning_ids: bool = False
+) -> list[int]:
+    """Insert `rows` (each a mapping of the table's column names) inside the current transaction, in as few
+    statements as the limits allow; the new ids in insertion order.
 
     Both MariaDB (≥ 10.5) and SQLite (≥ 3.35) take `INSERT ... RETURNING`. Auto-increment ids grow within
     one statement and from one statement to the next, so sorting the returned ids of each statement gives
     them in the order of the rows.
     """
+    values = list(map(_VALUES[table.name], rows))
     found: list[int] = []
-    for chunk in _chunks(rows) if rows else []:
-        found += await _insert(db, table, chunk, returning_ids)
+    for chunk in _chunks(values) if values else []:
+        sql, params = multi_row_insert(table.name, chunk, sqlite=db.is_sqlite, returning_ids=returning_ids)
+        found += await _insert(db, sql, params, returning_ids)
     return found
 
 
-async def _insert(db: Db, table: str, rows: Sequence[Sequence[Any]], returning_ids: bool) -> list[int]:
-    columns = _TABLES[table]  # only our own table and column names are ever put into the SQL
+def multi_row_insert(
+    table: str, rows: Sequence[Sequence[Any]], *, sqlite: bool, returning_ids: bool = False
+) -> tuple[str, list[Any]]:
+    """One INSERT of `rows` (values in the order of the table's inserted columns) and its parameters: bound
+    variables on SQLite, literals in the text on MariaDB (none left to bind)."""
+    columns = _COLUMNS[table]  # only our own table and column names are ever put into the SQL
     names = ",".join(f"`{c}`" if c == "key" else c for c in columns)
     returning = " RETURNING id" if returning_ids else ""
-    raw = db.database.connection().raw_connection
-    if db.is_sqlite:
+    if sqlite:
         one = "(" + ",".join(["?"] * len(columns)) + ")"
         sql = f"INSERT INTO {table} ({names}) VALUES {','.join([one] * len(rows))}{returning}"  # noqa: S608
-        cursor = await raw.execute(sql, [value for row in rows for value in row])
+        return sql, [value for row in rows for value in row]
+    values = ",".join("(" + ",".join(map(mysql_literal, row)) + ")" for row in rows)
+    return f"INSERT INTO {table} ({names}) VALUES {values}{returning}", []  # noqa: S608
+
+
+async def _insert(db: Db, sql: str, params: list[Any], returning_ids: bool) -> list[int]:
+    raw = db.database.connection().raw_connection
+    if db.is_sqlite:
+        cursor = await raw.execute(sql, params)
         try:
             found = await cursor.fetchall() if returning_ids else []
         finally:
             await cursor.close()
     else:
-        values = ",".join("(" + ",".join(map(mysql_literal, row)) + ")" for row in rows)
         async with raw.cursor() as cursor:
-            await cursor.execute(f"INSERT INTO {table} ({names}) VALUES {values}{returning}")  # noqa: S608
+            await cursor.execute(sql)
             found = await cursor.fetchall() if returning_ids else []
     return sorted(int(row[0]) for row in found)
 
@@ -137,11 +133,12 @@ def mysql_literal(value: str | bytes | int | None) -> str:
     raise TypeError(f"no SQL literal for a value of type {type(value).__name__}: pass str, bytes, int or None")
 
 
-async def update_incidents(db: Db, rows: Sequence[Sequence[Any]]) -> int:
-    """Each row: the values of UPDATE_COLUMNS, then the incident's id and the version it was loaded at.
-    One prepared statement for all (no SQL compiled per change); the number of rows updated."""
-    if not rows:
+async def update_incidents(db: Db, changes: Sequence[tuple[Mapping[str, Any], int, int]]) -> int:
+    """Each change: the incident's column values by name, its id and the version it was loaded at. One
+    prepared statement of UPDATE_COLUMNS for all (no SQL compiled per change); the number of rows updated."""
+    if not changes:
         return 0
+    rows = [(*_UPDATE_VALUES(values), incident_id, version) for values, incident_id, version in changes]
     mark = "?" if db.is_sqlite else "%s"
     sets = ",".join(f"{column}={mark}" for column in UPDATE_COLUMNS)
     sql = f"UPDATE incidents SET {sets} WHERE id={mark} AND version={mark}"  # noqa: S608

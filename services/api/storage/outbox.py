@@ -85,11 +85,13 @@ class OutboxStore:
             await cursor.execute(f"DELETE FROM outbox WHERE id IN ({ids})")  # noqa: S608
 
     async def backlog(self) -> Backlog:
-        row = await self.db.database.fetch_one(sa.select(sa.func.count(), sa.func.min(outbox.c.created_at)))
-        size = int(row[0]) if row else 0
-        if not size or row is None or row[1] is None:
+        row = await self.db.database.fetch_one(
+            sa.select(sa.func.count().label("size"), sa.func.min(outbox.c.created_at).label("oldest"))
+        )
+        size = int(row["size"]) if row else 0
+        if not size or row is None or row["oldest"] is None:
             return Backlog(0, 0.0)
-        return Backlog(size, max(0.0, (utcnow() - from_micros(int(row[1]))).total_seconds()))
+        return Backlog(size, max(0.0, (utcnow() - from_micros(int(row["oldest"]))).total_seconds()))
 
     async def _rows(self, limit: int, *, lock: bool, exclude: Collection[int]) -> list[OutboxRow]:
         stmt = sa.select(outbox.c.id, outbox.c.event_row_id, outbox.c.incident_id).order_by(outbox.c.id).limit(limit)
@@ -133,7 +135,7 @@ class OutboxStore:
             .where(outbox.c.incident_id.in_(incident_ids))
             .order_by(outbox.c.id)
         ):
-            queued.setdefault(int(record[0]), []).append(int(record[1]))
+            queued.setdefault(int(record["incident_id"]), []).append(int(record["id"]))
         position: dict[int, int] = {}
         stopped: set[int] = set()
         kept: list[OutboxRow] = []

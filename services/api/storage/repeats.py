@@ -3,20 +3,27 @@ dedup key, one adds all their counts. A repeat makes no event, so nothing else i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from services.api.storage.bulk import mysql_literal
 from services.api.storage.db import Db
+from services.api.storage.tables import incidents
 
 
 @dataclass(frozen=True, slots=True)
 class OpenIncident:
+    """The columns of an open incident that counting a repeat reads, one field per column of the same name."""
+
     id: int
-    dedup_key: str
-    owner: str
+    open_dedup_key: str
+    dedup_owner: str
     firing_alerts: str | None
+
+
+_OPEN_COLUMNS = tuple(incidents.c[f.name].name for f in dataclasses.fields(OpenIncident))
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +40,8 @@ async def open_incidents(db: Db, keys: Sequence[str]) -> list[OpenIncident]:
     """The open incidents holding any of `keys` (whoever owns them: the caller matches the owner)."""
     if not keys:
         return []
-    rows = await _fetch(
-        db, "SELECT id, open_dedup_key, dedup_owner, firing_alerts FROM incidents WHERE open_dedup_key IN ", keys
-    )
-    return [OpenIncident(int(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
+    select = f"SELECT {','.join(_OPEN_COLUMNS)} FROM incidents WHERE open_dedup_key IN "  # noqa: S608
+    return [OpenIncident(**dict(zip(_OPEN_COLUMNS, row, strict=True))) for row in await _fetch(db, select, keys)]
 
 
 async def add_counts(db: Db, counts: Sequence[Count]) -> int:

@@ -16,12 +16,12 @@ import structlog
 
 from services.api.incidents.domain import Acknowledged, AlertFields, Incident, Severity, Status, firing_after
 from services.api.incidents.events import EventRecorder
-from services.api.storage.bulk import INCIDENT_COLUMNS, UPDATE_COLUMNS, insert_rows, update_incidents
+from services.api.storage.bulk import insert_rows, update_incidents
 from services.api.storage.db import DUPLICATE_KEY_ERRORS, UNAVAILABLE_ERRORS, Db, from_micros, to_micros
 from services.api.storage.groupcommit import DEFAULT_MAX_QUEUED, GroupCommit
 from services.api.storage.outbox import OutboxRow
-from services.api.storage.repeats import Count, add_count, add_counts, open_incidents
-from services.api.storage.tables import idempotency_keys, incident_comments, incident_events, incidents
+from services.api.storage.repeats import Count, OpenIncident, add_count, add_counts, open_incidents
+from services.api.storage.tables import idempotency_keys, incident_comments, incident_events, incidents, outbox
 from shared.events import utcnow
 
 T = TypeVar("T")
@@ -29,25 +29,6 @@ MAX_CAS_ATTEMPTS = 8
 MAX_GROUP_COMMIT = 256
 """Creates per transaction by default (GROUP_COMMIT_MAX)."""
 PRUNE_CHUNK = 1000  # idempotency keys deleted per statement: each delete holds its locks only briefly
-# The write path as plain SQL: compiling SQLAlchemy Core per statement cost half the API's CPU.
-INSERT_INCIDENT = (
-    "INSERT INTO incidents (message, status, acknowledged, version, created_at, updated_at, severity, source, labels, "
-    "dedup_key, open_dedup_key, firing_alerts, alert_count, last_alert_at, integration, dedup_owner) "
-    "VALUES (:message, :status, :acknowledged, :version, :created_at, :updated_at, :severity, :source, :labels, "
-    ":dedup_key, :open_dedup_key, :firing_alerts, :alert_count, :last_alert_at, :integration, :dedup_owner)"
-)
-INSERT_EVENT = (
-    "INSERT INTO incident_events (event_id, incident_id, version, type, actor, request_id, comment, payload, "
-    "created_at) VALUES (:event_id, :incident_id, :version, :type, :actor, :request_id, :comment, :payload, "
-    ":created_at)"
-)
-INSERT_OUTBOX = (
-    "INSERT INTO outbox (event_row_id, incident_id, created_at) VALUES (:event_row_id, :incident_id, :created_at)"
-)
-INSERT_COMMENT = (
-    "INSERT INTO incident_comments (incident_id, position, body, created_at) "
-    "VALUES (:incident_id, :position, :body, :created_at)"
-)
 
 
 class NotFound(LookupError):
@@ -259,97 +240,68 @@ class SqlIncidentRepository:
                 new.incident.id = None
             # Nothing of the group was committed and one of them can't be stored: each alone, so only that one fails.
             return await _each_alone(group, self._add_one)
+        self._created(handed)
+        return [new.incident for new in group]
+
+    async def _insert_group(self, group: list[NewIncident]) -> list[OutboxRow]:
+        """The group's creates, inside the caller's transaction."""
+        return await self._insert_creates(group)
+
+    async def _add_one(self, new: NewIncident) -> Incident:
+        """One create in its own transaction, written as a group of one: the group's fallback."""
+        try:
+            async with self.db.write():
+                handed = await self._insert_creates([new])
+        except DUPLICATE_KEY_ERRORS:
+            if new.claim is None:
+                raise
+            raise Replayed() from None
+        self._created(handed)
+        return new.incident
+
+    def _created(self, handed: list[OutboxRow]) -> None:
         if self.on_created is not None:
             self.on_created(handed)
         else:
             self.on_commit()
-        return [new.incident for new in group]
 
-    async def _insert_group(self, group: list[NewIncident]) -> list[OutboxRow]:
-        """One multi-row insert per table for the whole group, inside the caller's transaction."""
-        rows = []
-        for new in group:
-            columns = _incident_columns(new.incident)
-            rows.append([columns[name] for name in INCIDENT_COLUMNS])
-        ids = await insert_rows(self.db, "incidents", rows, returning_ids=True)
-        event_rows: list[list[Any]] = []
-        incident_of_event: list[int] = []
-        owner: list[int] = []
-        handed: list[OutboxRow] = []
-        comment_rows: list[list[Any]] = []
-        answers: list[list[Any]] = []
-        now = to_micros(utcnow())
-        for index, (new, incident_id) in enumerate(zip(group, ids, strict=True)):
+    async def _insert_creates(self, group: list[NewIncident]) -> list[OutboxRow]:
+        """One multi-row insert per table for all of `group`, inside the caller's transaction; the outbox rows."""
+        try:
+            ids = await insert_rows(
+                self.db, incidents, [_incident_values(new.incident) for new in group], returning_ids=True
+            )
+        except DUPLICATE_KEY_ERRORS:
+            if len(group) > 1:
+                raise  # whose dedup key is taken is not known here: each alone finds out
+            raise DedupKeyInUse(_in_use(group[0].incident)) from None
+        history = _History(to_micros(utcnow()))
+        for new, incident_id in zip(group, ids, strict=True):
             incident = new.incident
             incident.id = incident_id
-            change_time = incident.created_at or utcnow()
-            comment_rows += [
-                [incident_id, position, body, to_micros(incident.updated_at or change_time)]
-                for position, body in enumerate(incident.comments)
-            ]
-            for row in self._event_rows(incident, new.recorder):
-                event_rows.append(row)
-                incident_of_event.append(incident_id)
-                owner.append(index)
-            if new.claim is not None:
-                response = new.claim.render(incident)
-                answers.append(
-                    [new.claim.key, new.claim.fingerprint, response.status_code, response.body.decode(), now]
-                )
-        event_ids = await insert_rows(self.db, "incident_events", event_rows, returning_ids=True)
+            history.add(new, incident, _event_rows(incident, new.recorder), first_comment=0)
+        return await self._insert_history(history, hand_over=True)
+
+    async def _insert_history(self, history: _History, *, hand_over: bool) -> list[OutboxRow]:
+        """The comments, events, outbox rows and stored answers of a group; the outbox rows when `hand_over`."""
+        await insert_rows(self.db, incident_comments, history.comments)
+        event_row_ids = await insert_rows(self.db, incident_events, history.events, returning_ids=True)
         outbox_rows = [
-            [row_id, incident_id, row[-1]]
-            for row_id, incident_id, row in zip(event_ids, incident_of_event, event_rows, strict=True)
+            {"event_row_id": row_id, "incident_id": row["incident_id"], "created_at": row["created_at"]}
+            for row_id, row in zip(event_row_ids, history.events, strict=True)
         ]
-        await insert_rows(self.db, "incident_comments", comment_rows)
-        outbox_ids = await insert_rows(self.db, "outbox", outbox_rows, returning_ids=True)
-        await insert_rows(self.db, "idempotency_keys", answers)
-        for new in group:
-            new.event_ids.clear()
-        for outbox_id, incident_id, row, new_index in zip(
-            outbox_ids, incident_of_event, event_rows, owner, strict=True
-        ):
-            group[new_index].event_ids.append(str(row[0]))
-            handed.append(OutboxRow(outbox_id, incident_id, str(row[0]), str(row[7]).encode()))
-        return handed
-
-    @staticmethod
-    def _event_rows(incident: Incident, recorder: EventRecorder) -> list[list[Any]]:
-        assert incident.id is not None
+        outbox_ids = await insert_rows(self.db, outbox, outbox_rows, returning_ids=hand_over)
+        await insert_rows(self.db, idempotency_keys, history.answers)
+        for request in history.owners:
+            request.event_ids.clear()
+        for request, row in zip(history.owners, history.events, strict=True):
+            request.event_ids.append(row["event_id"])
+        if not hand_over:
+            return []
         return [
-            [
-                e.id,
-                incident.id,
-                e.version,
-                e.type,
-                e.actor,
-                e.request_id,
-                e.comment,
-                e.payload.decode(),
-                to_micros(e.at),
-            ]
-            for e in recorder.events(incident)
+            OutboxRow(outbox_id, row["incident_id"], row["event_id"], row["payload"].encode())
+            for outbox_id, row in zip(outbox_ids, history.events, strict=True)
         ]
-
-    async def _add_one(self, new: NewIncident) -> Incident:
-        """One create in its own transaction: the group's fallback."""
-        incident, recorder, claim = new.incident, new.recorder, new.claim
-        assert incident.created_at is not None and incident.updated_at is not None
-        database = self.db.database
-        try:
-            async with self.db.write():
-                try:
-                    incident.id = await database.execute(INSERT_INCIDENT, _incident_columns(incident))
-                except DUPLICATE_KEY_ERRORS:
-                    raise DedupKeyInUse(_in_use(incident)) from None
-                new.event_ids[:] = await self._write_changes(incident, recorder, first_comment=0)
-                await self._store_response(incident, claim)
-        except DUPLICATE_KEY_ERRORS:
-            if claim is None:
-                raise
-            raise Replayed() from None
-        self.on_commit()
-        return incident
 
     async def change(
         self,
@@ -387,16 +339,37 @@ class SqlIncidentRepository:
         return outcomes
 
     async def _apply_changes(self, group: list[IncidentChange]) -> tuple[list[Incident | BaseException], bool]:
-        """Every change of the group in one transaction: one read of the incidents (locked on MySQL), each
-        change applied in arrival order to the state the previous one left, then one insert per table."""
+        """The group's changes, inside the caller's transaction."""
+        return await self._write_changes(group)
+
+    async def _change_one(self, request: IncidentChange) -> Incident:
+        """One change in its own transaction, written as a group of one and retried on a version race: the
+        group's fallback."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            try:
+                async with self.db.write():
+                    (outcome,), changed = await self._write_changes([request])
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+            except _Stale:
+                continue
+            except DUPLICATE_KEY_ERRORS:
+                if request.claim is None:
+                    raise
+                raise Replayed() from None
+            if changed:
+                self.on_commit()
+            return outcome
+        raise VersionConflict(f"incident {request.incident_id} changed too often, try again")
+
+    async def _write_changes(self, group: list[IncidentChange]) -> tuple[list[Incident | BaseException], bool]:
+        """Every change of `group` inside the caller's transaction: one read of the incidents (locked on MySQL),
+        each change applied in arrival order to the state the previous one left, then one statement per table.
+        Each change's outcome (its incident or its own error), and whether any incident changed."""
         loaded = await self._load_many(sorted({request.incident_id for request in group}), for_update=True)
         current = dict(loaded)
         outcomes: list[Incident | BaseException] = []
-        event_rows: list[list[Any]] = []
-        comment_rows: list[list[Any]] = []
-        answers: list[list[Any]] = []
-        owners: list[IncidentChange] = []
-        now = to_micros(utcnow())
+        history = _History(to_micros(utcnow()))
         for request in group:
             before = current.get(request.incident_id)
             if before is None:
@@ -408,73 +381,29 @@ class SqlIncidentRepository:
             incident = _working_copy(before)
             try:
                 request.mutate(incident)
-                rows = self._event_rows(incident, request.recorder) if incident.changes else []
+                events = _event_rows(incident, request.recorder) if incident.changes else []
             except Exception as exc:  # the request's own error (a domain rule, a too large event)
                 outcomes.append(exc)
                 continue
-            assert incident.id is not None
-            if incident.changes:
-                at = to_micros(incident.updated_at or utcnow())
-                comment_rows += [
-                    [incident.id, position, body, at]
-                    for position, body in enumerate(incident.comments[len(before.comments) :], len(before.comments))
-                ]
-                event_rows += rows
-                owners += [request] * len(rows)
-            if request.claim is not None:
-                response = request.claim.render(incident)
-                answers.append(
-                    [request.claim.key, request.claim.fingerprint, response.status_code, response.body.decode(), now]
-                )
+            history.add(request, incident, events, first_comment=len(before.comments))
             current[request.incident_id] = incident
             outcomes.append(incident)
-        changed = [current[i] for i in sorted(current) if current[i].version != loaded[i].version]
-        updates = [[*_update_columns(incident), incident.id, loaded[incident.id or 0].version] for incident in changed]
-        if await update_incidents(self.db, updates) != len(updates):
+        changed = [(i, current[i]) for i in sorted(current) if current[i].version != loaded[i].version]
+        updates = [(_incident_values(incident), i, loaded[i].version) for i, incident in changed]
+        try:
+            updated = await update_incidents(self.db, updates)
+        except DUPLICATE_KEY_ERRORS:
+            if len(changed) > 1:
+                raise  # whose dedup key is taken is not known here: each alone finds out
+            raise DedupKeyInUse(_in_use(changed[0][1])) from None
+        if updated != len(updates):
             raise _Stale()
-        await insert_rows(self.db, "incident_comments", comment_rows)
-        event_row_ids = await insert_rows(self.db, "incident_events", event_rows, returning_ids=True)
-        outbox_rows = [[row_id, row[1], row[-1]] for row_id, row in zip(event_row_ids, event_rows, strict=True)]
-        await insert_rows(self.db, "outbox", outbox_rows)
-        await insert_rows(self.db, "idempotency_keys", answers)
-        for request, row in zip(owners, event_rows, strict=True):
-            request.event_ids.append(str(row[0]))
+        await self._insert_history(history, hand_over=False)
         return outcomes, bool(changed)
-
-    async def _change_one(self, request: IncidentChange) -> Incident:
-        """One change in its own transaction, retried on a version race: the group's fallback."""
-        incident_id, mutate, recorder = request.incident_id, request.mutate, request.recorder
-        expected_version, claim = request.expected_version, request.claim
-        for _ in range(MAX_CAS_ATTEMPTS):
-            try:
-                async with self.db.write():
-                    incident = await self._load(incident_id, for_update=True)
-                    if incident is None:
-                        raise NotFound(incident_id)
-                    if expected_version is not None and incident.version != expected_version:
-                        raise PreconditionFailed(incident.version)
-                    loaded_version, loaded_comments = incident.version, len(incident.comments)
-                    mutate(incident)
-                    if incident.changes:
-                        await self._save(incident, loaded_version)
-                        request.event_ids[:] = await self._write_changes(
-                            incident, recorder, first_comment=loaded_comments
-                        )
-                    await self._store_response(incident, claim)
-            except _Stale:
-                continue
-            except DUPLICATE_KEY_ERRORS:
-                if claim is None:
-                    raise
-                raise Replayed() from None
-            if incident.changes:
-                self.on_commit()
-            return incident
-        raise VersionConflict(f"incident {incident_id} changed too often, try again")
 
     async def get(self, incident_id: int) -> Incident | None:
         async with self.db.session():
-            return await self._load(incident_id)
+            return (await self._load_many([incident_id])).get(incident_id)
 
     async def find_open(self, owner: str, dedup_key: str) -> int | None:
         """The open incident holding this dedup key for this owner, if any."""
@@ -492,7 +421,7 @@ class SqlIncidentRepository:
         try:
             async with self.db.write():
                 found = await open_incidents(self.db, sorted({r.dedup_key for r in group}))
-                outcomes, counts = _count_repeats(group, {(i.dedup_key, i.owner): i for i in found})
+                outcomes, counts = _count_repeats(group, {(i.open_dedup_key, i.dedup_owner): i for i in found})
                 if await add_counts(self.db, counts) != len(counts):
                     raise _Stale()  # rolls every count back
             return list(outcomes)
@@ -515,7 +444,7 @@ class SqlIncidentRepository:
             .order_by(incidents.c.last_alert_at)
             .limit(limit)
         )
-        return [int(r[0]) for r in rows]
+        return [int(r["id"]) for r in rows]
 
     async def list_incidents(self, query: ListFilter) -> list[Incident]:
         stmt = sa.select(incidents).where(incidents.c.deleted_at.is_(None))
@@ -610,7 +539,8 @@ class SqlIncidentRepository:
         resolved: dict[int, tuple[int, int]] = {}
         last: dict[int, tuple[str, str, int]] = {}
         for row in rows:
-            incident_id, version, type_, actor, at = int(row[0]), int(row[1]), str(row[2]), str(row[3]), int(row[4])
+            incident_id, version, type_ = int(row["incident_id"]), int(row["version"]), str(row["type"])
+            actor, at = str(row["actor"]), int(row["created_at"])
             if type_ == "acknowledged" and version > acked.get(incident_id, (0, "", 0))[0]:
                 acked[incident_id] = (version, actor, at)
             if type_ == "resolved" and version > resolved.get(incident_id, (0, 0))[0]:
@@ -646,7 +576,7 @@ class SqlIncidentRepository:
         """The audit log: every change, kept after the outbox is pruned and after deletion."""
         rows = await self.db.database.fetch_all(
             sa.select(
-                incident_events.c.created_at,
+                incident_events.c.created_at.label("time"),
                 incident_events.c.type,
                 incident_events.c.version,
                 incident_events.c.actor,
@@ -657,7 +587,18 @@ class SqlIncidentRepository:
             .where(incident_events.c.incident_id == incident_id)
             .order_by(incident_events.c.version)
         )
-        return [TimelineEntry(int(r[0]), str(r[1]), int(r[2]), str(r[3]), str(r[4]), r[5], r[6]) for r in rows]
+        return [
+            TimelineEntry(
+                time=int(r["time"]),
+                type=str(r["type"]),
+                version=int(r["version"]),
+                actor=str(r["actor"]),
+                event_id=str(r["event_id"]),
+                request_id=r["request_id"],
+                comment=r["comment"],
+            )
+            for r in rows
+        ]
 
     async def versions_since(self, incident_id: int, types: Sequence[str]) -> tuple[int, int, bool] | None:
         """The incident's latest version, the latest version of a change of one of `types`, and whether it was
@@ -665,21 +606,21 @@ class SqlIncidentRepository:
         kinds = incident_events.c.type.in_(list(types))
         row = await self.db.database.fetch_one(
             sa.select(
-                sa.func.max(incident_events.c.version),
-                sa.func.max(sa.case((kinds, incident_events.c.version), else_=0)),
-                sa.func.max(sa.case((incident_events.c.type == "deleted", 1), else_=0)),
+                sa.func.max(incident_events.c.version).label("latest"),
+                sa.func.max(sa.case((kinds, incident_events.c.version), else_=0)).label("latest_of_types"),
+                sa.func.max(sa.case((incident_events.c.type == "deleted", 1), else_=0)).label("deleted"),
             ).where(incident_events.c.incident_id == incident_id)
         )
-        if row is None or row[0] is None:
+        if row is None or row["latest"] is None:
             return None
-        return int(row[0]), int(row[1] or 0), bool(row[2])
+        return int(row["latest"]), int(row["latest_of_types"] or 0), bool(row["deleted"])
 
     async def prune_idempotency_keys(self, older_than_micros: int) -> int:
         """Delete keys stored before the cutoff, a chunk per transaction, by the `created_at` index."""
         pruned = 0
         while True:
             async with self.db.write():
-                chunk = [str(row[0]) for row in await self.db.database.fetch_all(expired_keys(older_than_micros))]
+                chunk = [str(row["key"]) for row in await self.db.database.fetch_all(expired_keys(older_than_micros))]
                 if chunk:
                     await self.db.database.execute(
                         idempotency_keys.delete().where(
@@ -689,16 +630,6 @@ class SqlIncidentRepository:
             pruned += len(chunk)
             if len(chunk) < PRUNE_CHUNK:
                 return pruned
-
-    async def _load(self, incident_id: int, *, for_update: bool = False) -> Incident | None:
-        stmt = sa.select(incidents).where(incidents.c.id == incident_id, incidents.c.deleted_at.is_(None))
-        if for_update and not self.db.is_sqlite:
-            stmt = stmt.with_for_update()
-        row = await self.db.database.fetch_one(stmt)
-        if row is None:
-            return None
-        comments = await self._comments([incident_id])
-        return _incident(row, comments.get(incident_id, []))
 
     async def _load_many(self, ids: Sequence[int], *, for_update: bool = False) -> dict[int, Incident]:
         stmt = sa.select(incidents).where(incidents.c.id.in_(ids), incidents.c.deleted_at.is_(None))
@@ -720,69 +651,6 @@ class SqlIncidentRepository:
         for row in rows:
             found.setdefault(int(row["incident_id"]), []).append(str(row["body"]))
         return found
-
-    async def _save(self, incident: Incident, loaded_version: int) -> None:
-        try:
-            await self.db.database.execute(
-                incidents.update()
-                .where(incidents.c.id == incident.id, incidents.c.version == loaded_version)
-                .values(**_changed_columns(incident))
-            )
-        except DUPLICATE_KEY_ERRORS:
-            raise DedupKeyInUse(_in_use(incident)) from None
-        if await self.db.affected_rows() != 1:
-            raise _Stale()
-
-    async def _write_changes(self, incident: Incident, recorder: EventRecorder, *, first_comment: int) -> list[str]:
-        """The new comments, the events and their outbox rows; the events' ids."""
-        assert incident.id is not None and incident.created_at is not None
-        database = self.db.database
-        for position, body in enumerate(incident.comments[first_comment:], start=first_comment):
-            await database.execute(
-                INSERT_COMMENT,
-                {
-                    "incident_id": incident.id,
-                    "position": position,
-                    "body": body,
-                    "created_at": to_micros(incident.updated_at or incident.created_at),
-                },
-            )
-        event_ids = []
-        for event in recorder.events(incident):
-            event_ids.append(event.id)
-            at = to_micros(event.at)
-            event_row_id = await database.execute(
-                INSERT_EVENT,
-                {
-                    "event_id": event.id,
-                    "incident_id": incident.id,
-                    "version": event.version,
-                    "type": event.type,
-                    "actor": event.actor,
-                    "request_id": event.request_id,
-                    "comment": event.comment,
-                    "payload": event.payload.decode(),
-                    "created_at": at,
-                },
-            )
-            await database.execute(
-                INSERT_OUTBOX, {"event_row_id": event_row_id, "incident_id": incident.id, "created_at": at}
-            )
-        return event_ids
-
-    async def _store_response(self, incident: Incident, claim: IdempotencyClaim | None) -> None:
-        if claim is None:
-            return
-        response = claim.render(incident)
-        await self.db.database.execute(
-            idempotency_keys.insert().values(
-                key=claim.key,
-                fingerprint=claim.fingerprint,
-                status_code=response.status_code,
-                response=response.body.decode(),
-                created_at=to_micros(utcnow()),  # the request's time: a no-op on an old incident is kept too
-            )
-        )
 
 
 def expired_keys(older_than_micros: int) -> sa.Select[Any]:
@@ -854,8 +722,10 @@ def _incident(row: Any, comments: list[str]) -> Incident:
     )
 
 
-def _incident_columns(incident: Incident) -> dict[str, Any]:
+def _incident_values(incident: Incident) -> dict[str, Any]:
+    """The incident's row, by column name: what a create inserts and a change rewrites."""
     assert incident.created_at is not None and incident.updated_at is not None
+    alert = incident.alert
     return {
         "message": incident.message,
         "status": incident.status.value,
@@ -863,33 +733,7 @@ def _incident_columns(incident: Incident) -> dict[str, Any]:
         "version": incident.version,
         "created_at": to_micros(incident.created_at),
         "updated_at": to_micros(incident.updated_at),
-        **_alert_columns(incident),
-    }
-
-
-def _changed_columns(incident: Incident) -> dict[str, Any]:
-    """What a change rewrites (UPDATE_COLUMNS), for one `_save` or a group's prepared UPDATE."""
-    assert incident.updated_at is not None
-    return {
-        "message": incident.message,
-        "status": incident.status.value,
-        "acknowledged": incident.acknowledged.value,
-        "version": incident.version,
-        "updated_at": to_micros(incident.updated_at),
         "deleted_at": to_micros(incident.updated_at) if incident.deleted else None,
-        **_alert_columns(incident),
-    }
-
-
-def _update_columns(incident: Incident) -> list[Any]:
-    """The values of UPDATE_COLUMNS in their order."""
-    values = _changed_columns(incident)
-    return [values[column] for column in UPDATE_COLUMNS]
-
-
-def _alert_columns(incident: Incident) -> dict[str, Any]:
-    alert = incident.alert
-    return {
         "severity": alert.severity.value if alert.severity else None,
         "source": alert.source,
         "labels": msgspec.json.encode(alert.label_map).decode() if alert.labels else None,
@@ -903,8 +747,66 @@ def _alert_columns(incident: Incident) -> dict[str, Any]:
     }
 
 
+def _event_rows(incident: Incident, recorder: EventRecorder) -> list[dict[str, Any]]:
+    """The audit-log rows of the incident's recorded changes, by column name."""
+    assert incident.id is not None
+    return [
+        {
+            "event_id": e.id,
+            "incident_id": incident.id,
+            "version": e.version,
+            "type": e.type,
+            "actor": e.actor,
+            "request_id": e.request_id,
+            "comment": e.comment,
+            "payload": e.payload.decode(),
+            "created_at": to_micros(e.at),
+        }
+        for e in recorder.events(incident)
+    ]
+
+
+@dataclass(slots=True)
+class _History:
+    """What a group writes besides the incidents' rows, by column name, and which request owns each event."""
+
+    now: int
+    comments: list[dict[str, Any]] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    owners: list[NewIncident | IncidentChange] = field(default_factory=list)
+    answers: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(
+        self,
+        request: NewIncident | IncidentChange,
+        incident: Incident,
+        events: list[dict[str, Any]],
+        *,
+        first_comment: int,
+    ) -> None:
+        if len(incident.comments) > first_comment:
+            at = to_micros(incident.updated_at or utcnow())
+            self.comments += [
+                {"incident_id": incident.id, "position": position, "body": body, "created_at": at}
+                for position, body in enumerate(incident.comments[first_comment:], first_comment)
+            ]
+        self.events += events
+        self.owners += [request] * len(events)
+        if request.claim is not None:
+            response = request.claim.render(incident)
+            self.answers.append(
+                {
+                    "key": request.claim.key,
+                    "fingerprint": request.claim.fingerprint,
+                    "status_code": response.status_code,
+                    "response": response.body.decode(),
+                    "created_at": self.now,  # the request's time: a no-op on an old incident is kept too
+                }
+            )
+
+
 def _count_repeats(
-    group: list[AlertRepeat], open_by_key: dict[tuple[str, str], Any]
+    group: list[AlertRepeat], open_by_key: dict[tuple[str, str], OpenIncident]
 ) -> tuple[list[Repeated], list[Count]]:
     """Each repeat's outcome, and the counts to add per incident (several repeats of one key add up)."""
     outcomes: list[Repeated] = []
