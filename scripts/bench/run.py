@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
 from scripts.bench.phase_costs import run_costs_phase
+from scripts.bench.phase_driver import run_bench_driver_phase
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
 from scripts.bench.phase_storm import run_storm_phase
 from scripts.bench.phase_twoway import render as render_twoway
@@ -196,6 +198,8 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     if options.vendor:
         results["vendor"] = (await vendor_phase(options, workdir, children)).as_dict()
     results["costs"] = await run_costs_phase(infra, options, workdir, children)
+    say("driver phase: the API's hot statements through databases and through SQLAlchemy's async engine")
+    results["driver"] = await run_bench_driver_phase(infra, options, workdir)
     say("two-way phase: Slack clicks under the changes load, Jira webhook → Slack message at half rate")
     two_way = await run_twoway_phase(
         workdir,
@@ -225,6 +229,24 @@ async def costs_only(options: Options, workdir: Path, children: Children) -> dic
             "command": " ".join(sys.argv),
         },
         "costs": costs,
+    }
+
+
+async def driver_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    load = meta.loadavg()
+    infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
+    driver = await run_bench_driver_phase(infra, options, workdir)
+    return {
+        "meta": {
+            "started_at": started,
+            "loadavg_at_start": load,
+            "loadavg_at_end": meta.loadavg(),
+            "machine": meta.machine(),
+            "versions": meta.versions(),
+            "command": " ".join(sys.argv),
+        },
+        "driver": driver,
     }
 
 
@@ -259,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_vendor_only(options)
     if options.costs_only:
         return main_costs_only(options)
+    if options.driver_only:
+        return main_phase_only(options, "driver", driver_only, lambda r: report.driver_lines(r["driver"]))
     try:
         wrk_binary()
     except WrkMissing as exc:
@@ -336,5 +360,34 @@ def main_vendor_only(options: Options) -> int:
     options.out_dir.mkdir(parents=True, exist_ok=True)
     path = options.out_dir / f"vendor-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
+    say(f"results written to {path}")
+    return 0
+
+
+def main_phase_only(
+    options: Options,
+    name: str,
+    run: Callable[[Options, Path, Children], Coroutine[Any, Any, dict[str, Any]]],
+    lines: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """One phase alone: its servers, its JSON under `<name>-<time>.json`, its lines of the report."""
+    children = Children()
+    workdir = Path(tempfile.mkdtemp(prefix=f"incidents-bench-{name}-"))
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        results = asyncio.run(run(options, workdir, children))
+    except KeyboardInterrupt:
+        say("interrupted; stopping everything")
+        return 130
+    finally:
+        children.stop_all()
+        if options.keep_workdir:
+            say(f"logs and data kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    options.out_dir.mkdir(parents=True, exist_ok=True)
+    path = options.out_dir / f"{name}-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print("\n".join(lines(results)))
     say(f"results written to {path}")
     return 0
