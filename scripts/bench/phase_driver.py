@@ -213,8 +213,10 @@ class SqlAlchemySide:
         if not returning:
             await connection.execute(target.insert(), values)
             return []
-        stmt = target.insert().returning(target.c.id, sort_by_parameter_order=True)
-        return [int(r[0]) for r in (await connection.execute(stmt, values)).fetchall()]
+        # Unordered RETURNING, sorted, as bulk.py does: ordered RETURNING has no batched form on MariaDB or SQLite
+        # for these tables (SQLAlchemy then inserts row by row).
+        stmt = target.insert().returning(target.c.id)
+        return sorted(int(r[0]) for r in (await connection.execute(stmt, values)).fetchall())
 
     async def outbox_claim_delete(self) -> int:
         if self.is_sqlite:

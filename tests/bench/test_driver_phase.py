@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-import sqlalchemy as sa
 
 from scripts.bench.phase_driver import (
     DatabasesSide,
@@ -76,7 +75,7 @@ async def test_sqlalchemy_side_reads_and_writes_what_the_databases_side_does(dat
         for side in (base, sides[0]):
             await side.repeats_batch(keys, ())
         counted = await base.db.database.fetch_all(
-            sa.text("SELECT alert_count FROM incidents WHERE open_dedup_key LIKE 'storm-0-%'")
+            "SELECT alert_count FROM incidents WHERE open_dedup_key LIKE :keys", {"keys": "storm-0-%"}
         )
         assert [int(r[0]) for r in counted] == [2] * len(keys)
     finally:
