@@ -17,8 +17,9 @@ Operations:
 - list: `GET /incident/`'s first page, 50 rows and their comments.
 
 The SQLAlchemy side is configured as a swap would be: pooled connections (SQLite pragmas set once per connection),
-reads on an AUTOCOMMIT engine without reset on return (as `databases` runs asyncmy in autocommit), writes in
-`engine.begin()` transactions; SQLite writers serialise on a process lock as in `Db.write`.
+reads on an AUTOCOMMIT engine (as `databases` runs asyncmy) with `skip_autocommit_rollback`, writes in
+`engine.begin()` transactions, no reset (ROLLBACK) on return to the pool; SQLite writers serialise on a process
+lock as in `Db.write`.
 """
 
 from __future__ import annotations
@@ -164,9 +165,11 @@ class SqlAlchemySide:
             options["connect_args"] = {"timeout": 30}
         else:
             options.update(pool_recycle=3600, connect_args={"connect_timeout": 5})
-        self.writes: AsyncEngine = create_async_engine(url, **options)
+        # No ROLLBACK round trip when a connection goes back to the pool: every write ends in COMMIT or ROLLBACK
+        # (engine.begin()), and reads run in autocommit.
+        self.writes: AsyncEngine = create_async_engine(url, pool_reset_on_return=None, **options)
         self.reads: AsyncEngine = create_async_engine(
-            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, **options
+            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, skip_autocommit_rollback=True, **options
         )
         if self.is_sqlite:
             for engine in (self.writes, self.reads):
