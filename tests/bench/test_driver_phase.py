@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from scripts.bench.phase_driver import (
@@ -14,6 +19,7 @@ from scripts.bench.phase_driver import (
     run_driver_phase,
     seed,
 )
+from tests.support.processes import ROOT
 
 pytestmark = pytest.mark.mysql
 
@@ -81,3 +87,27 @@ async def test_sqlalchemy_side_reads_and_writes_what_the_databases_side_does(dat
     finally:
         for side in everyone:
             await side.close()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_driver_only_bench_writes_its_json_and_prints_its_lines(tmp_path: Path) -> None:
+    out = tmp_path / "bench"
+    run = subprocess.run(
+        [sys.executable, "-m", "scripts.bench", "--driver-only", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=580,
+    )
+    assert run.returncode == 0, f"stdout:\n{run.stdout[-3000:]}\nstderr:\n{run.stderr[-5000:]}"
+    (written,) = out.glob("driver-*.json")
+    results = json.loads(written.read_text())
+    assert results["meta"]["loadavg_at_start"] and results["meta"]["versions"]["SQLAlchemy"]
+    assert set(results["driver"]["databases"]) == {"mariadb", "sqlite"}
+    for operations in results["driver"]["databases"].values():
+        assert set(operations) == set(OPERATIONS)
+    mariadb = results["driver"]["databases"]["mariadb"]
+    assert all("server_cpu_ms_per_op" in op["variants"]["databases"] for op in mariadb.values())
+    assert "driver layer, interleaved" in run.stdout
+    assert "mariadb create_group: databases" in run.stdout and "sqlite list: databases" in run.stdout
