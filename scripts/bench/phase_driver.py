@@ -41,7 +41,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from scripts.bench.options import Options
 from scripts.bench.procstats import cpu_seconds
 from scripts.bench.system import Infra, migrate
-from services.api.bulk import _TABLES, mysql_literal
+from services.api.bulk import (
+    COMMENT_COLUMNS,
+    EVENT_COLUMNS,
+    IDEMPOTENCY_COLUMNS,
+    INCIDENT_COLUMNS,
+    OUTBOX_COLUMNS,
+    mysql_literal,
+)
 from services.api.bulk import insert_rows as bulk_insert_rows
 from services.api.db import Db
 from services.api.domain import Incident
@@ -76,6 +83,23 @@ class DriverOptions:
     warmup: float = 0.5
 
 
+Row = dict[str, Any]
+COLUMNS = {
+    "incidents": INCIDENT_COLUMNS,
+    "incident_events": EVENT_COLUMNS,
+    "outbox": OUTBOX_COLUMNS,
+    "incident_comments": COMMENT_COLUMNS,
+    "idempotency_keys": IDEMPOTENCY_COLUMNS,
+}
+"""The columns bulk.py writes, in its order."""
+
+
+def ordered(table: str, rows: Sequence[Row]) -> list[list[Any]]:
+    """Rows by column name as bulk.py takes them (values in its column order), as the repository hands them."""
+    columns = COLUMNS[table]
+    return [[row[name] for name in columns] for row in rows]
+
+
 @dataclass
 class Rows:
     """Fresh rows for creates: unique event ids and idempotency keys from a counter (cheap, same for both sides)."""
@@ -83,19 +107,55 @@ class Rows:
     prefix: str
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
-    def group(self, size: int, now: int) -> list[list[Any]]:
+    def group(self, size: int, now: int) -> list[Row]:
         return [self.incident(now) for _ in range(size)]
 
     @staticmethod
-    def incident(now: int) -> list[Any]:
-        return ["bench driver", "unresolved", "no", 1, now, now, None, None, None, None, None, None, 0, None, None, ""]
+    def incident(now: int, dedup_key: str | None = None) -> Row:
+        return {
+            "message": "bench driver",
+            "status": "unresolved",
+            "acknowledged": "no",
+            "version": 1,
+            "created_at": now,
+            "updated_at": now,
+            "severity": None,
+            "source": None,
+            "labels": None,
+            "dedup_key": dedup_key,
+            "open_dedup_key": dedup_key,
+            "firing_alerts": None,
+            "alert_count": 0,
+            "last_alert_at": None,
+            "integration": None,
+            "dedup_owner": "",
+        }
 
-    def event(self, incident_id: int, now: int) -> list[Any]:
-        return [f"{self.prefix}-e{next(self.counter)}", incident_id, 1, "created", "api", None, None, PAYLOAD, now]
+    def event(self, incident_id: int, now: int) -> Row:
+        return {
+            "event_id": f"{self.prefix}-e{next(self.counter)}",
+            "incident_id": incident_id,
+            "version": 1,
+            "type": "created",
+            "actor": "api",
+            "request_id": None,
+            "comment": None,
+            "payload": PAYLOAD,
+            "created_at": now,
+        }
 
-    def answer(self, now: int) -> list[Any]:
-        key = f"{self.prefix}-k{next(self.counter)}"
-        return [key, "f" * 64, 200, '{"status":"INCIDENT CREATED","ID":"1"}', now]
+    @staticmethod
+    def outbox(event_row_id: int, incident_id: int, now: int) -> Row:
+        return {"event_row_id": event_row_id, "incident_id": incident_id, "created_at": now}
+
+    def answer(self, now: int) -> Row:
+        return {
+            "key": f"{self.prefix}-k{next(self.counter)}",
+            "fingerprint": "f" * 64,
+            "status_code": 200,
+            "response": '{"status":"INCIDENT CREATED","ID":"1"}',
+            "created_at": now,
+        }
 
 
 def _now() -> int:
@@ -121,19 +181,21 @@ class DatabasesSide:
     async def create_group(self, rows: Rows, size: int) -> None:
         now = _now()
         async with self.db.write():
-            ids = await bulk_insert_rows(self.db, "incidents", rows.group(size, now), returning_ids=True)
-            events = [rows.event(i, now) for i in ids]
-            event_ids = await bulk_insert_rows(self.db, "incident_events", events, returning_ids=True)
-            entries = [[e, i, now] for e, i in zip(event_ids, ids, strict=True)]
-            await bulk_insert_rows(self.db, "outbox", entries, returning_ids=True)
-            await bulk_insert_rows(self.db, "idempotency_keys", [rows.answer(now) for _ in ids])
+            ids = await self._insert("incidents", rows.group(size, now), returning=True)
+            event_ids = await self._insert("incident_events", [rows.event(i, now) for i in ids], returning=True)
+            entries = [rows.outbox(e, i, now) for e, i in zip(event_ids, ids, strict=True)]
+            await self._insert("outbox", entries, returning=True)
+            await self._insert("idempotency_keys", [rows.answer(now) for _ in ids], returning=False)
+
+    async def _insert(self, table: str, rows: list[Row], *, returning: bool) -> list[int]:
+        return await bulk_insert_rows(self.db, table, ordered(table, rows), returning_ids=returning)
 
     async def outbox_claim_delete(self) -> int:
         async with self.store.claim(OUTBOX_CLAIM) as claim:
             await claim.delivered({row.id for row in claim.rows})
         return len(claim.rows)
 
-    async def repeats_batch(self, keys: Sequence[str], ids: Sequence[int]) -> None:
+    async def repeats_batch(self, keys: Sequence[str]) -> None:
         async with self.db.write():
             found = await open_incidents(self.db, keys)
             await add_counts(self.db, _counts([(f.id, f.dedup_key, f.owner) for f in found]))
@@ -199,20 +261,19 @@ class SqlAlchemySide:
             ids = await self._insert(connection, "incidents", rows.group(size, now), returning=True)
             events = [rows.event(i, now) for i in ids]
             event_ids = await self._insert(connection, "incident_events", events, returning=True)
-            entries = [[e, i, now] for e, i in zip(event_ids, ids, strict=True)]
+            entries = [rows.outbox(e, i, now) for e, i in zip(event_ids, ids, strict=True)]
             await self._insert(connection, "outbox", entries, returning=True)
             await self._insert(connection, "idempotency_keys", [rows.answer(now) for _ in ids], returning=False)
 
         await self._write(work)
 
-    async def _insert(self, connection: AsyncConnection, table: str, rows: list[list[Any]], *, returning: bool) -> Any:
+    async def _insert(self, connection: AsyncConnection, table: str, rows: list[Row], *, returning: bool) -> Any:
         if self.same_sql:
-            sql, params = _bulk_statement(self.is_sqlite, table, rows, returning)
+            sql, params = _bulk_statement(self.is_sqlite, table, ordered(table, rows), returning)
             result = await connection.exec_driver_sql(sql, params)
             return sorted(int(r[0]) for r in result.fetchall()) if returning else []
         target = _CORE_TABLES[table]
-        columns = _TABLES[table]
-        values = [dict(zip(columns, row, strict=True)) for row in rows]
+        values = [{name: row[name] for name in COLUMNS[table]} for row in rows]
         if not returning:
             await connection.execute(target.insert(), values)
             return []
@@ -236,7 +297,7 @@ class SqlAlchemySide:
             await connection.commit()
         return len(rows)
 
-    async def repeats_batch(self, keys: Sequence[str], ids: Sequence[int]) -> None:
+    async def repeats_batch(self, keys: Sequence[str]) -> None:
         async def work(connection: AsyncConnection) -> None:
             select = "SELECT id, open_dedup_key, dedup_owner, firing_alerts FROM incidents WHERE open_dedup_key IN "
             if self.is_sqlite:
@@ -287,7 +348,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 def _bulk_statement(is_sqlite: bool, table: str, rows: list[list[Any]], returning: bool) -> tuple[str, Any]:
     """bulk.py's statement for one chunk: `?` placeholders on SQLite, literals (text as hex) on MariaDB."""
-    columns = _TABLES[table]
+    columns = COLUMNS[table]
     names = ",".join(f"`{c}`" if c == "key" else c for c in columns)
     tail = " RETURNING id" if returning else ""
     if is_sqlite:
@@ -378,18 +439,16 @@ async def seed(db: Db, concurrency: int) -> Fixture:
     rows = Rows("seed")
     now = _now()
     async with db.write():
-        incident_ids = await bulk_insert_rows(db, "incidents", rows.group(SEED_INCIDENTS, now), returning_ids=True)
-        comments = [[i, p, f"comment {p} of {i}", now] for i in incident_ids[::3] for p in range(2)]
-        await bulk_insert_rows(db, "incident_comments", comments)
+        incident_ids = await _insert(db, "incidents", rows.group(SEED_INCIDENTS, now))
+        comments = [
+            {"incident_id": i, "position": p, "body": f"comment {p} of {i}", "created_at": now}
+            for i in incident_ids[::3]
+            for p in range(2)
+        ]
+        await _insert(db, "incident_comments", comments)
         keys = [[f"storm-{t}-{k}" for k in range(REPEAT_KEYS)] for t in range(concurrency)]
-        open_rows = []
-        for key in (k for task in keys for k in task):
-            row = Rows.incident(now)
-            row[9] = row[10] = key  # dedup_key, open_dedup_key
-            open_rows.append(row)
-        await bulk_insert_rows(db, "incidents", open_rows)
-        events = [rows.event(i, now) for i in incident_ids]
-        event_row_ids = await bulk_insert_rows(db, "incident_events", events, returning_ids=True)
+        await _insert(db, "incidents", [Rows.incident(now, key) for task in keys for key in task])
+        event_row_ids = await _insert(db, "incident_events", [rows.event(i, now) for i in incident_ids])
     return Fixture(incident_ids, keys, event_row_ids)
 
 
@@ -397,11 +456,15 @@ async def fill_outbox(db: Db, fixture: Fixture, count: int) -> None:
     """`count` outbox rows, each of its own incident (so the order check keeps them all)."""
     now = _now()
     entries = [
-        [fixture.event_row_ids[n % len(fixture.event_row_ids)], next(fixture.next_outbox_incident), now]
+        Rows.outbox(fixture.event_row_ids[n % len(fixture.event_row_ids)], next(fixture.next_outbox_incident), now)
         for n in range(count)
     ]
     async with db.write():
-        await bulk_insert_rows(db, "outbox", entries)
+        await _insert(db, "outbox", entries)
+
+
+async def _insert(db: Db, table: str, rows: list[Row]) -> list[int]:
+    return await bulk_insert_rows(db, table, ordered(table, rows), returning_ids=table != "incident_comments")
 
 
 @dataclass
@@ -478,7 +541,7 @@ async def measure_database(
             return _until(lambda _i: side.create_group(rows, options.group))
 
         def repeats(side: Side) -> Callable[[int, float], Awaitable[int]]:
-            return _until(lambda i: side.repeats_batch(fixture.repeat_keys[i], ()))
+            return _until(lambda i: side.repeats_batch(fixture.repeat_keys[i]))
 
         def reads(side: Side) -> Callable[[int, float], Awaitable[int]]:
             return _until(lambda _i: side.read_by_id(rng.choice(fixture.incident_ids)))

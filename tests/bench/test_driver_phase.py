@@ -79,7 +79,7 @@ async def test_sqlalchemy_side_reads_and_writes_what_the_databases_side_does(dat
 
         keys = fixture.repeat_keys[0]
         for side in (base, sides[0]):
-            await side.repeats_batch(keys, ())
+            await side.repeats_batch(keys)
         counted = await base.db.database.fetch_all(
             "SELECT alert_count FROM incidents WHERE open_dedup_key LIKE :keys", {"keys": "storm-0-%"}
         )
