@@ -216,27 +216,21 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
 
 
 async def costs_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    load = meta.loadavg()
-    infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
-    costs = await run_costs_phase(infra, options, workdir, children)
-    return {
-        "meta": {
-            "started_at": started,
-            "loadavg_at_start": load,
-            "loadavg_at_end": meta.loadavg(),
-            "machine": meta.machine(),
-            "command": " ".join(sys.argv),
-        },
-        "costs": costs,
-    }
+    return await on_infra("costs", workdir, children, lambda infra: run_costs_phase(infra, options, workdir, children))
 
 
 async def driver_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    return await on_infra("driver", workdir, children, lambda infra: run_bench_driver_phase(infra, options, workdir))
+
+
+async def on_infra(
+    name: str, workdir: Path, children: Children, phase: Callable[[Infra], Coroutine[Any, Any, Any]]
+) -> dict[str, Any]:
+    """One phase on its own MariaDB and nats-server, with the run's meta: `{"meta": ..., name: figures}`."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load = meta.loadavg()
     infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
-    driver = await run_bench_driver_phase(infra, options, workdir)
+    found = await phase(infra)
     return {
         "meta": {
             "started_at": started,
@@ -246,7 +240,7 @@ async def driver_only(options: Options, workdir: Path, children: Children) -> di
             "versions": meta.versions(),
             "command": " ".join(sys.argv),
         },
-        "driver": driver,
+        name: found,
     }
 
 
@@ -320,48 +314,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_costs_only(options: Options) -> int:
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-costs-"))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        results = asyncio.run(costs_only(options, workdir, children))
-    except KeyboardInterrupt:
-        say("interrupted; stopping everything")
-        return 130
-    finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    path = options.out_dir / f"costs-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(report.cost_lines(results["costs"])))
-    say(f"results written to {path}")
-    return 0
+    return main_phase_only(options, "costs", costs_only, lambda r: report.cost_lines(r["costs"]))
 
 
 def main_vendor_only(options: Options) -> int:
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-vendor-"))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        results = asyncio.run(vendor_only(options, workdir, children))
-    except KeyboardInterrupt:
-        say("interrupted; stopping everything")
-        return 130
-    finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    path = options.out_dir / f"vendor-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    say(f"results written to {path}")
-    return 0
+    return main_phase_only(options, "vendor", vendor_only, lambda _: [])
 
 
 def main_phase_only(
@@ -388,6 +345,8 @@ def main_phase_only(
     options.out_dir.mkdir(parents=True, exist_ok=True)
     path = options.out_dir / f"{name}-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(lines(results)))
+    shown = lines(results)
+    if shown:
+        print("\n".join(shown))
     say(f"results written to {path}")
     return 0
