@@ -9,7 +9,7 @@ from importlib import metadata
 
 from tests.support.processes import nats_server_binary
 
-PACKAGES = ("litestar", "uvicorn", "msgspec", "nats-py", "databases", "asyncmy", "SQLAlchemy", "structlog")
+PACKAGES = ("litestar", "uvicorn", "msgspec", "nats-py", "databases", "asyncmy", "aiosqlite", "SQLAlchemy", "structlog")
 
 
 def _cpu_model() -> str:

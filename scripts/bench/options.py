@@ -37,6 +37,8 @@ class Options:
     """Run only the vendor phase (workers draining a backlog against local vendors)."""
     costs_only: bool = False
     """Run only the costs phase (durability and tracing, on and off, interleaved)."""
+    driver_only: bool = False
+    """Run only the driver phase (databases against SQLAlchemy's async engine, interleaved)."""
     vendor_events: int = 4000
     """Events in the vendor phase's backlog."""
     code_root: Path | None = None
@@ -82,6 +84,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument(
         "--costs-only", action="store_true", help="run only the durability and tracing costs (interleaved ratios)"
     )
+    parser.add_argument(
+        "--driver-only", action="store_true", help="run only the database driver phase (databases vs SQLAlchemy)"
+    )
     parser.add_argument("--vendor-events", type=int, default=None, help="backlog of the vendor phase (default 4000)")
     parser.add_argument("--code-root", type=Path, default=None, help="vendor phase: run the workers of this checkout")
     parser.add_argument("--no-vendor", action="store_true", help="leave the vendor phase out")
@@ -111,6 +116,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         profile=args.profile,
         vendor_only=args.vendor_only,
         costs_only=args.costs_only,
+        driver_only=args.driver_only,
         vendor_events=args.vendor_events or (500 if args.quick else 4000),
         code_root=args.code_root.resolve() if args.code_root else None,
         vendor=not args.no_vendor,

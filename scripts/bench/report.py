@@ -291,6 +291,7 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     rows += _storm_rows(results)
     rows += _vendor_rows(results.get("vendor"))
     rows += [(line, "", "", "") for line in cost_lines(results.get("costs"))]
+    rows += [(line, "", "", "") for line in driver_lines(results.get("driver"))]
     return rows
 
 
@@ -358,6 +359,24 @@ def cost_lines(costs: dict[str, Any] | None) -> list[str]:
         pair("API create rate", tracing["api_create_rate"], "tracing off", "tracing on"),
         pair("API CPU per request", tracing["api_cpu_per_request"], "tracing off", "tracing on"),
     ]
+
+
+def driver_lines(driver: dict[str, Any] | None) -> list[str]:
+    """Per database and operation: databases' rate and client CPU, and SQLAlchemy's as ratios of the same run."""
+    if not driver:
+        return []
+    lines = [
+        f"driver layer, interleaved ({driver['rounds']} rounds of {driver['seconds_each']:g} s each side, medians, "
+        f"{driver['concurrency']} tasks; client CPU per operation; ratios SQLAlchemy ÷ databases):"
+    ]
+    for database, operations in driver["databases"].items():
+        for name, operation in operations.items():
+            base = operation["variants"]["databases"]
+            parts = [f"databases {_n(base['ops_per_s'])}/s, {base['cpu_ms_per_op']:.3f} ms"]
+            for variant, ratio in operation["ratios_vs_databases"].items():
+                parts.append(f"{variant} rate {ratio['ops_per_s']}x, CPU {ratio['cpu_per_op']}x")
+            lines.append(f"  {database} {name}: " + "; ".join(parts))
+    return lines
 
 
 def _vendor_rows(vendor: dict[str, Any] | None) -> list[tuple[str, str, str, str]]:

@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
 from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
 from scripts.bench.phase_costs import run_costs_phase
+from scripts.bench.phase_driver import run_bench_driver_phase
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
 from scripts.bench.phase_storm import run_storm_phase
 from scripts.bench.phase_twoway import render as render_twoway
@@ -196,6 +198,8 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     if options.vendor:
         results["vendor"] = (await vendor_phase(options, workdir, children)).as_dict()
     results["costs"] = await run_costs_phase(infra, options, workdir, children)
+    say("driver phase: the API's hot statements through databases and through SQLAlchemy's async engine")
+    results["driver"] = await run_bench_driver_phase(infra, options, workdir)
     say("two-way phase: Slack clicks under the changes load, Jira webhook → Slack message at half rate")
     two_way = await run_twoway_phase(
         workdir,
@@ -212,19 +216,31 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
 
 
 async def costs_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    return await on_infra("costs", workdir, children, lambda infra: run_costs_phase(infra, options, workdir, children))
+
+
+async def driver_only(options: Options, workdir: Path, children: Children) -> dict[str, Any]:
+    return await on_infra("driver", workdir, children, lambda infra: run_bench_driver_phase(infra, options, workdir))
+
+
+async def on_infra(
+    name: str, workdir: Path, children: Children, phase: Callable[[Infra], Coroutine[Any, Any, Any]]
+) -> dict[str, Any]:
+    """One phase on its own MariaDB and nats-server, with the run's meta: `{"meta": ..., name: figures}`."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load = meta.loadavg()
     infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
-    costs = await run_costs_phase(infra, options, workdir, children)
+    found = await phase(infra)
     return {
         "meta": {
             "started_at": started,
             "loadavg_at_start": load,
             "loadavg_at_end": meta.loadavg(),
             "machine": meta.machine(),
+            "versions": meta.versions(),
             "command": " ".join(sys.argv),
         },
-        "costs": costs,
+        name: found,
     }
 
 
@@ -259,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return main_vendor_only(options)
     if options.costs_only:
         return main_costs_only(options)
+    if options.driver_only:
+        return main_phase_only(options, "driver", driver_only, lambda r: report.driver_lines(r["driver"]))
     try:
         wrk_binary()
     except WrkMissing as exc:
@@ -296,34 +314,25 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_costs_only(options: Options) -> int:
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-costs-"))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        results = asyncio.run(costs_only(options, workdir, children))
-    except KeyboardInterrupt:
-        say("interrupted; stopping everything")
-        return 130
-    finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    path = options.out_dir / f"costs-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(report.cost_lines(results["costs"])))
-    say(f"results written to {path}")
-    return 0
+    return main_phase_only(options, "costs", costs_only, lambda r: report.cost_lines(r["costs"]))
 
 
 def main_vendor_only(options: Options) -> int:
+    return main_phase_only(options, "vendor", vendor_only, lambda _: [])
+
+
+def main_phase_only(
+    options: Options,
+    name: str,
+    run: Callable[[Options, Path, Children], Coroutine[Any, Any, dict[str, Any]]],
+    lines: Callable[[dict[str, Any]], list[str]],
+) -> int:
+    """One phase alone: its servers, its JSON under `<name>-<time>.json`, its lines of the report."""
     children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-vendor-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"incidents-bench-{name}-"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        results = asyncio.run(vendor_only(options, workdir, children))
+        results = asyncio.run(run(options, workdir, children))
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
@@ -334,7 +343,10 @@ def main_vendor_only(options: Options) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    path = options.out_dir / f"vendor-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    path = options.out_dir / f"{name}-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
+    shown = lines(results)
+    if shown:
+        print("\n".join(shown))
     say(f"results written to {path}")
     return 0

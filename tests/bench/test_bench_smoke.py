@@ -126,6 +126,13 @@ def test_quick_bench_writes_every_section(tmp_path: Path) -> None:
         assert measure["ratio"] > 0
     assert costs["tracing"]["spans_received"] > 0  # the traced API really exported
     assert "sync always" in run.stdout and "tracing on" in run.stdout
+    # The driver layer: databases against SQLAlchemy's async engine, on MariaDB and SQLite, interleaved rounds.
+    driver = results["driver"]["databases"]
+    assert set(driver) == {"mariadb", "sqlite"}
+    for operations in driver.values():
+        assert set(operations) == {"create_group", "outbox_claim_delete", "repeats_batch", "read_by_id", "list"}
+        assert all(op["ratios_vs_databases"]["sqlalchemy"]["cpu_per_op"] > 0 for op in operations.values())
+    assert "driver layer" in run.stdout
 
     # Everything the benchmark started is stopped.
     still_running = {name: pid for name, pid in results["meta"]["pids"].items() if _alive(pid)}
