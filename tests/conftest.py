@@ -5,18 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TypeVar
 
-import nats
 import pytest
 from nats.aio.client import Client
 
 from tests.fakes.jira import FakeJira
+from tests.fakes.server import FakeServer
 from tests.fakes.slack import FakeSlack
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.zendesk import FakeZendesk
-from tests.support.database import migrate, new_mysql_database, sqlite_url
+from tests.support.database import migrate, migrated_database, new_mysql_database, sqlite_url
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
+
+Fake = TypeVar("Fake", bound=FakeServer)
 
 
 @pytest.fixture
@@ -30,7 +33,7 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await nats_server.connect()
     try:
         yield client
     finally:
@@ -45,6 +48,21 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
+    """A MariaDB of the test's own, so stopping, killing or restarting it disturbs no other test."""
+    server = MariaDB(tmp_path / "mariadb").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def own_database_url(own_mariadb: MariaDB) -> str:
+    return migrated_database(own_mariadb)
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -69,35 +87,30 @@ def sqlite_database_url(tmp_path: Path) -> str:
 _skipped: list[str] = []
 
 
-@pytest.fixture
-def fake_jira() -> Iterator[FakeJira]:
-    fake = FakeJira()
+def running(fake: Fake) -> Iterator[Fake]:
+    """A vendor's fake, serving for as long as the fixture lives."""
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def fake_jira() -> Iterator[FakeJira]:
+    yield from running(FakeJira())
 
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(FakeSlack())
 
 
 @pytest.fixture
 def fake_zendesk() -> Iterator[FakeZendesk]:
-    fake = FakeZendesk()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(FakeZendesk())
 
 
 def webhook_receiver() -> Iterator[WebhookReceiver]:
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(WebhookReceiver())
 
 
 receiver = pytest.fixture(webhook_receiver)

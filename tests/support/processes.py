@@ -12,6 +12,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import nats
+from nats.aio.client import Client
+
 from tests.support.polling import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -115,6 +118,10 @@ class NatsServer:
         self.process = Process("nats", argv, None, self.workdir / "nats.log").start()
         eventually_sync(lambda: port_open(self.port), timeout=15, what="nats-server to listen")
         return self
+
+    async def connect(self) -> Client:
+        """A client that reconnects for as long as it lives, so a test may stop and restart this server."""
+        return await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
     def kill(self) -> None:
         if self.process:
