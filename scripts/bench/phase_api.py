@@ -12,7 +12,7 @@ from scripts.bench.catchup import CatchUp, Probe
 from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow
-from scripts.bench.wrk import WrkResult, run_wrk
+from scripts.bench.wrk import WrkResult, wrk_load
 
 WARMUP_MESSAGE = "bench warmup"
 MAX_MESSAGE = "bench max"
@@ -50,15 +50,14 @@ async def warm_up(api_url: str, options: Options, workdir: Path, children: Child
     """Unmeasured load (imports, pools, JIT-less caches), then wait until the pipeline is idle again."""
     if not options.warmup:
         return
-    result = await run_wrk(
+    result = await wrk_load(
+        options,
         f"{api_url}/incident/",
         body=body(WARMUP_MESSAGE),
-        duration=options.warmup,
-        connections=options.concurrency,
-        threads=options.threads,
         workdir=workdir,
         children=children,
         label="api-warmup",
+        seconds=options.warmup,
     )
     await probe.wait_drained(result.ended_at, options.catchup_timeout)
 
@@ -98,12 +97,10 @@ async def _measured(
 ) -> ApiPhase:
     window = CpuWindow(pids).start()
     started = time.monotonic()
-    result = await run_wrk(
+    result = await wrk_load(
+        options,
         f"{api_url}/incident/",
         body=payload,
-        duration=options.duration,
-        connections=options.concurrency,
-        threads=options.threads,
         workdir=workdir,
         children=children,
         label=label,

@@ -19,22 +19,22 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import structlog
 from nats.js.api import StorageType, StreamConfig
 
+from scripts.bench.baseline_nats import created_event
 from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow
 from scripts.bench.system import SYNC_ALWAYS, Infra, migrate, wait_http_ok
-from scripts.bench.wrk import run_wrk
+from scripts.bench.wrk import wrk_load
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.pipeline import JetStreamPublisher
 from services.eventhandler.publishing import BatchPublisher
-from shared.events import STREAM, CloudEvent, EventData, IncidentSnapshot, encode_event
+from shared.events import STREAM
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import NatsServer, Process, free_port
 from tests.support.services import service_env
@@ -80,30 +80,7 @@ async def _rounds(
 
 def _events(count: int) -> list[bytes]:
     """`count` incident.created events of distinct incidents, new ids each call (no deduplication)."""
-    now = datetime.now(UTC)
-    found = []
-    for _ in range(count):
-        incident = uuid.uuid4().int % 10**9 + 1
-        snapshot = IncidentSnapshot(
-            id=incident,
-            status="unresolved",
-            acknowledged="no",
-            message="bench durability",
-            comments=[],
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        event = CloudEvent(
-            id=str(uuid.uuid4()),
-            type="incident.created",
-            subject=str(incident),
-            time=now,
-            incidentversion=1,
-            data=EventData(incident=snapshot),
-        )
-        found.append(encode_event(event))
-    return found
+    return [created_event(uuid.uuid4().int % 10**9 + 1, "bench durability") for _ in range(count)]
 
 
 class JetStreamTarget:
@@ -229,15 +206,14 @@ async def tracing_cost(
         def measure(label: str, api: tuple[Process, str, str]) -> Callable[[], Awaitable[float]]:
             async def run() -> float:
                 window = CpuWindow({label: api[0].pid}).start()
-                result = await run_wrk(
+                result = await wrk_load(
+                    options,
                     f"{api[1]}/incident/",
                     body='{"message": "bench tracing"}',
-                    duration=seconds,
-                    connections=options.concurrency,
-                    threads=options.threads,
                     workdir=workdir,
                     children=children,
                     label=f"tracing-{label}",
+                    seconds=seconds,
                 )
                 used = window.stop(extra_s=result.wrk_cpu_s)
                 cpu[label].append(1000 * used.get(label, 0.0) / (result.requests or 1))
@@ -248,15 +224,14 @@ async def tracing_cost(
 
         say(f"tracing: API with spans exported over OTLP vs off, {rounds} interleaved rounds of {seconds:g}s")
         for label, api in (("untraced", plain), ("traced", traced)):  # unmeasured warm-up of each
-            await run_wrk(
+            await wrk_load(
+                options,
                 f"{api[1]}/incident/",
                 body='{"message": "bench warmup"}',
-                duration=1,
-                connections=options.concurrency,
-                threads=options.threads,
                 workdir=workdir,
                 children=children,
                 label=f"tracing-warmup-{label}",
+                seconds=1,
             )
         rate = await _rounds(rounds, measure("untraced", plain), measure("traced", traced), "req/s")
     finally:

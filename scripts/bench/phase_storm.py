@@ -18,7 +18,7 @@ from scripts.bench.catchup import CatchUp, Probe
 from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow
-from scripts.bench.wrk import WrkResult, run_wrk
+from scripts.bench.wrk import WrkResult, wrk_load
 from tests.support.metrics import sample
 
 PATH = "/integrations/alertmanager"
@@ -172,12 +172,10 @@ async def _load(
     accepted = await _accepted(api_url)
     counters = await _statements(probe)
     window = CpuWindow(pids).start()
-    result = await run_wrk(
+    result = await wrk_load(
+        options,
         f"{api_url}{PATH}",
         body=body("unused"),
-        duration=options.duration,
-        connections=options.concurrency,
-        threads=options.threads,
         workdir=workdir,
         children=children,
         label=label,

@@ -9,6 +9,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -282,11 +283,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"failed; the services' logs are in {kept}")
         raise
     finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(options, workdir, children)
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     results["meta"]["loadavg_at_end"] = meta.loadavg()
     path = report.write_json(results, options.out_dir)
@@ -295,46 +292,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def main_costs_only(options: Options) -> int:
+def _clean_up(options: Options, workdir: Path, children: Children) -> None:
+    children.stop_all()
+    if options.keep_workdir:
+        say(f"logs and data kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _main_alone(
+    options: Options,
+    name: str,
+    phase: Callable[[Options, Path, Children], Coroutine[Any, Any, dict[str, Any]]],
+    summary: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> int:
+    """One phase on its own, its results written to `<name>-<time>.json` in the results folder."""
     children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-costs-"))
+    workdir = Path(tempfile.mkdtemp(prefix=f"incidents-bench-{name}-"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        results = asyncio.run(costs_only(options, workdir, children))
+        results = asyncio.run(phase(options, workdir, children))
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
     finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(options, workdir, children)
     options.out_dir.mkdir(parents=True, exist_ok=True)
-    path = options.out_dir / f"costs-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
+    path = options.out_dir / f"{name}-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
-    print("\n".join(report.cost_lines(results["costs"])))
+    if summary is not None:
+        print("\n".join(summary(results)))
     say(f"results written to {path}")
     return 0
+
+
+def main_costs_only(options: Options) -> int:
+    return _main_alone(options, "costs", costs_only, lambda results: report.cost_lines(results["costs"]))
 
 
 def main_vendor_only(options: Options) -> int:
-    children = Children()
-    workdir = Path(tempfile.mkdtemp(prefix="incidents-bench-vendor-"))
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    try:
-        results = asyncio.run(vendor_only(options, workdir, children))
-    except KeyboardInterrupt:
-        say("interrupted; stopping everything")
-        return 130
-    finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    options.out_dir.mkdir(parents=True, exist_ok=True)
-    path = options.out_dir / f"vendor-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    say(f"results written to {path}")
-    return 0
+    return _main_alone(options, "vendor", vendor_only)
