@@ -11,14 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from tests.chaos import storm
 from tests.chaos.fakes import Vendors
 from tests.support.cluster import NatsCluster
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
-from tests.support.processes import NatsServer, Process, free_port, port_open
+from tests.support.processes import NatsServer, Process, answers_ok, free_port, port_open
 from tests.support.services import service_env
 from tests.support.twoway import two_way_env
 
@@ -53,14 +51,6 @@ class Timings:
             "WORKER_FETCH_TIMEOUT_SECONDS": "1",
             "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
         }
-
-
-async def http_ok(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Exited(Exception):
@@ -120,7 +110,7 @@ class ProcessService(Service):
         self.process.stop(timeout=20)
 
     async def ready(self) -> bool:
-        return self.alive() and await http_ok(self.ready_url)
+        return self.alive() and await answers_ok(self.ready_url, timeout=2)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         self.process.start()
@@ -128,7 +118,7 @@ class ProcessService(Service):
         async def probe() -> bool:
             if not self.alive():
                 raise Exited(f"{self.name} exited with {self.process.proc and self.process.proc.returncode}")
-            return await http_ok(self.ready_url)
+            return await answers_ok(self.ready_url, timeout=2)
 
         await eventually(probe, timeout=timeout, interval=0.2, what=f"{self.name} to be ready")
 

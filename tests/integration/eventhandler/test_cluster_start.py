@@ -6,13 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
 from tests.fakes.jira import FakeJira
 from tests.integration.workers.vendors import jira_env
 from tests.support.cluster import NatsCluster
 from tests.support.polling import eventually
-from tests.support.processes import free_port
+from tests.support.processes import answers_ok, free_port
 from tests.support.services import module_process, service_env
 
 
@@ -38,11 +36,7 @@ async def test_the_event_handler_waits_for_a_jetstream_leader_at_start(tmp_path:
 
         async def ready() -> bool:
             assert eventhandler.alive(), eventhandler.output()[-3000:]
-            try:
-                async with httpx.AsyncClient(timeout=2) as http:
-                    return (await http.get(f"http://127.0.0.1:{port}/health/ready")).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return await answers_ok(f"http://127.0.0.1:{port}/health/ready", timeout=2)
 
         await eventually(ready, timeout=90, interval=0.5, what="the event handler to start once a leader exists")
     finally:
