@@ -125,13 +125,7 @@ class JetStreamTarget:
 async def durability_cost(workdir: Path, children: Children, rounds: int, seconds: float) -> dict[str, object]:
     servers = []
     for name, config in (("nats-default-sync", None), ("nats-sync-always", SYNC_ALWAYS)):
-        server = NatsServer(workdir / name, config=config)
-        try:
-            server.start()
-        finally:
-            if server.process is not None:
-                children.add(server.process)
-        servers.append(server)
+        servers.append(children.start(NatsServer(workdir / name, config=config)))
     default, always = [await JetStreamTarget(s).open() for s in servers]
     try:
         say(f"durability: sync_interval always vs default, {rounds} interleaved rounds of {seconds:g}s")
