@@ -34,6 +34,7 @@ from scripts.bench.phase_vendor import render as render_vendor
 from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
 from scripts.bench.profiling import Profiler
 from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
+from scripts.bench.target import Target
 from scripts.bench.wrk import WrkMissing, wrk_binary, wrk_version
 
 PATH_AM = "POST /integrations/alertmanager"
@@ -123,8 +124,9 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     pids = {**services.pids, **infra.pids}
     results["meta"]["pids"] = pids
     probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
+    target = Target(services.api_url, options, workdir, children, probe, pids)
     try:
-        await warm_up(services.api_url, options, workdir, children, probe)
+        await warm_up(target)
         say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
         profiler = None
         if options.profile:
@@ -133,7 +135,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
             profiler.start({n: pids[n] for n in ("api", "eventhandler", "worker-jira")}, options.duration)
         metrics_url = services.health_urls["eventhandler"].replace("/health/ready", "/metrics")
         counts_before = await publish_counts(metrics_url)
-        api = await run_api_phase(services.api_url, options, workdir, children, probe, pids)
+        api = await run_api_phase(target)
         counts_max = await publish_counts(metrics_url)
         if profiler is not None:
             results["profile"] = {"folder": str(profiler.out_dir), "summaries": await profiler.finish()}
@@ -151,10 +153,10 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
             f"changes: POST /incident/{{id}}/comments on {ids[1] - ids[0] + 1} incidents "
             f"with wrk for {options.duration:g}s"
         )
-        changes = await run_changes_phase(services.api_url, ids, options, workdir, children, probe, pids)
+        changes = await run_changes_phase(target, ids)
         say(f"  {changes.wrk.rps:.0f} req/s, caught up {changes.catch_up.seconds}s after the load")
         say(f"alert storm: {PATH_AM} with wrk for {options.duration:g}s, new groups, then repeats over 100 open groups")
-        storm = await run_storm_phase(services.api_url, options, workdir, children, probe, pids)
+        storm = await run_storm_phase(target)
         say(
             f"  new {storm.new_groups.wrk.rps:.0f}/s, repeats {storm.repeats.wrk.rps:.0f}/s; "
             f"alert_count sum {storm.alert_count_sum} for {storm.accepted_total} accepted"
