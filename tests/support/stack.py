@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import sqlalchemy as sa
 from nats.js import JetStreamContext
@@ -46,6 +49,15 @@ class Stack:
     def start_api(self, nats_url: str | None = None) -> ApiProcess:
         self.api = ApiProcess(self.workdir, self.database_url, nats_url or self.nats.url, self.extra_env).start()
         return self.api
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The event handler and the API started, and a client of the API once the event handler answers."""
+        self.start_eventhandler()
+        api = self.start_api()
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+            await wait_for_eventhandler(http)
+            yield http
 
     def stop(self) -> None:
         for process in (self.api, self.eventhandler):
