@@ -12,7 +12,7 @@ from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow, peak_rss_mb
 from scripts.bench.system import wait_http_ok
-from scripts.bench.wrk import WrkResult, wrk_load
+from scripts.bench.wrk import Wrk, WrkResult
 from tests.support.processes import Process, free_port
 from tests.support.services import service_env
 
@@ -45,18 +45,11 @@ async def run_bare_litestar(options: Options, workdir: Path, children: Children,
     try:
         url = f"http://127.0.0.1:{port}/incident/"
         await _wait_post(url, process)
+        wrk = Wrk(options, workdir, children)
         if options.warmup:
-            await wrk_load(
-                options,
-                url,
-                body=BODY,
-                workdir=workdir,
-                children=children,
-                label=f"{name}-warmup",
-                seconds=options.warmup,
-            )
+            await wrk.load(url, body=BODY, label=f"{name}-warmup", seconds=options.warmup)
         window = CpuWindow({"bare": process.pid}).start()
-        result = await wrk_load(options, url, body=BODY, workdir=workdir, children=children, label=name)
+        result = await wrk.load(url, body=BODY, label=name)
         cpu = window.stop(extra_s=result.wrk_cpu_s)
         rss = peak_rss_mb(process.pid)
     finally:

@@ -49,7 +49,8 @@ async def warm_up(target: Target) -> None:
     options = target.options
     if not options.warmup:
         return
-    result = await target.wrk("/incident/", body=body(WARMUP_MESSAGE), label="api-warmup", seconds=options.warmup)
+    url = f"{target.api_url}/incident/"
+    result = await target.wrk.load(url, body=body(WARMUP_MESSAGE), label="api-warmup", seconds=options.warmup)
     await target.probe.wait_drained(result.ended_at, options.catchup_timeout)
 
 
@@ -68,6 +69,6 @@ async def run_changes_phase(target: Target, ids: tuple[int, int]) -> ApiPhase:
 async def _measured(target: Target, payload: str, label: str, comment_on: tuple[int, int] | None = None) -> ApiPhase:
     window = CpuWindow(target.pids).start()
     started = time.monotonic()
-    result = await target.wrk("/incident/", body=payload, label=label, comment_on=comment_on)
+    result = await target.wrk.load(f"{target.api_url}/incident/", body=payload, label=label, comment_on=comment_on)
     catch_up = await target.probe.wait_drained(result.ended_at, target.options.catchup_timeout)
     return ApiPhase(result, catch_up, window.stop(extra_s=result.wrk_cpu_s), round(time.monotonic() - started, 3))

@@ -30,7 +30,7 @@ from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow
 from scripts.bench.system import SYNC_ALWAYS, Infra, migrate, wait_http_ok
-from scripts.bench.wrk import wrk_load
+from scripts.bench.wrk import Wrk
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.pipeline import JetStreamPublisher
 from services.eventhandler.publishing import BatchPublisher
@@ -196,16 +196,14 @@ async def tracing_cost(
         traced = await _api("traced", infra, workdir, children, otel)
         started.append(traced[0])
         cpu: dict[str, list[float]] = {"untraced": [], "traced": []}
+        wrk = Wrk(options, workdir, children)
 
         def measure(label: str, api: tuple[Process, str, str]) -> Callable[[], Awaitable[float]]:
             async def run() -> float:
                 window = CpuWindow({label: api[0].pid}).start()
-                result = await wrk_load(
-                    options,
+                result = await wrk.load(
                     f"{api[1]}/incident/",
                     body='{"message": "bench tracing"}',
-                    workdir=workdir,
-                    children=children,
                     label=f"tracing-{label}",
                     seconds=seconds,
                 )
@@ -218,14 +216,8 @@ async def tracing_cost(
 
         say(f"tracing: API with spans exported over OTLP vs off, {rounds} interleaved rounds of {seconds:g}s")
         for label, api in (("untraced", plain), ("traced", traced)):  # unmeasured warm-up of each
-            await wrk_load(
-                options,
-                f"{api[1]}/incident/",
-                body='{"message": "bench warmup"}',
-                workdir=workdir,
-                children=children,
-                label=f"tracing-warmup-{label}",
-                seconds=1,
+            await wrk.load(
+                f"{api[1]}/incident/", body='{"message": "bench warmup"}', label=f"tracing-warmup-{label}", seconds=1
             )
         rate = await _rounds(rounds, measure("untraced", plain), measure("traced", traced), "req/s")
     finally:

@@ -150,7 +150,8 @@ async def _load(target: Target, group_expression: str, label: str) -> StormLoad:
     accepted = await _accepted(target.api_url)
     counters = await _statements(target.probe)
     window = CpuWindow(target.pids).start()
-    result = await target.wrk(PATH, body=body("unused"), label=label, request_lua=request_lua(group_expression))
+    lua = request_lua(group_expression)
+    result = await target.wrk.load(f"{target.api_url}{PATH}", body=body("unused"), label=label, request_lua=lua)
     cpu = window.stop(extra_s=result.wrk_cpu_s)
     after = await _statements(target.probe)
     done = await _accepted(target.api_url) - accepted

@@ -35,7 +35,7 @@ from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
 from scripts.bench.profiling import Profiler
 from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
 from scripts.bench.target import Target
-from scripts.bench.wrk import WrkMissing, wrk_binary, wrk_version
+from scripts.bench.wrk import Wrk, WrkMissing, wrk_binary, wrk_version
 
 PATH_AM = "POST /integrations/alertmanager"
 
@@ -124,7 +124,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     pids = {**services.pids, **infra.pids}
     results["meta"]["pids"] = pids
     probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
-    target = Target(services.api_url, options, workdir, children, probe, pids)
+    target = Target(services.api_url, Wrk(options, workdir, children), probe, pids)
     try:
         await warm_up(target)
         say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")

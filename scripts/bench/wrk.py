@@ -125,31 +125,37 @@ async def _run(argv: list[str], out_path: Path, children: Children) -> tuple[int
     return proc.returncode, usage.ru_utime + usage.ru_stime
 
 
-async def wrk_load(
-    options: Options,
-    url: str,
-    *,
-    body: str,
-    workdir: Path,
-    children: Children,
-    label: str,
-    seconds: float | None = None,
-    comment_on: tuple[int, int] | None = None,
-    request_lua: str = "",
-) -> WrkResult:
-    """`run_wrk` with the run's connections and threads, for the run's duration unless `seconds` is given."""
-    return await run_wrk(
-        url,
-        body=body,
-        duration=options.duration if seconds is None else seconds,
-        connections=options.concurrency,
-        threads=options.threads,
-        workdir=workdir,
-        children=children,
-        label=label,
-        comment_on=comment_on,
-        request_lua=request_lua,
-    )
+@dataclass(frozen=True)
+class Wrk:
+    """wrk as this run uses it: the run's connections, threads and duration, work folder and children."""
+
+    options: Options
+    workdir: Path
+    children: Children
+
+    async def load(
+        self,
+        url: str,
+        *,
+        body: str,
+        label: str,
+        seconds: float | None = None,
+        comment_on: tuple[int, int] | None = None,
+        request_lua: str = "",
+    ) -> WrkResult:
+        """`run_wrk` for the run's duration, unless `seconds` is given."""
+        return await run_wrk(
+            url,
+            body=body,
+            duration=self.options.duration if seconds is None else seconds,
+            connections=self.options.concurrency,
+            threads=self.options.threads,
+            workdir=self.workdir,
+            children=self.children,
+            label=label,
+            comment_on=comment_on,
+            request_lua=request_lua,
+        )
 
 
 async def run_wrk(
