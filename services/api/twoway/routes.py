@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -114,6 +115,11 @@ def _not_configured(vendor: str) -> Response[Any]:
     return error_response(404, f"{vendor} two-way sync is not configured")
 
 
+signed_route = functools.partial(
+    post, tags=["two-way sync"], include_in_schema=False, status_code=200, exception_handlers={Exception: never_5xx}
+)
+"""A vendor's signed route: not in the API's schema, and never answered 5xx."""
+
 Verify = Callable[[bytes, Mapping[str, str], bytes], None]
 """Checks the vendor's signature of a raw body with the shared secret; raises BadSignature."""
 
@@ -166,13 +172,7 @@ async def _set_state(
     return _answer(two_way, vendor, outcome.value, 202 if outcome is Outcome.UNKNOWN else 200)
 
 
-@post(
-    "/integrations/slack/interactions",
-    tags=["two-way sync"],
-    include_in_schema=False,
-    status_code=200,
-    exception_handlers={Exception: never_5xx},
-)
+@signed_route("/integrations/slack/interactions")
 async def slack_interactions(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A click on one of the incident message's buttons (Slack's interactivity request)."""
 
@@ -214,13 +214,7 @@ def _finished(two_way: TwoWay, vendor: str) -> Any:
     return done
 
 
-@post(
-    "/integrations/jira/webhook",
-    tags=["two-way sync"],
-    include_in_schema=False,
-    status_code=200,
-    exception_handlers={Exception: never_5xx},
-)
+@signed_route("/integrations/jira/webhook")
 async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A Jira Cloud admin webhook (`jira:issue_updated`): a status moving into or out of the `done` category."""
 
@@ -240,13 +234,7 @@ async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Resp
     return await _signed(request, two_way, "jira", two_way.settings.jira_webhook_secret, signatures.verify_jira, act)
 
 
-@post(
-    "/integrations/zendesk/webhook",
-    tags=["two-way sync"],
-    include_in_schema=False,
-    status_code=200,
-    exception_handlers={Exception: never_5xx},
-)
+@signed_route("/integrations/zendesk/webhook")
 async def zendesk_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A Zendesk trigger's webhook: solved/closed resolves, open/new reopens, pending acknowledges."""
 
