@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pytest
 from nats.aio.client import Client
 
 from tests.fakes.jira import FakeJira
-from tests.fakes.server import FakeServer
 from tests.fakes.slack import FakeSlack
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.zendesk import FakeZendesk
@@ -19,16 +18,30 @@ from tests.support.database import migrate, migrated_database, new_mysql_databas
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
 
-Fake = TypeVar("Fake", bound=FakeServer)
+
+class Server(Protocol):
+    """Anything a test starts and stops: nats-server, MariaDB, a vendor's fake."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
 
 
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
+S = TypeVar("S", bound=Server)
+
+
+def running(server: S) -> Iterator[S]:
+    """`server` started for as long as the fixture lives, then stopped."""
+    server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    yield from running(NatsServer(tmp_path / "nats"))
 
 
 @pytest.fixture
@@ -43,21 +56,13 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     """One MariaDB server for the session (never skipped: a missing server fails the run)."""
-    server = MariaDB(tmp_path_factory.mktemp("mariadb")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(MariaDB(tmp_path_factory.mktemp("mariadb")))
 
 
 @pytest.fixture
 def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
     """A MariaDB of the test's own, so stopping, killing or restarting it disturbs no other test."""
-    server = MariaDB(tmp_path / "mariadb").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(MariaDB(tmp_path / "mariadb"))
 
 
 @pytest.fixture
@@ -85,13 +90,6 @@ def sqlite_database_url(tmp_path: Path) -> str:
 
 
 _skipped: list[str] = []
-
-
-def running(fake: Fake) -> Iterator[Fake]:
-    """A vendor's fake, serving for as long as the fixture lives."""
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
