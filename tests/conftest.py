@@ -60,6 +60,12 @@ def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
 
 
 @pytest.fixture
+def mariadb_url(mariadb: MariaDB) -> str:
+    """A new, migrated database on the session's MariaDB."""
+    return migrated_database(mariadb)
+
+
+@pytest.fixture
 def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
     """A MariaDB of the test's own, so stopping, killing or restarting it disturbs no other test."""
     yield from running(MariaDB(tmp_path / "mariadb"))

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from tests.chaos import storm
 from tests.chaos.fakes import Vendors
@@ -22,6 +23,7 @@ from tests.support.twoway import two_way_env
 
 WORKERS = ("jira", "slack", "zendesk")
 READY_TIMEOUT = 120.0
+ServerT = TypeVar("ServerT", NatsServer, MariaDB)
 
 
 @dataclass(frozen=True)
@@ -123,13 +125,12 @@ class ProcessService(Service):
         await eventually(probe, timeout=timeout, interval=0.2, what=f"{self.name} to be ready")
 
 
-class NatsService(Service):
-    """nats-server, restarted on the same port and store directory."""
+class ServerService(Service, Generic[ServerT]):
+    """A server of the tests' support, SIGKILLed and started again on the same port and data directory."""
 
-    def __init__(self, server: NatsServer) -> None:
-        self.server = server
-        self.name = "nats"
-        self.kind = "nats"
+    def __init__(self, server: ServerT, name: str) -> None:
+        self.server: ServerT = server
+        self.name = self.kind = name
 
     def alive(self) -> bool:
         return self.server.process is not None and self.server.process.alive()
@@ -137,35 +138,31 @@ class NatsService(Service):
     def kill(self) -> None:
         self.server.kill()
 
-    def stop(self) -> None:
-        self.server.stop()
-
     async def ready(self) -> bool:
         return self.alive() and port_open(self.server.port)
+
+
+class NatsService(ServerService[NatsServer]):
+    """nats-server, restarted on the same port and store directory."""
+
+    def __init__(self, server: NatsServer) -> None:
+        super().__init__(server, "nats")
+
+    def stop(self) -> None:
+        self.server.stop()
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         await asyncio.to_thread(self.server.start)
 
 
-class MariaDBService(Service):
+class MariaDBService(ServerService[MariaDB]):
     """The database, SIGKILLed and restarted on the same port and data directory (its owner stops it at the end)."""
 
     def __init__(self, server: MariaDB) -> None:
-        self.server = server
-        self.name = "mariadb"
-        self.kind = "mariadb"
-
-    def alive(self) -> bool:
-        return self.server.process is not None and self.server.process.alive()
-
-    def kill(self) -> None:
-        self.server.kill()
+        super().__init__(server, "mariadb")
 
     def stop(self) -> None:
         """Left running: the test or the soak that started it stops it."""
-
-    async def ready(self) -> bool:
-        return self.alive() and port_open(self.server.port)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         await asyncio.to_thread(self.server.restart)
