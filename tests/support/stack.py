@@ -99,13 +99,17 @@ async def event_log(database_url: str) -> list[dict[str, Any]]:
         await db.disconnect()
 
 
-async def outbox_size(database_url: str) -> int:
+async def row_count(database_url: str, table: sa.Table) -> int:
     db = Db(database_url)
     await db.connect()
     try:
-        return int(await db.database.fetch_val(sa.select(sa.func.count()).select_from(outbox)) or 0)
+        return int(await db.database.fetch_val(sa.select(sa.func.count()).select_from(table)) or 0)
     finally:
         await db.disconnect()
+
+
+async def outbox_size(database_url: str) -> int:
+    return await row_count(database_url, outbox)
 
 
 async def wait_for_empty_outbox(database_url: str, timeout: float = 60) -> None:
