@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python scripts/cluster.py` puts scripts/, not the root, on the path
     sys.path.insert(0, str(ROOT))
 
-from scripts.dev import COLOURS, Child  # noqa: E402
+from scripts.dev import COLOURS, Child, migrated, until_stopped  # noqa: E402
 from tests.support.cluster import NatsCluster  # noqa: E402
 
 VAR = ROOT / "var"
@@ -88,10 +87,7 @@ async def main() -> int:
     await asyncio.to_thread(cluster.start)
     try:
         await cluster.wait_formed()
-        migrate = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "alembic", "upgrade", "head", env=env, cwd=ROOT
-        )
-        if await migrate.wait() != 0:
+        if not await migrated(env):
             return 1
         eventhandler, *rest = services(env)
         await eventhandler.start()
@@ -107,19 +103,7 @@ async def main() -> int:
             f"NATS_URL={cluster.nats_url} — Ctrl-C stops everything",
             flush=True,
         )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        exited = [asyncio.create_task(c.proc.wait()) for c in children if c.proc]
-        stopper = asyncio.create_task(stop.wait())
-        done, _ = await asyncio.wait([stopper, *exited], return_when=asyncio.FIRST_COMPLETED)
-        status = 0
-        if stopper not in done:
-            crashed = [c.name for c in children if c.proc and c.proc.returncode is not None]
-            print(f"cluster: {', '.join(crashed)} exited; stopping the rest", file=sys.stderr)
-            status = 1
-        print("cluster: stopping…", flush=True)
+        status = await until_stopped(children, "cluster")
         await asyncio.gather(*(c.stop() for c in children))
         return status
     finally:

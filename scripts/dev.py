@@ -92,6 +92,32 @@ def environment(base: dict[str, str], *, terminal: bool) -> dict[str, str]:
     return env
 
 
+async def migrated(env: dict[str, str]) -> bool:
+    """`alembic upgrade head` on the environment's DATABASE_URL; False when it failed."""
+    migrate = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "alembic", "upgrade", "head", env=env, cwd=ROOT
+    )
+    return await migrate.wait() == 0
+
+
+async def until_stopped(children: list[Child], name: str) -> int:
+    """Waits for Ctrl-C or SIGTERM (0) or for a child to exit on its own (1); the caller stops the children."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    exited = [asyncio.create_task(c.proc.wait()) for c in children if c.proc]
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *exited], return_when=asyncio.FIRST_COMPLETED)
+    status = 0
+    if stopper not in done:
+        crashed = [c.name for c in children if c.proc and c.proc.returncode is not None]
+        print(f"{name}: {', '.join(crashed)} exited; stopping the rest", file=sys.stderr)
+        status = 1
+    print(f"{name}: stopping…", flush=True)
+    return status
+
+
 async def main() -> int:
     env = environment(dict(os.environ), terminal=sys.stdout.isatty())
     VAR.mkdir(exist_ok=True)
@@ -128,8 +154,7 @@ async def main() -> int:
             print("dev: nats-server did not start", file=sys.stderr)
             await nats.stop()
             return 1
-    migrate = await asyncio.create_subprocess_exec(python, "-m", "alembic", "upgrade", "head", env=env, cwd=ROOT)
-    if await migrate.wait() != 0:
+    if not await migrated(env):
         for child in reversed(children):
             await child.stop()
         return 1
@@ -156,19 +181,7 @@ async def main() -> int:
     for name, key in keys:
         print(f"dev: POST {base}/v2/enqueue accepts routing_key {key!r} (integration {name!r})")
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    exited = [asyncio.create_task(c.proc.wait()) for c in children if c.proc]
-    stopper = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([stopper, *exited], return_when=asyncio.FIRST_COMPLETED)
-    status = 0
-    if stopper not in done:
-        crashed = [c.name for c in children if c.proc and c.proc.returncode is not None]
-        print(f"dev: {', '.join(crashed)} exited; stopping the rest", file=sys.stderr)
-        status = 1
-    print("dev: stopping…")
+    status = await until_stopped(children, "dev")
     # Services first, in parallel, so they can drain; NATS last.
     await asyncio.gather(*(c.stop() for c in children if c.name != "nats-server"))
     for child in children:

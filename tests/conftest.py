@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Protocol, TypeVar
 
-import nats
 import pytest
 from nats.aio.client import Client
 
@@ -14,14 +14,25 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
 from tests.fakes.webhook_receiver import WebhookReceiver
 from tests.fakes.zendesk import FakeZendesk
-from tests.support.database import migrate, new_mysql_database, sqlite_url
+from tests.support.database import migrate, migrated_database, new_mysql_database, sqlite_url
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
 
 
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats").start()
+class Server(Protocol):
+    """Anything a test starts and stops: nats-server, MariaDB, a vendor's fake."""
+
+    def start(self) -> object: ...
+
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=Server)
+
+
+def running(server: S) -> Iterator[S]:
+    """`server` started for as long as the fixture lives, then stopped."""
+    server.start()
     try:
         yield server
     finally:
@@ -29,8 +40,13 @@ def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
 
 
 @pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    yield from running(NatsServer(tmp_path / "nats"))
+
+
+@pytest.fixture
 async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await nats_server.connect()
     try:
         yield client
     finally:
@@ -40,11 +56,24 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Client]:
 @pytest.fixture(scope="session")
 def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MariaDB]:
     """One MariaDB server for the session (never skipped: a missing server fails the run)."""
-    server = MariaDB(tmp_path_factory.mktemp("mariadb")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(MariaDB(tmp_path_factory.mktemp("mariadb")))
+
+
+@pytest.fixture
+def mariadb_url(mariadb: MariaDB) -> str:
+    """A new, migrated database on the session's MariaDB."""
+    return migrated_database(mariadb)
+
+
+@pytest.fixture
+def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
+    """A MariaDB of the test's own, so stopping, killing or restarting it disturbs no other test."""
+    yield from running(MariaDB(tmp_path / "mariadb"))
+
+
+@pytest.fixture
+def own_database_url(own_mariadb: MariaDB) -> str:
+    return migrated_database(own_mariadb)
 
 
 @pytest.fixture(params=["sqlite", "mariadb"])
@@ -71,33 +100,21 @@ _skipped: list[str] = []
 
 @pytest.fixture
 def fake_jira() -> Iterator[FakeJira]:
-    fake = FakeJira()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(FakeJira())
 
 
 @pytest.fixture
 def fake_slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(FakeSlack())
 
 
 @pytest.fixture
 def fake_zendesk() -> Iterator[FakeZendesk]:
-    fake = FakeZendesk()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(FakeZendesk())
 
 
 def webhook_receiver() -> Iterator[WebhookReceiver]:
-    fake = WebhookReceiver()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from running(WebhookReceiver())
 
 
 receiver = pytest.fixture(webhook_receiver)

@@ -12,7 +12,7 @@ from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow, peak_rss_mb
 from scripts.bench.system import wait_http_ok
-from scripts.bench.wrk import WrkResult, run_wrk
+from scripts.bench.wrk import Wrk, WrkResult
 from tests.support.processes import Process, free_port
 from tests.support.services import service_env
 
@@ -45,28 +45,16 @@ async def run_bare_litestar(options: Options, workdir: Path, children: Children,
     try:
         url = f"http://127.0.0.1:{port}/incident/"
         await _wait_post(url, process)
+        wrk = Wrk(options, workdir, children)
         if options.warmup:
-            await _wrk(url, options, workdir, children, options.warmup, f"{name}-warmup")
+            await wrk.load(url, body=BODY, label=f"{name}-warmup", seconds=options.warmup)
         window = CpuWindow({"bare": process.pid}).start()
-        result = await _wrk(url, options, workdir, children, options.duration, name)
+        result = await wrk.load(url, body=BODY, label=name)
         cpu = window.stop(extra_s=result.wrk_cpu_s)
         rss = peak_rss_mb(process.pid)
     finally:
         children.stop(process)
     return BareResult(result, SERVERS[http], cpu, rss)
-
-
-async def _wrk(url: str, options: Options, workdir: Path, children: Children, seconds: float, label: str) -> WrkResult:
-    return await run_wrk(
-        url,
-        body=BODY,
-        duration=seconds,
-        connections=options.concurrency,
-        threads=options.threads,
-        workdir=workdir,
-        children=children,
-        label=label,
-    )
 
 
 async def _wait_post(url: str, process: Process) -> None:

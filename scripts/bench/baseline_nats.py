@@ -35,14 +35,14 @@ class NatsResult:
         return asdict(self)
 
 
-def sample_payload() -> bytes:
-    """An encoded incident.created event, the size the pipeline publishes."""
+def created_event(incident_id: int, message: str, *, requestid: str | None = None, actor: str | None = None) -> bytes:
+    """An encoded incident.created event of a new incident, the size the pipeline publishes."""
     now = datetime.now(UTC)
     snapshot = IncidentSnapshot(
-        id=123456,
+        id=incident_id,
         status="unresolved",
         acknowledged="no",
-        message="bench incident",
+        message=message,
         comments=[],
         version=1,
         created_at=now,
@@ -51,12 +51,12 @@ def sample_payload() -> bytes:
     event = CloudEvent(
         id=str(uuid.uuid4()),
         type="incident.created",
-        subject="123456",
+        subject=str(incident_id),
         time=now,
         incidentversion=1,
         data=EventData(incident=snapshot),
-        requestid=uuid.uuid4().hex,
-        actor="anonymous",
+        requestid=requestid,
+        actor=actor,
     )
     return encode_event(event)
 
@@ -66,7 +66,7 @@ async def run_raw_jetstream(nats_url: str, pids: dict[str, int], *, duration: fl
     try:
         js = nc.jetstream(publish_async_max_pending=MAX_PENDING)
         await js.add_stream(StreamConfig(name=STREAM, subjects=[SUBJECT], storage=StorageType.FILE))
-        payload = sample_payload()
+        payload = created_event(123456, "bench incident", requestid=uuid.uuid4().hex, actor="anonymous")
         failed = 0
 
         def count_failure(future: asyncio.Future[Any]) -> None:

@@ -7,8 +7,20 @@ import os
 import signal
 import subprocess
 import threading
+from typing import Protocol, TypeVar
 
 from tests.support.processes import Process
+
+
+class Server(Protocol):
+    """A server of the tests' support (MariaDB, nats-server) that starts its own process."""
+
+    process: Process | None
+
+    def start(self) -> object: ...
+
+
+ServerT = TypeVar("ServerT", bound=Server)
 
 
 class Children:
@@ -22,6 +34,15 @@ class Children:
         with self._lock:
             self._items.append((process.name, process))
         return process
+
+    def start(self, server: ServerT) -> ServerT:
+        """Starts `server` and registers its process, also when start-up fails half-way (it may be running)."""
+        try:
+            server.start()
+        finally:
+            if server.process is not None:
+                self.add(server.process)
+        return server
 
     def add_popen(self, name: str, proc: subprocess.Popen[bytes]) -> None:
         with self._lock:

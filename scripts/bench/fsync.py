@@ -27,7 +27,7 @@ import nats
 from nats.js.api import StorageType, StreamConfig
 
 from scripts.bench import meta
-from scripts.bench.baseline_nats import sample_payload
+from scripts.bench.baseline_nats import created_event
 from scripts.bench.stats import percentiles_ms
 from scripts.bench.system import SYNC_ALWAYS
 from shared.events import MSG_ID_HEADER
@@ -80,7 +80,7 @@ async def jetstream_publishes(url: str, streams: int, messages: int, in_flight: 
     names = [f"FSYNC_{run}_{n}" for n in range(streams)]
     for name in names:
         await js.add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"], storage=StorageType.FILE))
-    payload = sample_payload()
+    payload = created_event(123456, "bench incident", requestid=uuid.uuid4().hex, actor="anonymous")
     slots = asyncio.Semaphore(in_flight)
     latencies: list[float] = []
 
@@ -117,7 +117,7 @@ async def jetstream_at_rate(url: str, streams: int, rate: float, seconds: float)
     names = [f"FSYNC_{run}_{n}" for n in range(streams)]
     for name in names:
         await js.add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"], storage=StorageType.FILE))
-    payload = sample_payload()
+    payload = created_event(123456, "bench incident", requestid=uuid.uuid4().hex, actor="anonymous")
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
 

@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from scripts.bench.catchup import CatchUp, Probe
-from scripts.bench.children import Children
-from scripts.bench.options import Options
+from scripts.bench.catchup import CatchUp
 from scripts.bench.procstats import CpuWindow
-from scripts.bench.wrk import WrkResult, run_wrk
+from scripts.bench.target import Target
+from scripts.bench.wrk import WrkResult
 
 WARMUP_MESSAGE = "bench warmup"
 MAX_MESSAGE = "bench max"
@@ -46,68 +44,31 @@ def body(message: str) -> str:
     return json.dumps({"message": message})
 
 
-async def warm_up(api_url: str, options: Options, workdir: Path, children: Children, probe: Probe) -> None:
+async def warm_up(target: Target) -> None:
     """Unmeasured load (imports, pools, JIT-less caches), then wait until the pipeline is idle again."""
+    options = target.options
     if not options.warmup:
         return
-    result = await run_wrk(
-        f"{api_url}/incident/",
-        body=body(WARMUP_MESSAGE),
-        duration=options.warmup,
-        connections=options.concurrency,
-        threads=options.threads,
-        workdir=workdir,
-        children=children,
-        label="api-warmup",
-    )
-    await probe.wait_drained(result.ended_at, options.catchup_timeout)
+    url = f"{target.api_url}/incident/"
+    result = await target.wrk.load(url, body=body(WARMUP_MESSAGE), label="api-warmup", seconds=options.warmup)
+    await target.probe.wait_drained(result.ended_at, options.catchup_timeout)
 
 
-async def run_api_phase(
-    api_url: str, options: Options, workdir: Path, children: Children, probe: Probe, pids: dict[str, int]
-) -> ApiPhase:
-    return await _measured(api_url, body(MAX_MESSAGE), "api", options, workdir, children, probe, pids)
+async def run_api_phase(target: Target) -> ApiPhase:
+    return await _measured(target, body(MAX_MESSAGE), "api")
 
 
-async def run_changes_phase(
-    api_url: str,
-    ids: tuple[int, int],
-    options: Options,
-    workdir: Path,
-    children: Children,
-    probe: Probe,
-    pids: dict[str, int],
-) -> ApiPhase:
+async def run_changes_phase(target: Target, ids: tuple[int, int]) -> ApiPhase:
     """Comments on random incidents with ids in `ids` (those of the API phase)."""
     comment = json.dumps({"comment": CHANGE_COMMENT})
-    phase = await _measured(api_url, comment, "changes", options, workdir, children, probe, pids, ids)
+    phase = await _measured(target, comment, "changes", ids)
     phase.incidents = ids[1] - ids[0] + 1
     return phase
 
 
-async def _measured(
-    api_url: str,
-    payload: str,
-    label: str,
-    options: Options,
-    workdir: Path,
-    children: Children,
-    probe: Probe,
-    pids: dict[str, int],
-    comment_on: tuple[int, int] | None = None,
-) -> ApiPhase:
-    window = CpuWindow(pids).start()
+async def _measured(target: Target, payload: str, label: str, comment_on: tuple[int, int] | None = None) -> ApiPhase:
+    window = CpuWindow(target.pids).start()
     started = time.monotonic()
-    result = await run_wrk(
-        f"{api_url}/incident/",
-        body=payload,
-        duration=options.duration,
-        connections=options.concurrency,
-        threads=options.threads,
-        workdir=workdir,
-        children=children,
-        label=label,
-        comment_on=comment_on,
-    )
-    catch_up = await probe.wait_drained(result.ended_at, options.catchup_timeout)
+    result = await target.wrk.load(f"{target.api_url}/incident/", body=payload, label=label, comment_on=comment_on)
+    catch_up = await target.probe.wait_drained(result.ended_at, target.options.catchup_timeout)
     return ApiPhase(result, catch_up, window.stop(extra_s=result.wrk_cpu_s), round(time.monotonic() - started, 3))

@@ -19,22 +19,22 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import nats
 import structlog
 from nats.js.api import StorageType, StreamConfig
 
+from scripts.bench.baseline_nats import created_event
 from scripts.bench.children import Children
 from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow
 from scripts.bench.system import SYNC_ALWAYS, Infra, migrate, wait_http_ok
-from scripts.bench.wrk import run_wrk
+from scripts.bench.wrk import Wrk
 from services.eventhandler.metrics import Metrics
 from services.eventhandler.pipeline import JetStreamPublisher
 from services.eventhandler.publishing import BatchPublisher
-from shared.events import STREAM, CloudEvent, EventData, IncidentSnapshot, encode_event
+from shared.events import STREAM
 from tests.support.otlp import OtlpReceiver
 from tests.support.processes import NatsServer, Process, free_port
 from tests.support.services import service_env
@@ -80,30 +80,7 @@ async def _rounds(
 
 def _events(count: int) -> list[bytes]:
     """`count` incident.created events of distinct incidents, new ids each call (no deduplication)."""
-    now = datetime.now(UTC)
-    found = []
-    for _ in range(count):
-        incident = uuid.uuid4().int % 10**9 + 1
-        snapshot = IncidentSnapshot(
-            id=incident,
-            status="unresolved",
-            acknowledged="no",
-            message="bench durability",
-            comments=[],
-            version=1,
-            created_at=now,
-            updated_at=now,
-        )
-        event = CloudEvent(
-            id=str(uuid.uuid4()),
-            type="incident.created",
-            subject=str(incident),
-            time=now,
-            incidentversion=1,
-            data=EventData(incident=snapshot),
-        )
-        found.append(encode_event(event))
-    return found
+    return [created_event(uuid.uuid4().int % 10**9 + 1, "bench durability") for _ in range(count)]
 
 
 class JetStreamTarget:
@@ -148,13 +125,7 @@ class JetStreamTarget:
 async def durability_cost(workdir: Path, children: Children, rounds: int, seconds: float) -> dict[str, object]:
     servers = []
     for name, config in (("nats-default-sync", None), ("nats-sync-always", SYNC_ALWAYS)):
-        server = NatsServer(workdir / name, config=config)
-        try:
-            server.start()
-        finally:
-            if server.process is not None:
-                children.add(server.process)
-        servers.append(server)
+        servers.append(children.start(NatsServer(workdir / name, config=config)))
     default, always = [await JetStreamTarget(s).open() for s in servers]
     try:
         say(f"durability: sync_interval always vs default, {rounds} interleaved rounds of {seconds:g}s")
@@ -225,19 +196,16 @@ async def tracing_cost(
         traced = await _api("traced", infra, workdir, children, otel)
         started.append(traced[0])
         cpu: dict[str, list[float]] = {"untraced": [], "traced": []}
+        wrk = Wrk(options, workdir, children)
 
         def measure(label: str, api: tuple[Process, str, str]) -> Callable[[], Awaitable[float]]:
             async def run() -> float:
                 window = CpuWindow({label: api[0].pid}).start()
-                result = await run_wrk(
+                result = await wrk.load(
                     f"{api[1]}/incident/",
                     body='{"message": "bench tracing"}',
-                    duration=seconds,
-                    connections=options.concurrency,
-                    threads=options.threads,
-                    workdir=workdir,
-                    children=children,
                     label=f"tracing-{label}",
+                    seconds=seconds,
                 )
                 used = window.stop(extra_s=result.wrk_cpu_s)
                 cpu[label].append(1000 * used.get(label, 0.0) / (result.requests or 1))
@@ -248,15 +216,8 @@ async def tracing_cost(
 
         say(f"tracing: API with spans exported over OTLP vs off, {rounds} interleaved rounds of {seconds:g}s")
         for label, api in (("untraced", plain), ("traced", traced)):  # unmeasured warm-up of each
-            await run_wrk(
-                f"{api[1]}/incident/",
-                body='{"message": "bench warmup"}',
-                duration=1,
-                connections=options.concurrency,
-                threads=options.threads,
-                workdir=workdir,
-                children=children,
-                label=f"tracing-warmup-{label}",
+            await wrk.load(
+                f"{api[1]}/incident/", body='{"message": "bench warmup"}', label=f"tracing-warmup-{label}", seconds=1
             )
         rate = await _rounds(rounds, measure("untraced", plain), measure("traced", traced), "req/s")
     finally:

@@ -9,16 +9,14 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from scripts.bench.catchup import CatchUp, Probe
-from scripts.bench.children import Children
-from scripts.bench.options import Options
 from scripts.bench.procstats import CpuWindow
-from scripts.bench.wrk import WrkResult, run_wrk
+from scripts.bench.target import Target
+from scripts.bench.wrk import WrkResult
 from tests.support.metrics import sample
 
 PATH = "/integrations/alertmanager"
@@ -128,29 +126,18 @@ class StormPhase:
         }
 
 
-async def run_storm_phase(
-    api_url: str, options: Options, workdir: Path, children: Children, probe: Probe, pids: dict[str, int]
-) -> StormPhase:
+async def run_storm_phase(target: Target) -> StormPhase:
     run = uuid.uuid4().hex[:6]  # group names of this run only
-    accepted_before = await _accepted(api_url)
-    new = await _load(api_url, f'"new-{run}-" .. n', "storm-new", options, workdir, children, probe, pids)
-    async with httpx.AsyncClient(base_url=api_url, timeout=30) as http:
+    accepted_before = await _accepted(target.api_url)
+    new = await _load(target, f'"new-{run}-" .. n', "storm-new")
+    async with httpx.AsyncClient(base_url=target.api_url, timeout=30) as http:
         for index in range(1, OPEN_GROUPS + 1):
             answer = await http.post(PATH, content=body(f"storm-{run}-{index}"), headers=_JSON)
             answer.raise_for_status()
-    await probe.wait_drained(time.time(), options.catchup_timeout)
-    repeats = await _load(
-        api_url,
-        f'"storm-{run}-" .. math.random(1, {OPEN_GROUPS})',
-        "storm-repeats",
-        options,
-        workdir,
-        children,
-        probe,
-        pids,
-    )
-    accepted_total = await _accepted(api_url) - accepted_before
-    [(total,)] = await probe.rows(
+    await target.probe.wait_drained(time.time(), target.options.catchup_timeout)
+    repeats = await _load(target, f'"storm-{run}-" .. math.random(1, {OPEN_GROUPS})', "storm-repeats")
+    accepted_total = await _accepted(target.api_url) - accepted_before
+    [(total,)] = await target.probe.rows(
         "SELECT COALESCE(SUM(alert_count), 0) FROM incidents WHERE integration = 'alertmanager'"
     )
     return StormPhase(new, repeats, int(str(total)), accepted_total)
@@ -159,34 +146,16 @@ async def run_storm_phase(
 _JSON = {"Content-Type": "application/json"}
 
 
-async def _load(
-    api_url: str,
-    group_expression: str,
-    label: str,
-    options: Options,
-    workdir: Path,
-    children: Children,
-    probe: Probe,
-    pids: dict[str, int],
-) -> StormLoad:
-    accepted = await _accepted(api_url)
-    counters = await _statements(probe)
-    window = CpuWindow(pids).start()
-    result = await run_wrk(
-        f"{api_url}{PATH}",
-        body=body("unused"),
-        duration=options.duration,
-        connections=options.concurrency,
-        threads=options.threads,
-        workdir=workdir,
-        children=children,
-        label=label,
-        request_lua=request_lua(group_expression),
-    )
+async def _load(target: Target, group_expression: str, label: str) -> StormLoad:
+    accepted = await _accepted(target.api_url)
+    counters = await _statements(target.probe)
+    window = CpuWindow(target.pids).start()
+    lua = request_lua(group_expression)
+    result = await target.wrk.load(f"{target.api_url}{PATH}", body=body("unused"), label=label, request_lua=lua)
     cpu = window.stop(extra_s=result.wrk_cpu_s)
-    after = await _statements(probe)
-    done = await _accepted(api_url) - accepted
-    catch_up = await probe.wait_drained(result.ended_at, options.catchup_timeout)
+    after = await _statements(target.probe)
+    done = await _accepted(target.api_url) - accepted
+    catch_up = await target.probe.wait_drained(result.ended_at, target.options.catchup_timeout)
     return StormLoad(result, done, {k: after[k] - counters[k] for k in STATEMENTS}, cpu, catch_up)
 
 

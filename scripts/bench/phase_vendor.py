@@ -156,12 +156,7 @@ async def run_vendor_phase(
         code_root=str(code_root),
         loadavg_before=meta.loadavg(),
     )
-    server = NatsServer(workdir / "vendor-nats")
-    try:
-        server.start()
-    finally:
-        if server.process is not None:
-            children.add(server.process)
+    server = children.start(NatsServer(workdir / "vendor-nats"))
     vendors = Vendors.start(seed, timeout=10.0, search_lag=0.0)
     vendors.set_latency(*LATENCY)
     nc = await nats.connect(server.url)

@@ -35,7 +35,8 @@ from scripts.bench.phase_vendor import render as render_vendor
 from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
 from scripts.bench.profiling import Profiler
 from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
-from scripts.bench.wrk import WrkMissing, wrk_binary, wrk_version
+from scripts.bench.target import Target
+from scripts.bench.wrk import Wrk, WrkMissing, wrk_binary, wrk_version
 
 PATH_AM = "POST /integrations/alertmanager"
 
@@ -124,8 +125,9 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     pids = {**services.pids, **infra.pids}
     results["meta"]["pids"] = pids
     probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
+    target = Target(services.api_url, Wrk(options, workdir, children), probe, pids)
     try:
-        await warm_up(services.api_url, options, workdir, children, probe)
+        await warm_up(target)
         say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
         profiler = None
         if options.profile:
@@ -134,7 +136,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
             profiler.start({n: pids[n] for n in ("api", "eventhandler", "worker-jira")}, options.duration)
         metrics_url = services.health_urls["eventhandler"].replace("/health/ready", "/metrics")
         counts_before = await publish_counts(metrics_url)
-        api = await run_api_phase(services.api_url, options, workdir, children, probe, pids)
+        api = await run_api_phase(target)
         counts_max = await publish_counts(metrics_url)
         if profiler is not None:
             results["profile"] = {"folder": str(profiler.out_dir), "summaries": await profiler.finish()}
@@ -152,10 +154,10 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
             f"changes: POST /incident/{{id}}/comments on {ids[1] - ids[0] + 1} incidents "
             f"with wrk for {options.duration:g}s"
         )
-        changes = await run_changes_phase(services.api_url, ids, options, workdir, children, probe, pids)
+        changes = await run_changes_phase(target, ids)
         say(f"  {changes.wrk.rps:.0f} req/s, caught up {changes.catch_up.seconds}s after the load")
         say(f"alert storm: {PATH_AM} with wrk for {options.duration:g}s, new groups, then repeats over 100 open groups")
-        storm = await run_storm_phase(services.api_url, options, workdir, children, probe, pids)
+        storm = await run_storm_phase(target)
         say(
             f"  new {storm.new_groups.wrk.rps:.0f}/s, repeats {storm.repeats.wrk.rps:.0f}/s; "
             f"alert_count sum {storm.alert_count_sum} for {storm.accepted_total} accepted"
@@ -276,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     if options.costs_only:
         return main_costs_only(options)
     if options.driver_only:
-        return main_phase_only(options, "driver", driver_only, lambda r: report.driver_lines(r["driver"]))
+        return _main_alone(options, "driver", driver_only, lambda r: report.driver_lines(r["driver"]))
     try:
         wrk_binary()
     except WrkMissing as exc:
@@ -300,11 +302,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"failed; the services' logs are in {kept}")
         raise
     finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(options, workdir, children)
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     results["meta"]["loadavg_at_end"] = meta.loadavg()
     path = report.write_json(results, options.out_dir)
@@ -313,40 +311,43 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def main_costs_only(options: Options) -> int:
-    return main_phase_only(options, "costs", costs_only, lambda r: report.cost_lines(r["costs"]))
+def _clean_up(options: Options, workdir: Path, children: Children) -> None:
+    children.stop_all()
+    if options.keep_workdir:
+        say(f"logs and data kept in {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main_vendor_only(options: Options) -> int:
-    return main_phase_only(options, "vendor", vendor_only, lambda _: [])
-
-
-def main_phase_only(
+def _main_alone(
     options: Options,
     name: str,
-    run: Callable[[Options, Path, Children], Coroutine[Any, Any, dict[str, Any]]],
-    lines: Callable[[dict[str, Any]], list[str]],
+    phase: Callable[[Options, Path, Children], Coroutine[Any, Any, dict[str, Any]]],
+    summary: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> int:
-    """One phase alone: its servers, its JSON under `<name>-<time>.json`, its lines of the report."""
+    """One phase on its own, its results written to `<name>-<time>.json` in the results folder."""
     children = Children()
     workdir = Path(tempfile.mkdtemp(prefix=f"incidents-bench-{name}-"))
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        results = asyncio.run(run(options, workdir, children))
+        results = asyncio.run(phase(options, workdir, children))
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
     finally:
-        children.stop_all()
-        if options.keep_workdir:
-            say(f"logs and data kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        _clean_up(options, workdir, children)
     options.out_dir.mkdir(parents=True, exist_ok=True)
     path = options.out_dir / f"{name}-{datetime.now().strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
-    shown = lines(results)
-    if shown:
-        print("\n".join(shown))
+    if summary is not None:
+        print("\n".join(summary(results)))
     say(f"results written to {path}")
     return 0
+
+
+def main_costs_only(options: Options) -> int:
+    return _main_alone(options, "costs", costs_only, lambda results: report.cost_lines(results["costs"]))
+
+
+def main_vendor_only(options: Options) -> int:
+    return _main_alone(options, "vendor", vendor_only)

@@ -57,18 +57,8 @@ class Services:
 
 
 def start_infra(workdir: Path, children: Children) -> Infra:
-    mariadb = MariaDB(workdir / "mariadb")
-    try:
-        mariadb.start()
-    finally:
-        if mariadb.process is not None:
-            children.add(mariadb.process)
-    nats = NatsServer(workdir / "nats", config=SYNC_ALWAYS)  # as deployed: fsync before each ack
-    try:
-        nats.start()
-    finally:
-        if nats.process is not None:
-            children.add(nats.process)
+    mariadb = children.start(MariaDB(workdir / "mariadb"))
+    nats = children.start(NatsServer(workdir / "nats", config=SYNC_ALWAYS))  # as deployed: fsync before each ack
     return Infra(mariadb, nats)
 
 

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from scripts.bench.children import Children
+from scripts.bench.options import Options
 
 MARKER = "BENCH_WRK_JSON "
 
@@ -122,6 +123,39 @@ async def _run(argv: list[str], out_path: Path, children: Children) -> tuple[int
         children.forget(proc)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, usage.ru_utime + usage.ru_stime
+
+
+@dataclass(frozen=True)
+class Wrk:
+    """wrk as this run uses it: the run's connections, threads and duration, work folder and children."""
+
+    options: Options
+    workdir: Path
+    children: Children
+
+    async def load(
+        self,
+        url: str,
+        *,
+        body: str,
+        label: str,
+        seconds: float | None = None,
+        comment_on: tuple[int, int] | None = None,
+        request_lua: str = "",
+    ) -> WrkResult:
+        """`run_wrk` for the run's duration, unless `seconds` is given."""
+        return await run_wrk(
+            url,
+            body=body,
+            duration=self.options.duration if seconds is None else seconds,
+            connections=self.options.concurrency,
+            threads=self.options.threads,
+            workdir=self.workdir,
+            children=self.children,
+            label=label,
+            comment_on=comment_on,
+            request_lua=request_lua,
+        )
 
 
 async def run_wrk(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -163,13 +164,18 @@ def check_posts(finding: Finding, truth: Truth, posts: list[str], comment_body: 
             finding.missing(f"comment #{position} reads {body[:60]!r}, not {truth.comments[position - 1][:60]!r}")
 
 
+def one_found(finding: Finding, truth: Truth, found: Sized, kind: str, none: str) -> bool:
+    """Whether the incident has its outside object; more than one counts as duplicates."""
+    finding.dup(len(found) - 1, f"{kind} for one incident")
+    if not found and not truth.deleted:  # deleted before the worker got to it: nothing is the right answer
+        finding.missing(none)
+    return bool(found)
+
+
 def check_jira(vendors: Vendors, truth: Truth) -> Finding:
     finding = Finding("jira", truth.id)
     issues = vendors.jira.with_label(f"incident-{truth.id}")
-    finding.dup(len(issues) - 1, "issues for one incident")
-    if not issues:
-        if not truth.deleted:  # deleted before the worker got to it: nothing is the right answer
-            finding.missing("no issue")
+    if not one_found(finding, truth, issues, "issues", "no issue"):
         return finding
     with vendors.jira.lock:
         issue = issues[0]
@@ -191,10 +197,7 @@ def check_jira(vendors: Vendors, truth: Truth) -> Finding:
 def check_zendesk(vendors: Vendors, truth: Truth) -> Finding:
     finding = Finding("zendesk", truth.id)
     tickets = vendors.zendesk.for_incident(truth.id)
-    finding.dup(len(tickets) - 1, "tickets for one incident")
-    if not tickets:
-        if not truth.deleted:
-            finding.missing("no ticket")
+    if not one_found(finding, truth, tickets, "tickets", "no ticket"):
         return finding
     with vendors.zendesk.lock:
         ticket = min(tickets, key=lambda t: t.id)
@@ -218,10 +221,7 @@ def check_zendesk(vendors: Vendors, truth: Truth) -> Finding:
 def check_slack(vendors: Vendors, truth: Truth) -> Finding:
     finding = Finding("slack", truth.id)
     roots = vendors.slack.roots_for(truth.id)
-    finding.dup(len(roots) - 1, "root messages for one incident")
-    if not roots:
-        if not truth.deleted:
-            finding.missing("no root message")
+    if not one_found(finding, truth, roots, "root messages", "no root message"):
         return finding
     root = roots[0]
     replies = vendors.slack.replies(root.ts)

@@ -10,20 +10,20 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
+from typing import Generic, TypeVar
 
 from tests.chaos import storm
 from tests.chaos.fakes import Vendors
 from tests.support.cluster import NatsCluster
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
-from tests.support.processes import NatsServer, Process, free_port, port_open
+from tests.support.processes import NatsServer, Process, answers_ok, free_port, port_open
 from tests.support.services import service_env
 from tests.support.twoway import two_way_env
 
 WORKERS = ("jira", "slack", "zendesk")
 READY_TIMEOUT = 120.0
+ServerT = TypeVar("ServerT", NatsServer, MariaDB)
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,6 @@ class Timings:
             "WORKER_FETCH_TIMEOUT_SECONDS": "1",
             "WORKER_SHUTDOWN_GRACE_SECONDS": "5",
         }
-
-
-async def http_ok(url: str) -> bool:
-    try:
-        async with httpx.AsyncClient(timeout=2) as client:
-            return (await client.get(url)).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 class Exited(Exception):
@@ -120,7 +112,7 @@ class ProcessService(Service):
         self.process.stop(timeout=20)
 
     async def ready(self) -> bool:
-        return self.alive() and await http_ok(self.ready_url)
+        return self.alive() and await answers_ok(self.ready_url, timeout=2)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         self.process.start()
@@ -128,18 +120,17 @@ class ProcessService(Service):
         async def probe() -> bool:
             if not self.alive():
                 raise Exited(f"{self.name} exited with {self.process.proc and self.process.proc.returncode}")
-            return await http_ok(self.ready_url)
+            return await answers_ok(self.ready_url, timeout=2)
 
         await eventually(probe, timeout=timeout, interval=0.2, what=f"{self.name} to be ready")
 
 
-class NatsService(Service):
-    """nats-server, restarted on the same port and store directory."""
+class ServerService(Service, Generic[ServerT]):
+    """A server of the tests' support, SIGKILLed and started again on the same port and data directory."""
 
-    def __init__(self, server: NatsServer) -> None:
-        self.server = server
-        self.name = "nats"
-        self.kind = "nats"
+    def __init__(self, server: ServerT, name: str) -> None:
+        self.server: ServerT = server
+        self.name = self.kind = name
 
     def alive(self) -> bool:
         return self.server.process is not None and self.server.process.alive()
@@ -147,35 +138,31 @@ class NatsService(Service):
     def kill(self) -> None:
         self.server.kill()
 
-    def stop(self) -> None:
-        self.server.stop()
-
     async def ready(self) -> bool:
         return self.alive() and port_open(self.server.port)
+
+
+class NatsService(ServerService[NatsServer]):
+    """nats-server, restarted on the same port and store directory."""
+
+    def __init__(self, server: NatsServer) -> None:
+        super().__init__(server, "nats")
+
+    def stop(self) -> None:
+        self.server.stop()
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         await asyncio.to_thread(self.server.start)
 
 
-class MariaDBService(Service):
+class MariaDBService(ServerService[MariaDB]):
     """The database, SIGKILLed and restarted on the same port and data directory (its owner stops it at the end)."""
 
     def __init__(self, server: MariaDB) -> None:
-        self.server = server
-        self.name = "mariadb"
-        self.kind = "mariadb"
-
-    def alive(self) -> bool:
-        return self.server.process is not None and self.server.process.alive()
-
-    def kill(self) -> None:
-        self.server.kill()
+        super().__init__(server, "mariadb")
 
     def stop(self) -> None:
         """Left running: the test or the soak that started it stops it."""
-
-    async def ready(self) -> bool:
-        return self.alive() and port_open(self.server.port)
 
     async def start(self, timeout: float = READY_TIMEOUT) -> None:
         await asyncio.to_thread(self.server.restart)

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.mysql]
 
 @pytest.mark.timeout(600)
 async def test_nothing_is_lost_or_duplicated_when_the_nats_cluster_loses_its_leader_a_frozen_and_a_restarted_node(
-    tmp_path: Path, chaos_database_url: str
+    tmp_path: Path, mariadb_url: str
 ) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(100_000))
     scenario = Scenario(
@@ -31,7 +31,7 @@ async def test_nothing_is_lost_or_duplicated_when_the_nats_cluster_loses_its_lea
         nats_chaos=NatsChaosPlan(start_after=4.0, leader_down=4.0, freeze=10.0, gap=3.0),
         fault_rate=0.0,
     )
-    summary = await run(scenario, tmp_path, chaos_database_url)
+    summary = await run(scenario, tmp_path, mariadb_url)
     summary.write(tmp_path / "summary.json")
     print(summary.line())
     explanation = summary.explain()

@@ -19,12 +19,10 @@ pytestmark = [pytest.mark.slow, pytest.mark.mysql]
 
 
 @pytest.mark.timeout(600)
-async def test_everything_converges_after_chaos(
-    tmp_path: Path, chaos_mariadb: MariaDB, own_chaos_database_url: str
-) -> None:
+async def test_everything_converges_after_chaos(tmp_path: Path, own_mariadb: MariaDB, own_database_url: str) -> None:
     seed = int(os.environ.get("CHAOS_SEED") or random.randrange(100_000))  # in the summary, to replay a run
     scenario = Scenario(load=LoadPlan(seed=seed), chaos=ChaosPlan(seed=seed))
-    summary = await run(scenario, tmp_path, own_chaos_database_url, chaos_mariadb)
+    summary = await run(scenario, tmp_path, own_database_url, own_mariadb)
     summary.write()
     print(summary.line())
     explanation = summary.explain()

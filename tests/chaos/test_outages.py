@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.mysql]
 
 
 @pytest.mark.timeout(480)
-async def test_jira_down_for_a_minute_then_everything_is_delivered(tmp_path: Path, chaos_database_url: str) -> None:
-    report = await run_outage(OutagePlan(vendor="jira", seconds=70), tmp_path, chaos_database_url)
+async def test_jira_down_for_a_minute_then_everything_is_delivered(tmp_path: Path, mariadb_url: str) -> None:
+    report = await run_outage(OutagePlan(vendor="jira", seconds=70), tmp_path, mariadb_url)
     report.write()
     print(report.line())
     explanation = "\n".join([report.line(), *report.problems[:40], f"logs: {report.logs}"])

@@ -6,10 +6,11 @@ Races are driven by holding the API's answers in Playwright routes until the tes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -95,6 +96,19 @@ class Held:
         await self.page.unroute(self.pattern, self.handle)
 
 
+@contextlib.asynccontextmanager
+async def opened_with_its_read_held(page: Page, stack: ConsoleStack, incident_id: int) -> AsyncIterator[Held]:
+    """The incident's page opened, with the API's answer to its read held until the test lets it go."""
+
+    def read(request: Request) -> bool:
+        return request.url.endswith(f"/incident/{incident_id}")
+
+    async with Held(page, re.compile(rf"/incident/{incident_id}$"), read) as held:
+        await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
+        await held.arrived.wait()
+        yield held
+
+
 # ---------- 1. another incident's data under this incident's heading ----------
 
 
@@ -177,12 +191,7 @@ async def test_an_older_incident_answer_never_shows_under_another_heading(page: 
         fast = await create(client, "answered at once")
     await signed_in(page, stack)
 
-    def slow_read(request: Request) -> bool:
-        return request.url.endswith(f"/incident/{slow}")
-
-    async with Held(page, re.compile(rf"/incident/{slow}$"), slow_read) as held:
-        await page.goto(f"{stack.api.url}/ui/#/incidents/{slow}")
-        await held.arrived.wait()
+    async with opened_with_its_read_held(page, stack, slow) as held:
         await page.goto(f"{stack.api.url}/ui/#/incidents/{fast}")
         await expect(page.locator("#incident-message")).to_have_text("answered at once")
         await held.settle()
@@ -199,12 +208,7 @@ async def test_acknowledge_clicked_while_the_incident_loads_is_not_lost(page: Pa
     await signed_in(page, stack)
     await page.evaluate("window.clicks = 0; document.addEventListener('click', () => window.clicks++, true)")
 
-    def read(request: Request) -> bool:
-        return request.url.endswith(f"/incident/{incident_id}")
-
-    async with Held(page, re.compile(rf"/incident/{incident_id}$"), read) as held:
-        await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
-        await held.arrived.wait()
+    async with opened_with_its_read_held(page, stack, incident_id) as held:
         click = asyncio.create_task(page.get_by_role("button", name="Acknowledge").click())
 
         # Either the click reached a button that was shown, or there is none to click until the incident loads.
@@ -235,12 +239,7 @@ async def test_a_shortcut_pressed_while_the_incident_loads_says_why_it_did_nothi
         incident_id = await create(client, "pressed at once")
     await signed_in(page, stack)
 
-    def read(request: Request) -> bool:
-        return request.url.endswith(f"/incident/{incident_id}")
-
-    async with Held(page, re.compile(rf"/incident/{incident_id}$"), read) as held:
-        await page.goto(f"{stack.api.url}/ui/#/incidents/{incident_id}")
-        await held.arrived.wait()
+    async with opened_with_its_read_held(page, stack, incident_id) as held:
         await page.keyboard.press("a")
         await expect(page.locator("#incident-notice")).to_contain_text("still loading")
         await held.settle()

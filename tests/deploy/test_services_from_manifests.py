@@ -27,7 +27,7 @@ from tests.fakes.zendesk import FakeZendesk
 from tests.support import mariadb as mariadb_support
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
-from tests.support.processes import ROOT, Process, free_port
+from tests.support.processes import ROOT, Process, answers_ok, free_port
 
 WORKERS = ("jira", "slack", "zendesk")
 
@@ -78,11 +78,7 @@ def api_token(secrets: dict[str, dict[str, str]]) -> str:
 async def ready(spec: LaunchSpec, process: Process) -> None:
     async def answers() -> bool:
         assert process.alive(), f"{spec.name} exited:\n{process.output()[-3000:]}"
-        async with httpx.AsyncClient(timeout=1) as client:
-            try:
-                return (await client.get(spec.url("readiness"))).status_code == 200
-            except httpx.HTTPError:
-                return False
+        return await answers_ok(spec.url("readiness"))
 
     await eventually(answers, timeout=45, interval=0.2, what=f"{spec.name} to be ready")
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import nats
 import pytest
 from nats.aio.client import Client
 
+from tests.fakes.jira import FakeJira
+from tests.fakes.slack import FakeSlack
+from tests.fakes.zendesk import FakeZendesk
 from tests.support.processes import NatsServer
 from tests.support.stack import Stack
 
@@ -24,8 +26,16 @@ def stack(tmp_path: Path, nats_server: NatsServer, database_url: str) -> Iterato
 
 @pytest.fixture
 async def js_client(nats_server: NatsServer) -> AsyncIterator[Client]:
-    client = await nats.connect(nats_server.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await nats_server.connect()
     try:
         yield client
     finally:
         await client.close()
+
+
+@pytest.fixture
+def fakes(
+    fake_jira: FakeJira, fake_slack: FakeSlack, fake_zendesk: FakeZendesk
+) -> tuple[FakeJira, FakeSlack, FakeZendesk]:
+    """The three vendors' fakes, running, for tests that wire all three workers."""
+    return fake_jira, fake_slack, fake_zendesk

@@ -5,12 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import httpx
 import pytest
 from nats.aio.client import Client
 
 from shared.events import REDRIVE_HEADER, STREAM, decode_event
-from tests.support.stack import Stack, wait_for_empty_outbox, wait_for_eventhandler
+from tests.support.stack import Stack, wait_for_empty_outbox
 
 
 def admin(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
@@ -27,10 +26,7 @@ def admin(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_admin_commands(stack: Stack, js_client: Client) -> None:
-    stack.start_eventhandler()
-    api = stack.start_api()
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
-        await wait_for_eventhandler(http)
+    async with stack.client() as http:
         incident_id = (await http.post("/incident/", json={"message": "cache cold"})).json()["ID"]
         await http.post(f"/incident/{incident_id}/comments", json={"comment": "warming"})
         await http.post(f"/incident/{incident_id}/resolve")

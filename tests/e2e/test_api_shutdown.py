@@ -7,23 +7,12 @@ import os
 import signal
 
 import httpx
-import sqlalchemy as sa
 
-from services.api.storage.db import Db
 from services.api.storage.tables import incidents
 from tests.support.polling import eventually
-from tests.support.stack import Stack
+from tests.support.stack import Stack, row_count
 
 CLIENTS = 32
-
-
-async def _stored(database_url: str) -> int:
-    db = Db(database_url)
-    await db.connect()
-    try:
-        return int(await db.database.fetch_val(sa.select(sa.func.count()).select_from(incidents)) or 0)
-    finally:
-        await db.disconnect()
 
 
 async def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_0(stack: Stack) -> None:
@@ -62,4 +51,4 @@ async def test_sigterm_drains_in_flight_requests_refuses_new_ones_and_exits_0(st
     assert api.process.proc is not None
     assert await asyncio.to_thread(api.process.proc.wait, 30) == 0, api.process.output()[-3000:]
     assert set(answered) == {200}, answered  # an accepted request is answered, never cut off with a 5xx
-    assert await _stored(stack.database_url) == len(answered)  # and each answer was a commit
+    assert await row_count(stack.database_url, incidents) == len(answered)  # and each answer was a commit

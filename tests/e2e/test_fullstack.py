@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,16 +21,6 @@ from tests.support.services import module_process, service_env
 from tests.support.stack import Stack, wait_for_empty_outbox
 
 API_TOKEN = "tok3nSecretValue42"
-
-
-@pytest.fixture
-def fakes() -> Iterator[tuple[FakeJira, FakeSlack, FakeZendesk]]:
-    started = (FakeJira(), FakeSlack(), FakeZendesk())
-    for fake in started:
-        fake.start()
-    yield started
-    for fake in started:
-        fake.stop()
 
 
 def json_lines(process: Process) -> list[dict[str, object]]:

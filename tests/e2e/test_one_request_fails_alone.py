@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.database import migrate, new_mysql_database
+from tests.support.database import migrated_database
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
 from tests.support.services import ApiProcess
@@ -22,8 +22,7 @@ ROUTING_KEY = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 
 @pytest.fixture
 def api(tmp_path: Path, mariadb: MariaDB, nats_server: NatsServer) -> Iterator[ApiProcess]:
-    url = new_mysql_database(mariadb.admin_url, mariadb.sql)
-    migrate(url)
+    url = migrated_database(mariadb)
     process = ApiProcess(tmp_path, url, nats_server.url, {"INTEGRATION_KEYS": f"monitoring:{ROUTING_KEY}"}).start()
     yield process
     process.stop()

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
-from tests.support.database import migrate, new_mysql_database
 from tests.support.mariadb import MariaDB
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer
 from tests.support.services import ApiProcess
-
-
-@pytest.fixture
-def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
-    """A MariaDB of this test's own, so stopping it disturbs no other test."""
-    server = MariaDB(tmp_path / "mariadb").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own_database_url(own_mariadb: MariaDB) -> str:
-    url = new_mysql_database(own_mariadb.admin_url, own_mariadb.sql)
-    migrate(url)
-    return url
 
 
 async def test_mariadb_down_gives_fast_503_and_recovery(

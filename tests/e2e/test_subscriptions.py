@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 from nats.aio.client import Client
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from shared.events import STREAM, decode_event
 from tests.support.processes import ROOT
-from tests.support.stack import Stack, wait_for_empty_outbox, wait_for_eventhandler
+from tests.support.stack import Stack, wait_for_empty_outbox
 
 
 async def fetch_types(nc: Client, worker: str, expected: int) -> list[str]:
@@ -29,10 +28,7 @@ async def fetch_types(nc: Client, worker: str, expected: int) -> list[str]:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_changing_a_subscription_changes_what_the_worker_receives(stack: Stack, js_client: Client) -> None:
-    stack.start_eventhandler()
-    api = stack.start_api()
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
-        await wait_for_eventhandler(http)
+    async with stack.client() as http:
         initial = (await http.get("/subscriptions")).json()
         assert set(initial) >= {"jira", "slack", "zendesk"}
         assert "incident.created" in initial["jira"]
@@ -70,10 +66,7 @@ async def test_new_subscriber_starts_now_or_replays_history(stack: Stack, js_cli
     file = stack.workdir / "subscriptions.toml"
     file.write_text((ROOT / "config/subscriptions.toml").read_text() + extra)
     stack.extra_env["SUBSCRIPTIONS_FILE"] = str(file)
-    stack.start_eventhandler()
-    api = stack.start_api()
-    async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
-        await wait_for_eventhandler(http)
+    async with stack.client() as http:
         for n in range(3):
             await http.post("/incident/", json={"message": f"before {n}"})
         await wait_for_empty_outbox(stack.database_url)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,7 +20,6 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.slack import FakeSlack
 from tests.fakes.zendesk import FakeZendesk
 from tests.integration.workers.vendors import jira_env, slack_env, zendesk_env
-from tests.support.database import migrate, new_mysql_database
 from tests.support.mariadb import MariaDB
 from tests.support.metrics import sample
 from tests.support.polling import eventually
@@ -67,16 +66,6 @@ class System:
 
     async def metric(self, name: str, **labels: str) -> float:
         return sample((await self.http.get("/metrics")).text, name, **labels) or 0.0
-
-
-@pytest.fixture
-def fakes() -> Iterator[tuple[FakeJira, FakeSlack, FakeZendesk]]:
-    started = (FakeJira(), FakeSlack(), FakeZendesk())
-    for fake in started:
-        fake.start()
-    yield started
-    for fake in started:
-        fake.stop()
 
 
 async def _system(
@@ -438,21 +427,6 @@ async def _everywhere(s: System, incident_id: int) -> bool:
 def _has_button_now(slack: FakeSlack, incident_id: int) -> bool:
     roots = slack.roots_for(incident_id)
     return bool(roots) and slack.button(roots[0].ts, "acknowledge") is not None
-
-
-@pytest.fixture
-def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
-    """A MariaDB of this test's own, so stopping it disturbs no other test."""
-    server = MariaDB(tmp_path / "mariadb").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own_database_url(own_mariadb: MariaDB) -> str:
-    url = new_mysql_database(own_mariadb.admin_url, own_mariadb.sql)
-    migrate(url)
-    return url
 
 
 async def test_while_the_database_is_down_vendors_are_told_to_retry(

@@ -11,7 +11,7 @@ import httpx
 
 from tests.fakes.webhook_receiver import Received, WebhookReceiver
 from tests.support.polling import eventually
-from tests.support.processes import Process, free_port
+from tests.support.processes import Process, answers_ok, free_port
 from tests.support.services import module_process, service_env
 from tests.support.stack import Stack, event_log, wait_for_eventhandler
 
@@ -42,11 +42,7 @@ class WebhookSystem:
 
         async def ready() -> bool:
             assert process.alive(), process.output()[-3000:]
-            async with httpx.AsyncClient() as client:
-                try:
-                    return (await client.get(f"http://127.0.0.1:{port}/health/ready", timeout=1)).status_code == 200
-                except httpx.HTTPError:
-                    return False
+            return await answers_ok(f"http://127.0.0.1:{port}/health/ready")
 
         await eventually(ready, timeout=30, what="the webhooks worker to be ready")
         return process

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from tests.support.polling import eventually_sync
-from tests.support.processes import Process, free_port
+from tests.support.processes import Process, answers_ok_sync, free_port
 
 CANDIDATES = ("/usr/bin/prometheus-alertmanager", "prometheus-alertmanager", "alertmanager")
 
@@ -74,10 +74,7 @@ class Alertmanager:
 
         def ready() -> bool:
             assert self.process is not None and self.process.alive(), self.output()[-3000:]
-            try:
-                return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return answers_ok_sync(f"{self.url}/-/ready")
 
         eventually_sync(ready, timeout=30, what="Alertmanager to be ready")
         return self

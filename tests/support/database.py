@@ -8,6 +8,7 @@ from pathlib import Path
 from alembic.config import Config
 
 from alembic import command
+from tests.support.mariadb import MariaDB
 from tests.support.processes import ROOT
 
 
@@ -34,3 +35,10 @@ def new_mysql_database(server_url: str, run_sql: object) -> str:
     assert callable(run_sql)
     run_sql(f"CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;")
     return f"{server_url}/{name}"
+
+
+def migrated_database(server: MariaDB) -> str:
+    """A new database on `server`, migrated to head. Sync on purpose: alembic runs its own event loop."""
+    url = new_mysql_database(server.admin_url, server.sql)
+    migrate(url)
+    return url

@@ -12,6 +12,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import httpx
+import nats
+from nats.aio.client import Client
+
 from tests.support.polling import eventually_sync
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,6 +31,23 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.2):
         return True
     return False
+
+
+async def answers_ok(url: str, *, timeout: float = 1.0) -> bool:
+    """Whether GET `url` answers 200 (a probe for `eventually`: no answer is False, not an error)."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            return (await client.get(url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def answers_ok_sync(url: str, *, timeout: float = 1.0) -> bool:
+    """`answers_ok` for `eventually_sync`."""
+    try:
+        return httpx.get(url, timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def nats_server_binary() -> str:
@@ -115,6 +136,10 @@ class NatsServer:
         self.process = Process("nats", argv, None, self.workdir / "nats.log").start()
         eventually_sync(lambda: port_open(self.port), timeout=15, what="nats-server to listen")
         return self
+
+    async def connect(self) -> Client:
+        """A client that reconnects for as long as it lives, so a test may stop and restart this server."""
+        return await nats.connect(self.url, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
 
     def kill(self) -> None:
         if self.process:

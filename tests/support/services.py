@@ -7,10 +7,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
-
 from tests.support.polling import eventually_sync
-from tests.support.processes import Process, free_port
+from tests.support.processes import Process, answers_ok_sync, free_port
 
 
 def service_env(**overrides: str) -> dict[str, str]:
@@ -37,10 +35,7 @@ class ApiProcess:
 
         def live() -> bool:
             assert self.process.alive(), self.process.output()[-3000:]
-            try:
-                return httpx.get(f"{self.url}/health/live", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return answers_ok_sync(f"{self.url}/health/live")
 
         eventually_sync(live, timeout=30, what="the API to answer")
         return self

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import sqlalchemy as sa
 from nats.js import JetStreamContext
@@ -46,6 +49,15 @@ class Stack:
     def start_api(self, nats_url: str | None = None) -> ApiProcess:
         self.api = ApiProcess(self.workdir, self.database_url, nats_url or self.nats.url, self.extra_env).start()
         return self.api
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The event handler and the API started, and a client of the API once the event handler answers."""
+        self.start_eventhandler()
+        api = self.start_api()
+        async with httpx.AsyncClient(base_url=api.url, timeout=10) as http:
+            await wait_for_eventhandler(http)
+            yield http
 
     def stop(self) -> None:
         for process in (self.api, self.eventhandler):
@@ -87,13 +99,17 @@ async def event_log(database_url: str) -> list[dict[str, Any]]:
         await db.disconnect()
 
 
-async def outbox_size(database_url: str) -> int:
+async def row_count(database_url: str, table: sa.Table) -> int:
     db = Db(database_url)
     await db.connect()
     try:
-        return int(await db.database.fetch_val(sa.select(sa.func.count()).select_from(outbox)) or 0)
+        return int(await db.database.fetch_val(sa.select(sa.func.count()).select_from(table)) or 0)
     finally:
         await db.disconnect()
+
+
+async def outbox_size(database_url: str) -> int:
+    return await row_count(database_url, outbox)
 
 
 async def wait_for_empty_outbox(database_url: str, timeout: float = 60) -> None:

@@ -66,12 +66,6 @@ async def _note(request: Request[Any, Any, Any]) -> str | None:
     return note.comment
 
 
-def _with_note(action: Callable[[Any], None], incident: Incident, note: str | None, now: Any) -> None:
-    action(now)
-    if note is not None:
-        incident.comment(note, now)
-
-
 def _respond(answer: Answer) -> Response[Any]:
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {"ETag": f'"{answer.version}"'}
     return Response(answer.body, status_code=answer.status_code, media_type=JSON, headers=headers)
@@ -202,14 +196,7 @@ class IncidentController(Controller):
     async def acknowledge(
         self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        note = await _note(request)
-        return await self._change(
-            request,
-            incidents,
-            incident_id,
-            "INCIDENT ACKNOWLEDGED",
-            lambda i, now: _with_note(i.acknowledge, i, note, now),
-        )
+        return await self._noted(request, incidents, incident_id, "INCIDENT ACKNOWLEDGED", Incident.acknowledge)
 
     @post(
         "/{incident_id:str}/unacknowledge", status_code=200, summary="Take the acknowledgement back", responses=ERRORS
@@ -217,32 +204,19 @@ class IncidentController(Controller):
     async def unacknowledge(
         self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        note = await _note(request)
-        return await self._change(
-            request,
-            incidents,
-            incident_id,
-            "INCIDENT UNACKNOWLEDGED",
-            lambda i, now: _with_note(i.unacknowledge, i, note, now),
-        )
+        return await self._noted(request, incidents, incident_id, "INCIDENT UNACKNOWLEDGED", Incident.unacknowledge)
 
     @post("/{incident_id:str}/resolve", status_code=200, summary="Resolve", responses=ERRORS)
     async def resolve(
         self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        note = await _note(request)
-        return await self._change(
-            request, incidents, incident_id, "INCIDENT RESOLVED", lambda i, now: _with_note(i.resolve, i, note, now)
-        )
+        return await self._noted(request, incidents, incident_id, "INCIDENT RESOLVED", Incident.resolve)
 
     @post("/{incident_id:str}/reopen", status_code=200, summary="Reopen a resolved incident", responses=ERRORS)
     async def reopen(
         self, request: Request[Any, Any, Any], incident_id: IncidentId, incidents: IncidentService
     ) -> Response[StatusResponse]:
-        note = await _note(request)
-        return await self._change(
-            request, incidents, incident_id, "INCIDENT REOPENED", lambda i, now: _with_note(i.reopen, i, note, now)
-        )
+        return await self._noted(request, incidents, incident_id, "INCIDENT REOPENED", Incident.reopen)
 
     @post("/{incident_id:str}/comments", status_code=200, summary="Add a comment", responses=ERRORS)
     async def add_comment(
@@ -251,6 +225,24 @@ class IncidentController(Controller):
         return await self._change(
             request, incidents, incident_id, "COMMENT ADDED", lambda i, now: i.comment(data.comment, now)
         )
+
+    async def _noted(
+        self,
+        request: Request[Any, Any, Any],
+        incidents: IncidentService,
+        raw_id: str,
+        done: str,
+        transition: Callable[[Incident, Any], None],
+    ) -> Response[Any]:
+        """An action that may carry a note: the note becomes a comment in the same change."""
+        note = await _note(request)
+
+        def act(incident: Incident, now: Any) -> None:
+            transition(incident, now)
+            if note is not None:
+                incident.comment(note, now)
+
+        return await self._change(request, incidents, raw_id, done, act)
 
     async def _change(
         self,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,6 +53,8 @@ REFUSED: tuple[type[BaseException], ...] = (
     IdempotencyMismatch,
     *RETRY_LATER,
 )
+SLACK_REFUSED: tuple[type[BaseException], ...] = (signatures.BadSignature, payloads.Malformed, *RETRY_LATER)
+"""A click's idempotency mismatch is left to the API's own error answer (409)."""
 JIRA_STATES = {"done": Target.RESOLVED}
 ZENDESK_STATES = {
     "solved": Target.RESOLVED,
@@ -111,42 +115,89 @@ def _not_configured(vendor: str) -> Response[Any]:
     return error_response(404, f"{vendor} two-way sync is not configured")
 
 
-@post(
-    "/integrations/slack/interactions",
-    tags=["two-way sync"],
-    include_in_schema=False,
-    status_code=200,
-    exception_handlers={Exception: never_5xx},
+signed_route = functools.partial(
+    post, tags=["two-way sync"], include_in_schema=False, status_code=200, exception_handlers={Exception: never_5xx}
 )
-async def slack_interactions(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
-    """A click on one of the incident message's buttons (Slack's interactivity request)."""
-    secret = _secret(two_way.settings.slack_signing_secret)
-    if secret is None:
-        return _not_configured("slack")
+"""A vendor's signed route: not in the API's schema, and never answered 5xx."""
+
+Verify = Callable[[bytes, Mapping[str, str], bytes], None]
+"""Checks the vendor's signature of a raw body with the shared secret; raises BadSignature."""
+
+
+def _verify_slack(secret: bytes, headers: Mapping[str, str], body: bytes) -> None:
+    signatures.verify_slack(secret, headers, body, time.time())
+
+
+def _verify_zendesk(secret: bytes, headers: Mapping[str, str], body: bytes) -> None:
+    signatures.verify_zendesk(secret, headers, body, time.time())
+
+
+async def _signed(
+    request: Request[Any, Any, Any],
+    two_way: TwoWay,
+    vendor: str,
+    secret: Secret | None,
+    verify: Verify,
+    act: Callable[[bytes], Awaitable[Response[Any]]],
+    refused: tuple[type[BaseException], ...] = REFUSED,
+) -> Response[Any]:
+    """A vendor's signed request: 404 unless configured, then the signature, then `act` on the raw body.
+
+    What `act` raises among `refused` is answered 4xx (never 5xx); anything else reaches `never_5xx`.
+    """
+    key = _secret(secret)
+    if key is None:
+        return _not_configured(vendor)
     body = await request.body()
     try:
-        signatures.verify_slack(secret, request.headers, body, time.time())
+        verify(key, request.headers, body)
+        return await act(body)
+    except refused as exc:
+        return _refused(two_way, vendor, exc)
+
+
+async def _set_state(
+    request: Request[Any, Any, Any],
+    two_way: TwoWay,
+    vendor: str,
+    incident_id: int,
+    actor_name: str,
+    target: Target,
+    delivery: str | None,
+) -> Response[Any]:
+    """Applies a status change made in the vendor's tool, acting as the person who made it."""
+    origin = dataclasses.replace(params.origin(request), actor=outside_actor(vendor, actor_name))
+    key = delivery_key(vendor, delivery)
+    outcome = await two_way.actions.set_state(incident_id, target, origin, key)
+    return _answer(two_way, vendor, outcome.value, 202 if outcome is Outcome.UNKNOWN else 200)
+
+
+@signed_route("/integrations/slack/interactions")
+async def slack_interactions(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
+    """A click on one of the incident message's buttons (Slack's interactivity request)."""
+
+    async def act(body: bytes) -> Response[Any]:
         click = payloads.slack_click(body)
-    except (signatures.BadSignature, payloads.Malformed) as exc:
-        return _refused(two_way, "slack", exc)
-    if click is None:
-        return _answer(two_way, "slack", "ignored")
-    structlog.contextvars.bind_contextvars(incident_id=click.incident_id)
-    origin = dataclasses.replace(params.origin(request), actor=outside_actor("slack", click.user))
-    key = delivery_key("slack", f"{click.user_id}:{click.action_ts}")
-    write = asyncio.ensure_future(
-        two_way.actions.click(click.incident_id, click.drawn_version, click.action, origin, key)
+        if click is None:
+            return _answer(two_way, "slack", "ignored")
+        structlog.contextvars.bind_contextvars(incident_id=click.incident_id)
+        origin = dataclasses.replace(params.origin(request), actor=outside_actor("slack", click.user))
+        key = delivery_key("slack", f"{click.user_id}:{click.action_ts}")
+        write = asyncio.ensure_future(
+            two_way.actions.click(click.incident_id, click.drawn_version, click.action, origin, key)
+        )
+        two_way.in_flight.add(write)
+        write.add_done_callback(_finished(two_way, "slack"))
+        try:
+            outcome = await asyncio.wait_for(asyncio.shield(write), SLACK_ANSWER_SECONDS)
+        except TimeoutError:
+            log.warning("slack click still being written; answered before Slack's 3 s", incident_id=click.incident_id)
+            return Response({"status": "ACCEPTED", "outcome": "pending"}, media_type="application/json")
+        return Response({"status": "ACCEPTED", "outcome": outcome.value}, media_type="application/json")
+
+    return await _signed(
+        request, two_way, "slack", two_way.settings.slack_signing_secret, _verify_slack, act, SLACK_REFUSED
     )
-    two_way.in_flight.add(write)
-    write.add_done_callback(_finished(two_way, "slack"))
-    try:
-        outcome = await asyncio.wait_for(asyncio.shield(write), SLACK_ANSWER_SECONDS)
-    except TimeoutError:
-        log.warning("slack click still being written; answered before Slack's 3 s", incident_id=click.incident_id)
-        return Response({"status": "ACCEPTED", "outcome": "pending"}, media_type="application/json")
-    except RETRY_LATER as exc:
-        return _refused(two_way, "slack", exc)
-    return Response({"status": "ACCEPTED", "outcome": outcome.value}, media_type="application/json")
 
 
 def _finished(two_way: TwoWay, vendor: str) -> Any:
@@ -163,21 +214,11 @@ def _finished(two_way: TwoWay, vendor: str) -> Any:
     return done
 
 
-@post(
-    "/integrations/jira/webhook",
-    tags=["two-way sync"],
-    include_in_schema=False,
-    status_code=200,
-    exception_handlers={Exception: never_5xx},
-)
+@signed_route("/integrations/jira/webhook")
 async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A Jira Cloud admin webhook (`jira:issue_updated`): a status moving into or out of the `done` category."""
-    secret = _secret(two_way.settings.jira_webhook_secret)
-    if secret is None:
-        return _not_configured("jira")
-    body = await request.body()
-    try:
-        signatures.verify_jira(secret, request.headers, body)
+
+    async def act(body: bytes) -> Response[Any]:
         change = payloads.jira_status_change(body)
         if change is None:
             return _answer(two_way, "jira", "ignored", 202)
@@ -187,29 +228,17 @@ async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Resp
         if change.actor_id and change.actor_id == await two_way.identity.own_account():
             return _answer(two_way, "jira", "echo")
         target = JIRA_STATES.get(change.status, Target.REOPENED)
-        origin = dataclasses.replace(params.origin(request), actor=outside_actor("jira", change.actor_name))
-        key = delivery_key("jira", request.headers.get(JIRA_DELIVERY_HEADER))
-        outcome = await two_way.actions.set_state(change.incident_id, target, origin, key)
-    except REFUSED as exc:
-        return _refused(two_way, "jira", exc)
-    return _answer(two_way, "jira", outcome.value, 202 if outcome is Outcome.UNKNOWN else 200)
+        delivery = request.headers.get(JIRA_DELIVERY_HEADER)
+        return await _set_state(request, two_way, "jira", change.incident_id, change.actor_name, target, delivery)
+
+    return await _signed(request, two_way, "jira", two_way.settings.jira_webhook_secret, signatures.verify_jira, act)
 
 
-@post(
-    "/integrations/zendesk/webhook",
-    tags=["two-way sync"],
-    include_in_schema=False,
-    status_code=200,
-    exception_handlers={Exception: never_5xx},
-)
+@signed_route("/integrations/zendesk/webhook")
 async def zendesk_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Response[Any]:
     """A Zendesk trigger's webhook: solved/closed resolves, open/new reopens, pending acknowledges."""
-    secret = _secret(two_way.settings.zendesk_webhook_secret)
-    if secret is None:
-        return _not_configured("zendesk")
-    body = await request.body()
-    try:
-        signatures.verify_zendesk(secret, request.headers, body, time.time())
+
+    async def act(body: bytes) -> Response[Any]:
         change = payloads.zendesk_status_change(body)
         if change.incident_id is None:
             return _answer(two_way, "zendesk", "unknown", 202)
@@ -223,12 +252,10 @@ async def zendesk_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> R
         if target is None:
             known = ", ".join([*ZENDESK_STATES, "on-hold"])
             raise payloads.Malformed(f"unknown status {change.status!r}: expected one of {known}")
-        origin = dataclasses.replace(params.origin(request), actor=outside_actor("zendesk", change.actor_name))
-        key = delivery_key("zendesk", request.headers.get(ZENDESK_INVOCATION_HEADER))
-        outcome = await two_way.actions.set_state(change.incident_id, target, origin, key)
-    except REFUSED as exc:
-        return _refused(two_way, "zendesk", exc)
-    return _answer(two_way, "zendesk", outcome.value, 202 if outcome is Outcome.UNKNOWN else 200)
+        delivery = request.headers.get(ZENDESK_INVOCATION_HEADER)
+        return await _set_state(request, two_way, "zendesk", change.incident_id, change.actor_name, target, delivery)
+
+    return await _signed(request, two_way, "zendesk", two_way.settings.zendesk_webhook_secret, _verify_zendesk, act)
 
 
 ROUTES = [slack_interactions, jira_webhook, zendesk_webhook]

@@ -24,8 +24,7 @@ from services.api.storage.repeats import OpenIncident
 from services.api.storage.repository import AlertRepeat, Repeated, SqlIncidentRepository
 from services.api.storage.tables import incident_events, incidents
 from tests.integration.api.conftest import api_settings
-from tests.support.database import downgrade, migrate, new_mysql_database
-from tests.support.mariadb import MariaDB
+from tests.support.database import downgrade, migrate
 
 GROUP_KEY = '{}:{alertname="DiskFull"}'
 ALERTMANAGER = Origin(actor="prometheus")
@@ -125,13 +124,6 @@ async def test_a_resolve_among_repeats_leaves_the_next_trigger_opening_a_new_inc
     again = await intake.notification(firing("a"), ALERTMANAGER)
     assert again.created and again.incident_id not in {r[0] for r in rows}
     assert "created" in await _event_types(repo.db, again.incident_id or 0)
-
-
-@pytest.fixture
-def mariadb_url(mariadb: MariaDB) -> str:
-    url = new_mysql_database(mariadb.admin_url, mariadb.sql)
-    migrate(url)
-    return url
 
 
 async def test_a_resolve_between_the_read_and_the_count_opens_a_new_incident(

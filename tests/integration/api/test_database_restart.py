@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ from services.api.web.metrics import ApiMetrics
 from shared.events import utcnow
 from shared.natsconn import NatsSettings
 from tests.fakes.eventhandler import HeldEventHandler
-from tests.support.database import migrate, new_mysql_database
 from tests.support.mariadb import PASSWORD, USER, MariaDB
 from tests.support.polling import eventually
 from tests.support.processes import NatsServer
@@ -42,21 +41,6 @@ BLOCKED_STATEMENTS = (
     "SELECT COUNT(*) FROM information_schema.PROCESSLIST"
     " WHERE COMMAND IN ('Query', 'Execute') AND ID != CONNECTION_ID() AND TIME_MS > 500"
 )
-
-
-@pytest.fixture
-def own_mariadb(tmp_path: Path) -> Iterator[MariaDB]:
-    """A MariaDB of this test's own, so killing it disturbs no other test."""
-    server = MariaDB(tmp_path / "mariadb").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def own_database_url(own_mariadb: MariaDB) -> str:
-    url = new_mysql_database(own_mariadb.admin_url, own_mariadb.sql)
-    migrate(url)
-    return url
 
 
 def settings(database_url: str, nats_url: str, **overrides: Any) -> ApiSettings:

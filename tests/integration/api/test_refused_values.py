@@ -42,13 +42,6 @@ class Grouping(SqlIncidentRepository):
         return await super()._add_one(new)
 
 
-@pytest.fixture
-def mariadb_url(mariadb: MariaDB) -> str:
-    url = new_mysql_database(mariadb.admin_url, mariadb.sql)
-    migrate(url)
-    return url
-
-
 def test_the_migration_keeps_stored_labels_and_makes_room_for_the_largest(mariadb: MariaDB) -> None:
     url = new_mysql_database(mariadb.admin_url, mariadb.sql)
     name = url.rsplit("/", 1)[-1]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import httpx
 from nats.aio.client import Client
 
 from shared.events import STREAM, encode_event
@@ -14,23 +13,20 @@ from tests.fakes.jira import FakeJira
 from tests.integration.eventhandler.support import call, publish_body
 from tests.integration.workers.vendors import jira_env, process_env
 from tests.support.polling import eventually, eventually_sync
-from tests.support.processes import NatsServer, Process, free_port
+from tests.support.processes import NatsServer, Process, answers_ok_sync, free_port
 from tests.support.services import module_process, service_env
 from tests.unit.eventhandler.factory import make_event
-
-
-def ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def start_eventhandler(nats_url: str, tmp_path: Path) -> Process:
     port = free_port()
     env = service_env(NATS_URL=nats_url, HEALTH_PORT=str(port))
     process = module_process("eventhandler", ["services.eventhandler"], tmp_path, env).start()
-    eventually_sync(lambda: ready(port), timeout=30, what="the event handler to be ready")
+    eventually_sync(
+        lambda: answers_ok_sync(f"http://127.0.0.1:{port}/health/ready"),
+        timeout=30,
+        what="the event handler to be ready",
+    )
     return process
 
 

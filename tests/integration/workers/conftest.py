@@ -7,7 +7,6 @@ import sys
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 
-import httpx
 import nats
 import pytest
 from nats.aio.client import Client
@@ -23,7 +22,7 @@ from shared.jetstream import incidents_stream_config, worker_consumer_config
 from tests.integration.workers.helpers import ACK_WAIT, FAST, WORKERS, RunningWorker, StartProcess, StartWorker
 from tests.integration.workers.vendors import Vendor, make_vendor
 from tests.support.polling import eventually
-from tests.support.processes import NatsServer, Process
+from tests.support.processes import NatsServer, Process, answers_ok
 
 
 @pytest.fixture
@@ -89,11 +88,7 @@ async def start_process(tmp_path: Path) -> AsyncIterator[StartProcess]:
 
         async def ready() -> bool:
             assert process.alive(), process.output()[-3000:]
-            async with httpx.AsyncClient() as client:
-                try:
-                    return (await client.get(url, timeout=1)).status_code == 200
-                except httpx.HTTPError:
-                    return False
+            return await answers_ok(url)
 
         await eventually(ready, timeout=30, what=f"worker {name} to be ready")
         return process

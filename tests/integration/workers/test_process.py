@@ -20,7 +20,7 @@ from tests.integration.workers.helpers import StartProcess, load_record, settled
 from tests.integration.workers.vendors import jira_env, make_vendor, process_env
 from tests.support.metrics import sample
 from tests.support.polling import eventually
-from tests.support.processes import NatsServer, Process, free_port
+from tests.support.processes import NatsServer, Process, answers_ok, free_port
 
 
 def log_events(process: Process) -> list[dict[str, object]]:
@@ -198,11 +198,7 @@ async def test_without_nats_it_is_live_not_ready_and_stops_on_sigterm(tmp_path: 
 
         async def live() -> bool:
             assert process.alive(), process.output()[-2000:]
-            async with httpx.AsyncClient() as client:
-                try:
-                    return (await client.get(f"{base}/health/live", timeout=1)).status_code == 200
-                except httpx.HTTPError:
-                    return False
+            return await answers_ok(f"{base}/health/live")
 
         await eventually(live, timeout=20, what="liveness while NATS is unreachable")
         async with httpx.AsyncClient() as client:
