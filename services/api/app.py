@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType, Schema
 
 from services.api import background
+from services.api.alerts.fastpath import AlertFastPath
 from services.api.background import supervise
 from services.api.db import Db
 from services.api.domain import (
@@ -37,7 +38,7 @@ from services.api.intake.pagerduty import RoutingKeys
 from services.api.intake.service import AlertIntake
 from services.api.links import LinkReader
 from services.api.live import LiveFeed, StreamCaps
-from services.api.metrics import ApiMetrics, http_metrics, metrics_endpoint
+from services.api.metrics import ApiMetrics, http_metrics, http_metrics_config, metrics_endpoint
 from services.api.middleware import RequestContextMiddleware
 from services.api.outbox import OutboxStore
 from services.api.relay import OutboxRelay
@@ -199,6 +200,15 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
         },
         lifespan=[lifespan],
         middleware=[
+            # First: the alert routes skip the rest (see its docstring); every other request goes on.
+            DefineMiddleware(
+                AlertFastPath,
+                intake=parts.intake,
+                routing_keys=parts.routing_keys,
+                tokens=settings.tokens,
+                max_body_bytes=settings.max_body_bytes,
+                prometheus=http_metrics_config(),
+            ),
             DefineMiddleware(RequestContextMiddleware, tokens=settings.tokens, metrics=parts.metrics),
             http_metrics(),
         ],
