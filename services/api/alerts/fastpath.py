@@ -1,13 +1,14 @@
 """The alert routes without Litestar's request machinery: an alert storm is thousands of small, well-formed
 notifications a second, and a bare Litestar request costs about as much CPU as the repeat it carries.
 
-`AlertFastPath` is the app's outermost middleware. For `POST /integrations/alertmanager` and `POST /v2/enqueue`
-it reads the body (within the size limit), authenticates (bearer token; routing_key), decodes it into the
-routes' own structs and calls the routes' own functions, doing itself what the middleware does for every other
-route: request id, trace context, access log, HTTP metrics. A request it would answer with a 4xx before reaching
-the intake (no or a wrong token, a body too large, not JSON, wrong types, an unknown routing_key, a blank key)
-goes, body replayed, through the full Litestar route instead: one code path makes every refusal, so the
-answers and their shapes are the routes'.
+The app (services/api/app.py) hands `POST /integrations/alertmanager` and `POST /v2/enqueue` to
+`AlertFastPath` before Litestar sees them. It reads the body (within the size limit), authenticates (bearer
+token; routing_key), decodes it into the routes' own structs and calls the routes' own functions, doing itself
+what the middleware does for every other route: request id, trace context, access log, HTTP metrics (uvicorn's
+concurrency cap is in front of both). A request it would answer with a 4xx before reaching the intake (no or a
+wrong token, a body too large, not JSON, wrong types, an unknown routing_key, a blank key) goes, body
+replayed, through the full Litestar route instead: one code path makes every refusal, so the answers and
+their shapes are the routes'. With tracing on, every request takes the full route (its server span).
 """
 
 from __future__ import annotations
@@ -21,7 +22,15 @@ from typing import Any
 import msgspec
 import structlog
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusMiddleware
-from litestar.types import ASGIApp, HTTPResponseBodyEvent, HTTPResponseStartEvent, Receive, Scope, Send
+from litestar.types import (
+    ASGIApp,
+    HTTPResponseBodyEvent,
+    HTTPResponseStartEvent,
+    LifeSpanScope,
+    Receive,
+    Scope,
+    Send,
+)
 
 from services.api.domain import DomainError
 from services.api.errors import TOO_DEEP, error_of, is_too_deep
@@ -31,6 +40,7 @@ from services.api.intake.service import AlertIntake
 from services.api.middleware import authenticate, request_id_of, traceparent_of
 from services.api.routes.alerts import accept_event, accept_notification
 from services.api.settings import ApiToken
+from shared import tracing
 
 log = structlog.get_logger("api.access")
 
@@ -49,16 +59,17 @@ class Answer:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
+FastRoute = Callable[[Scope, Receive, Send, ASGIApp], Awaitable[None]]
+"""Serves one request; the ASGI app it is given answers whatever the route would refuse."""
 Apply = Callable[[Origin], Awaitable[Answer]]
 """A request that passed every check the route makes before the intake: applying it is all that is left."""
 
 
 class AlertFastPath:
-    """Answers the two alert routes itself; every other request goes on to the app it wraps."""
+    """Answers the two alert routes in front of the app; `route_of` says which requests it takes."""
 
     def __init__(
         self,
-        app: ASGIApp,
         *,
         intake: AlertIntake,
         routing_keys: pagerduty.RoutingKeys,
@@ -66,28 +77,34 @@ class AlertFastPath:
         max_body_bytes: int,
         prometheus: PrometheusConfig,
     ) -> None:
-        self.app = app
         self.intake = intake
         self.routing_keys = routing_keys
         self.tokens = tokens
         self.max_body_bytes = max_body_bytes
         self.metrics = HttpMetrics(prometheus)
+        self._routes = {
+            path: route
+            for template, route in ((ALERTMANAGER_PATH, self._alertmanager), (ENQUEUE_PATH, self._enqueue))
+            for path in (template, template + "/")
+        }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        template = scope.get("path_template")
-        method = scope.get("method")
-        if template == ALERTMANAGER_PATH and method == "POST":
-            await self._serve(scope, receive, send, template, self._notification, bearer=True)
-        elif template == ENQUEUE_PATH and method == "POST":
-            await self._serve(scope, receive, send, template, self._event, bearer=False)
-        else:
-            await self.app(scope, receive, send)
+    def route_of(self, scope: Scope | LifeSpanScope) -> FastRoute | None:
+        if scope["type"] != "http" or scope.get("method") != "POST" or tracing.recording():
+            return None
+        return self._routes.get(scope["path"])
+
+    async def _alertmanager(self, scope: Scope, receive: Receive, send: Send, full: ASGIApp) -> None:
+        await self._serve(scope, receive, send, full, ALERTMANAGER_PATH, self._notification, bearer=True)
+
+    async def _enqueue(self, scope: Scope, receive: Receive, send: Send, full: ASGIApp) -> None:
+        await self._serve(scope, receive, send, full, ENQUEUE_PATH, self._event, bearer=False)
 
     async def _serve(
         self,
         scope: Scope,
         receive: Receive,
         send: Send,
+        full: ASGIApp,
         template: str,
         prepare: Callable[[bytes], Apply | None],
         *,
@@ -98,14 +115,14 @@ class AlertFastPath:
         if bearer and self.tokens:
             found = authenticate(self.tokens, headers.get(b"authorization"))
             if found is None:
-                await self.app(scope, receive, send)  # the middleware answers 401
+                await full(scope, receive, send)  # the middleware answers 401
                 return
             actor = found
         body, consumed = await _read_body(receive, self.max_body_bytes, headers.get(b"content-length"))
         apply = None if body is None else prepare(body)
         if apply is None:
             # Refused before the intake: the full route answers, with its own shapes (and its own access line).
-            await self.app(scope, _replay(consumed, receive), send)
+            await full(scope, _replay(consumed, receive), send)
             return
         started = time.perf_counter()
         request_id = request_id_of(headers.get(b"x-request-id"))
