@@ -6,7 +6,6 @@ import hmac
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -38,12 +37,13 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def new_traceparent() -> str:
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    ids = os.urandom(24).hex()
+    return f"00-{ids[:32]}-{ids[32:]}-01"
 
 
 def request_id_of(incoming: str | None) -> str:
     """The caller's X-Request-Id when it is a sane one, else a new id."""
-    return incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()  # uuid4().hex's format
 
 
 def traceparent_of(incoming: str | None) -> str:
