@@ -183,6 +183,8 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
     assert f"POST {create}" in would_send
     assert any(r.startswith("POST ") and r.endswith("/rest/api/3/issue/OPS-0/comment") for r in would_send)
     assert not [e for e in log_events(process) if e.get("event") == "dry run: request not sent"]  # no line per request
+    pretended = [e["level"] for e in log_events(process) if e.get("event") == "created outside"]
+    assert pretended == ["debug"]  # nothing was created outside: not an info line
     body = next(e for e in log_events(process) if e.get("event") == "dry run: request body" and e["url"] == create)
     assert body["level"] == "debug"
     assert body["json"]["fields"]["labels"] == ["incident-1"]  # type: ignore[index]
