@@ -199,13 +199,17 @@ def _error(exc: Exception) -> Answer:
 
 def _headers(scope: Scope) -> dict[bytes, str]:
     wanted = (b"authorization", b"content-length", b"x-request-id", b"traceparent")
-    return {k: v.decode("latin-1") for k, v in scope["headers"] if k in wanted}
+    found: dict[bytes, str] = {}
+    for key, value in scope["headers"]:
+        if key in wanted and key not in found:  # the first of each, as the middleware reads them
+            found[key] = value.decode("latin-1")
+    return found
 
 
 async def _read_body(receive: Receive, limit: int, length: str | None) -> tuple[bytes | None, list[Any]]:
     """The body, or None when it is larger than `limit`; and the messages read, to replay them."""
     consumed: list[Any] = []
-    if length is not None and (not length.isdigit() or int(length) > limit):
+    if length is not None and not (length.isascii() and length.isdigit() and int(length) <= limit):
         return None, consumed
     size = 0
     while True:

@@ -4,14 +4,18 @@ other route, a cheaper access line for accepted alerts, and every refusal answer
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
 import structlog
 from litestar.testing import AsyncTestClient
 
+from services.api.alerts.fastpath import AlertFastPath
 from services.api.app import create_app
+from services.api.intake.pagerduty import RoutingKeys
+from services.api.intake.service import AlertIntake
+from services.api.metrics import http_metrics_config
 from services.api.settings import parse_integration_keys
 from tests.integration.api.conftest import api_settings
 from tests.support.metrics import sample
@@ -110,3 +114,29 @@ async def test_refusals_keep_the_full_routes_answers(api: Any) -> None:
     assert wrong_type.status_code == 400 and wrong_type.json()["status"] == "invalid event"
     unknown_key = await api.post(ENQUEUE, json=event("k", routing_key="nope"))
     assert unknown_key.json()["errors"] == ["unknown routing_key: it must be one of INTEGRATION_KEYS"]
+
+
+async def test_a_content_length_of_non_ascii_digits_goes_to_the_full_route() -> None:
+    fast = AlertFastPath(
+        intake=AlertIntake(cast(Any, None)),  # never reached
+        routing_keys=RoutingKeys(()),
+        tokens=(),
+        max_body_bytes=4096,
+        prometheus=http_metrics_config(),
+    )
+    scope: Any = {"type": "http", "method": "POST", "path": ENQUEUE, "headers": [(b"content-length", b"\xb2")]}
+    route = fast.route_of(scope)
+    assert route is not None
+    handed_on: list[Any] = []
+
+    async def full(scope: Any, receive: Any, send: Any) -> None:
+        handed_on.append(scope)
+
+    async def receive() -> Any:
+        return {"type": "http.request", "body": b"{}", "more_body": False}
+
+    async def send(message: Any) -> None:
+        raise AssertionError(f"the fast path answered: {message}")
+
+    await route(scope, receive, send, full)  # "²" passes str.isdigit() but not int()
+    assert handed_on == [scope]
