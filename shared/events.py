@@ -40,11 +40,15 @@ class EventType(enum.StrEnum):
 
     @classmethod
     def from_subject(cls, subject: str) -> EventType:
+        found = _BY_SUBJECT.get(subject)  # read for every event a worker handles: a dict, not Enum's lookup
+        if found is not None:
+            return found
         if not subject.startswith(SUBJECT_PREFIX):
             raise ValueError(f"not an incident subject: {subject!r}")
         return cls(subject[len(SUBJECT_PREFIX) :])
 
 
+_BY_SUBJECT = {t.subject: t for t in EventType}
 ALL_SUBJECTS = tuple(t.subject for t in EventType)
 
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "var" / "bench"
+ONLY_PHASES = ("api", "storm")
+"""Phases `--only` can pick: api (creates at wrk, beside both bare Litestar baselines), storm (the alert storm)."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,12 @@ class Options:
     vendor_events: int = 4000
     """Events in the vendor phase's backlog."""
     code_root: Path | None = None
-    """Run the vendor phase's workers from this checkout (to measure another version the same way)."""
+    """Run every service the benchmark starts (API, event handler, workers, migrations) from this checkout, to
+    measure another version with the same harness; the baselines stay this checkout's."""
     vendor: bool = True
     """Run the vendor phase after the others (`--no-vendor` leaves it out, for interleaved runs)."""
+    only: frozenset[str] = frozenset()
+    """Run only these phases (and their baselines); empty runs them all."""
 
     @property
     def is_default(self) -> bool:
@@ -54,6 +59,7 @@ class Options:
             and not self.mariadb_sql
             and not self.profile
             and self.code_root is None
+            and not self.only
         )
 
 
@@ -88,7 +94,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--driver-only", action="store_true", help="run only the database driver phase (databases vs SQLAlchemy)"
     )
     parser.add_argument("--vendor-events", type=int, default=None, help="backlog of the vendor phase (default 4000)")
-    parser.add_argument("--code-root", type=Path, default=None, help="vendor phase: run the workers of this checkout")
+    parser.add_argument(
+        "--code-root", type=Path, default=None, help="run every service the bench starts from this checkout"
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="PHASES",
+        help=f"comma-separated phases to run, nothing else: {', '.join(ONLY_PHASES)} (e.g. --only api,storm)",
+    )
     parser.add_argument("--no-vendor", action="store_true", help="leave the vendor phase out")
     args = parser.parse_args(argv)
     env: list[tuple[str, str]] = []
@@ -99,6 +113,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         env.append((key, value))
     duration = args.duration if args.duration is not None else (3.0 if args.quick else 15.0)
     warmup = args.warmup if args.warmup is not None else (1.0 if args.quick else 2.0)
+    only = frozenset(p.strip() for p in args.only.split(",") if p.strip())
+    if only - set(ONLY_PHASES):
+        parser.error(f"--only takes {', '.join(ONLY_PHASES)}, got {args.only!r}")
     if duration <= 0 or args.concurrency < 1 or args.threads < 1 or warmup < 0:
         parser.error("--duration, --concurrency and --threads must be positive")
     return Options(
@@ -120,4 +137,5 @@ def parse_args(argv: list[str] | None = None) -> Options:
         vendor_events=args.vendor_events or (500 if args.quick else 4000),
         code_root=args.code_root.resolve() if args.code_root else None,
         vendor=not args.no_vendor,
+        only=only,
     )

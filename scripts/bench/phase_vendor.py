@@ -25,7 +25,7 @@ from scripts.bench import meta
 from scripts.bench.children import Children
 from scripts.bench.procstats import tree_cpu_seconds
 from scripts.bench.profiling import Profiler
-from scripts.bench.system import WORKERS
+from scripts.bench.system import WORKERS, code_env
 from shared.events import ALL_SUBJECTS, STREAM, CloudEvent, encode_event
 from shared.jetstream import incidents_stream_config, refs_bucket_config, worker_consumer_config
 from tests.chaos.fakes import Vendors
@@ -106,9 +106,7 @@ async def prepare(js: JetStreamContext, events: list[CloudEvent]) -> None:
 
 
 def worker_process(name: str, replica: int, env: dict[str, str], logs: Path, code_root: Path) -> Process:
-    if code_root != ROOT:
-        # Import the other checkout's code: no cwd on sys.path, its folder first.
-        env = env | {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(code_root), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = env | code_env(code_root)
     argv = [sys.executable, "-m", "services.workers", name]
     return Process(f"{name}-{replica}", argv, env, logs / f"vendor-{name}-{replica}.log")
 

@@ -129,6 +129,68 @@ def cpu_budget(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def add_selected_ratios(results: dict[str, Any]) -> None:
+    """`--only`: the ratios and targets of the phases that ran."""
+    base = results["baselines"]
+    results["ratios"], results["targets"] = {}, []
+    api = results.get("api")
+    if api:
+        h11_ratio = _div(api["rps"], base["bare_litestar_h11"]["rps"])
+        results["ratios"] = {
+            "api_vs_bare_litestar": _div(api["rps"], base["bare_litestar"]["rps"]),
+            "api_vs_bare_litestar_h11": h11_ratio,
+        }
+        results["cpu_per_incident_ms"] = cpu_budget(results)
+        results["targets"].append(
+            {
+                "name": "pipeline create rate ≥ 0.35x bare Litestar on uvicorn h11/asyncio",
+                "value": h11_ratio,
+                "met": h11_ratio is not None and h11_ratio >= H11_RATIO_TARGET,
+            }
+        )
+    if "alert_storm" in results:
+        results["targets"] += storm_targets(results)
+
+
+def selected_table(results: dict[str, Any]) -> str:
+    """`--only`: the phases that ran, each beside its baselines."""
+    m = results["meta"]
+    code = (m.get("experiment") or {}).get("code_root") or "this checkout"
+    head = (
+        f"incidents benchmark, only {', '.join(m['experiment']['only'])} — code {code}, {m['machine']['cores']} "
+        f"cores, {m['duration_s']:g} s per phase, {m['concurrency']} connections, load average "
+        f"{m['loadavg_at_start']} at start{' [QUICK: not a measurement]' if m['quick'] else ''}\n"
+    )
+    rows: list[tuple[str, str, str, str]] = [("measure", "result", "target", "status")]
+    api, base = results.get("api"), results["baselines"]
+    if api:
+        c = m["concurrency"]
+        budget = results["cpu_per_incident_ms"]
+        by = budget["by_process"]
+        workers = sum(by.get(f"worker-{w}", 0.0) for w in WORKERS)
+        rows += [
+            (f"bare Litestar, httptools/uvloop (wrk -c{c})", f"{_n(base['bare_litestar']['rps'])} req/s", "", ""),
+            (f"API POST /incident/ (wrk -c{c})", f"{_n(api['rps'])} req/s", "", ""),
+            ("API ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "", ""),
+            *_h11_rows(results),
+            (
+                "CPU ms per incident: total (api, 3 workers, eh, nats, mariadb)",
+                f"{budget['total']:.2f} ({by.get('api', 0):.2f}, {workers:.2f}, {by.get('eventhandler', 0):.2f}, "
+                f"{by.get('nats-server', 0):.2f}, {by.get('mariadbd', 0):.2f})",
+                "",
+                "",
+            ),
+        ]
+    rows += _storm_rows(results)
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return head + "\n".join(lines) + "\n"
+
+
 def write_json(results: dict[str, Any], out_dir: Path) -> Path:
     """bench-<time>.json and latest.json; an experiment writes experiment-<time>.json and leaves latest alone."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -27,14 +27,14 @@ from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phas
 from scripts.bench.phase_costs import run_costs_phase
 from scripts.bench.phase_driver import run_bench_driver_phase
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
-from scripts.bench.phase_storm import run_storm_phase
+from scripts.bench.phase_storm import StormPhase, run_storm_phase
 from scripts.bench.phase_twoway import render as render_twoway
 from scripts.bench.phase_twoway import run_twoway_phase
 from scripts.bench.phase_vendor import VendorPhase, run_vendor_phase
 from scripts.bench.phase_vendor import render as render_vendor
 from scripts.bench.procstats import tree_cpu_seconds, tree_peak_rss_mb
 from scripts.bench.profiling import Profiler
-from scripts.bench.system import DATABASE, WORKERS, Infra, start_infra, start_services, stop_services
+from scripts.bench.system import DATABASE, WORKERS, Infra, Services, start_infra, start_services, stop_services
 from scripts.bench.target import Target
 from scripts.bench.wrk import Wrk, WrkMissing, wrk_binary, wrk_version
 
@@ -80,11 +80,15 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
                 "env": dict(options.env),
                 "mariadb_sql": list(options.mariadb_sql),
                 "profile": options.profile,
+                "code_root": None if options.code_root is None else str(options.code_root),
+                "only": sorted(options.only),
             },
         }
     }
     say(f"starting MariaDB and nats-server in {workdir}")
     infra: Infra = await asyncio.to_thread(start_infra, workdir, children)
+    if options.only:
+        return await selected_phases(options, workdir, children, infra, results)
 
     say("baseline: bare Litestar under uvicorn (httptools, uvloop), wrk")
     bare = await run_bare_litestar(options, workdir, children)
@@ -116,12 +120,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         "raw_jetstream": raw_js.as_dict(),
     }
 
-    say("starting the API, the event handler and the jira, slack and zendesk workers (dry run)")
-    for statement in options.mariadb_sql:
-        infra.mariadb.sql(statement)
-    services = await start_services(
-        infra, workdir, children, api_server=options.api_server, extra_env=dict(options.env)
-    )
+    services = await start_system(options, workdir, children, infra)
     pids = {**services.pids, **infra.pids}
     results["meta"]["pids"] = pids
     probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
@@ -156,12 +155,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         )
         changes = await run_changes_phase(target, ids)
         say(f"  {changes.wrk.rps:.0f} req/s, caught up {changes.catch_up.seconds}s after the load")
-        say(f"alert storm: {PATH_AM} with wrk for {options.duration:g}s, new groups, then repeats over 100 open groups")
-        storm = await run_storm_phase(target)
-        say(
-            f"  new {storm.new_groups.wrk.rps:.0f}/s, repeats {storm.repeats.wrk.rps:.0f}/s; "
-            f"alert_count sum {storm.alert_count_sum} for {storm.accepted_total} accepted"
-        )
+        storm = await storm_phase(target)
     finally:
         await probe.close()
     used = resources(pids)
@@ -214,6 +208,69 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     say(render_twoway(two_way))
     results["two_way"] = two_way.as_dict()
     report.add_ratios_and_targets(results)
+    return results
+
+
+async def start_system(options: Options, workdir: Path, children: Children, infra: Infra) -> Services:
+    where = "" if options.code_root is None else f" from {options.code_root}"
+    say(f"starting the API, the event handler and the jira, slack and zendesk workers (dry run){where}")
+    for statement in options.mariadb_sql:
+        infra.mariadb.sql(statement)
+    return await start_services(
+        infra,
+        workdir,
+        children,
+        api_server=options.api_server,
+        extra_env=dict(options.env),
+        code_root=options.code_root or ROOT,
+    )
+
+
+async def storm_phase(target: Target) -> StormPhase:
+    duration = target.options.duration
+    say(f"alert storm: {PATH_AM} with wrk for {duration:g}s, new groups, then repeats over 100 open groups")
+    storm = await run_storm_phase(target)
+    say(
+        f"  new {storm.new_groups.wrk.rps:.0f}/s, repeats {storm.repeats.wrk.rps:.0f}/s; "
+        f"alert_count sum {storm.alert_count_sum} for {storm.accepted_total} accepted"
+    )
+    return storm
+
+
+async def selected_phases(
+    options: Options, workdir: Path, children: Children, infra: Infra, results: dict[str, Any]
+) -> dict[str, Any]:
+    """`--only`: the chosen phases with their baselines, nothing else (for before/after runs, interleaved)."""
+    results["baselines"] = {}
+    if "api" in options.only:
+        say("baseline: bare Litestar under uvicorn (httptools, uvloop), wrk")
+        bare = await run_bare_litestar(options, workdir, children)
+        say(f"  {bare.wrk.rps:.0f} req/s")
+        say("baseline: bare Litestar under uvicorn --http h11 --loop asyncio, wrk")
+        bare_h11 = await run_bare_litestar(options, workdir, children, http="h11")
+        say(f"  {bare_h11.wrk.rps:.0f} req/s")
+        results["baselines"] = {"bare_litestar": bare.as_dict(), "bare_litestar_h11": bare_h11.as_dict()}
+    services = await start_system(options, workdir, children, infra)
+    pids = {**services.pids, **infra.pids}
+    results["meta"]["pids"] = pids
+    probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
+    target = Target(services.api_url, Wrk(options, workdir, children), probe, pids)
+    try:
+        await warm_up(target)
+        if "api" in options.only:
+            say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
+            api = await run_api_phase(target)
+            say(f"  {api.wrk.rps:.0f} req/s, caught up {api.catch_up.seconds}s after the load")
+            results["api"] = api.as_dict()
+        if "storm" in options.only:
+            storm = await storm_phase(target)
+            results["alert_storm"] = storm.as_dict()
+    finally:
+        await probe.close()
+    results["resources"] = {"processes": resources(pids)}
+    say("stopping the services")
+    results["resources"]["exit_codes"] = await asyncio.to_thread(stop_services, services, children)
+    report.add_selected_ratios(results)
     return results
 
 
@@ -306,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     results["meta"]["wall_s"] = round(time.monotonic() - started, 1)
     results["meta"]["loadavg_at_end"] = meta.loadavg()
     path = report.write_json(results, options.out_dir)
-    print(report.table(results))
+    print(report.selected_table(results) if options.only else report.table(results))
     say(f"results written to {path}" + ("" if results["meta"]["experiment"] else f" and {path.parent / 'latest.json'}"))
     return 0
 

@@ -69,10 +69,17 @@ def write_subscriptions(workdir: Path) -> Path:
     return path
 
 
-def migrate(database_url: str) -> None:
-    env = service_env(DATABASE_URL=database_url)
+def code_env(code_root: Path) -> dict[str, str]:
+    """Environment that makes `python -m services.…` import another checkout's code (no cwd on sys.path)."""
+    if code_root == ROOT:
+        return {}
+    return {"PYTHONSAFEPATH": "1", "PYTHONPATH": str(code_root), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def migrate(database_url: str, code_root: Path = ROOT) -> None:
+    env = service_env(DATABASE_URL=database_url, **code_env(code_root))
     result = subprocess.run(
-        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "alembic", "upgrade", "head"], cwd=code_root, env=env, capture_output=True, text=True
     )
     if result.returncode != 0:
         raise RuntimeError(f"alembic upgrade head failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
@@ -112,13 +119,14 @@ async def start_services(
     *,
     api_server: str = "uvicorn",
     extra_env: dict[str, str] | None = None,
+    code_root: Path = ROOT,
 ) -> Services:
     infra.mariadb.sql(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;")
     database_url = f"{infra.mariadb.admin_url}/{DATABASE}"
-    await asyncio.to_thread(migrate, database_url)
+    await asyncio.to_thread(migrate, database_url, code_root)
     nats_url = infra.nats.url
     logs = workdir / "logs"
-    extra = dict(extra_env or {})
+    extra = code_env(code_root) | dict(extra_env or {})
 
     eh_port = free_port()
     subscriptions = str(write_subscriptions(workdir))

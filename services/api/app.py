@@ -16,8 +16,10 @@ from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import OpenAPIType, Schema
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from services.api import background
+from services.api.alerts.fastpath import AlertFastPath
 from services.api.alerts.pagerduty import RoutingKeys
 from services.api.alerts.routes import alertmanager_webhook, enqueue
 from services.api.alerts.service import AlertIntake
@@ -53,7 +55,7 @@ from services.api.storage.outbox import OutboxStore
 from services.api.storage.repository import IncidentRepository, SqlIncidentRepository
 from services.api.web.bodies import ALERT_BODIES, STRICT_BODIES
 from services.api.web.errors import handle_any, handle_http
-from services.api.web.metrics import ApiMetrics, http_metrics, metrics_endpoint
+from services.api.web.metrics import ApiMetrics, http_metrics, http_metrics_config, metrics_endpoint
 from services.api.web.middleware import RequestContextMiddleware
 from services.api.webhooks.routes import WebhookController, document_webhook_bodies
 from services.api.webhooks.store import WebhookStore
@@ -166,7 +168,7 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
             await parts.live.link.close()
             await parts.db.disconnect()
 
-    app = Litestar(
+    app = IncidentsApp(
         route_handlers=[
             IncidentController,
             incident_stream,
@@ -228,7 +230,33 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
     )
     _document_strict_bodies(app)
     document_webhook_bodies(app.openapi_schema.components.schemas or {})
+    app.alert_routes = AlertFastPath(
+        intake=parts.intake,
+        routing_keys=parts.routing_keys,
+        tokens=settings.tokens,
+        max_body_bytes=settings.max_body_bytes,
+        prometheus=http_metrics_config(),
+    )
     return app
+
+
+class IncidentsApp(Litestar):
+    """The Litestar app, with the alert routes' fast path in front of its request machinery
+    (services/api/alerts/fastpath.py); the routes stay registered for the OpenAPI document and refusals."""
+
+    alert_routes: AlertFastPath | None = None
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        route = self.alert_routes.route_of(scope) if self.alert_routes is not None else None
+        if route is None:
+            await super().__call__(scope, receive, send)
+        else:
+            await route(scope, receive, send, super().__call__)  # type: ignore[arg-type]
 
 
 def _tracing_plugins() -> list[Any]:

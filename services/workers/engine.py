@@ -230,7 +230,10 @@ class ReconcilingWorker(ABC):
                 if isinstance(exc, PermanentError) or not exc.maybe_applied:
                     await ctx.save(replace(record, pending=None))  # surely nothing was created
                 raise
-            log.info("created outside", ref=msgspec.to_builtins(ref))
+            # In a dry run nothing was created: the `event applied` line lists the requests (would_send).
+            (log.debug if getattr(self, "dry_run", False) else log.info)(
+                "created outside", ref=msgspec.to_builtins(ref)
+            )
         else:
             log.info("found existing outside object", ref=msgspec.to_builtins(ref))
         # What a new object shows; the diff in `sync` pushes the rest of the snapshot.

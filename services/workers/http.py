@@ -7,6 +7,7 @@ import base64
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -21,6 +22,17 @@ from shared import tracing
 from shared.config import ConfigError
 
 log = structlog.get_logger(__name__)
+
+_WOULD_SEND: ContextVar[list[str] | None] = ContextVar("would_send", default=None)
+
+
+def collect_dry_run_requests() -> list[str]:
+    """From now on in this task (and the tasks it starts), a dry run's requests are listed here ("METHOD url")
+    instead of logged one line each: the sync pass names them in its own line."""
+    found: list[str] = []
+    _WOULD_SEND.set(found)
+    return found
+
 
 DEFAULT_RETRY_AFTER = 10.0
 MAX_RETRY_AFTER = 3600.0
@@ -165,7 +177,11 @@ class VendorHttp:
         """The response for a 2xx; raises the mapped WorkerError otherwise."""
         if self._dry_run is not None:
             url = self.url(request)
-            log.info("dry run: request not sent", vendor=self.vendor, method=request.method, url=url)
+            listed = _WOULD_SEND.get()
+            if listed is not None:
+                listed.append(f"{request.method} {url}")  # one log line per event, not one per request
+            else:
+                log.info("dry run: request not sent", vendor=self.vendor, method=request.method, url=url)
             # The body (the whole incident, often kilobytes) only at debug: rendering it at info for every
             # event cost more than the sync itself.
             log.debug("dry run: request body", vendor=self.vendor, method=request.method, url=url, json=request.json)

@@ -16,6 +16,7 @@ from services.workers.base import Worker
 from services.workers.deadline import sync_deadline
 from services.workers.errors import PermanentError, RetryableError, Wait
 from services.workers.fence import fenced
+from services.workers.http import collect_dry_run_requests
 from services.workers.lease import LeaseKeeper
 from services.workers.metrics import Outcome, WorkerMetrics
 from services.workers.records import IncidentRecord, is_stale
@@ -156,6 +157,7 @@ class Processor:
     ) -> Park | tuple[Outcome, list[tuple[Outcome, Settlement]]]:
         newest = queued[-1][1]
         live: list[Queued] = list(queued)
+        would_send = collect_dry_run_requests() if self.worker.dry_run else None
         try:
             incident = newest.incident_id
             record = await keeper.acquire(incident, newest.incidentversion, 0.0, self.cache.pop(incident, None))
@@ -192,13 +194,14 @@ class Processor:
         delay_ms = round((now - newest.time.timestamp()) * 1000, 1)
         for msg, _ in live:
             self.metrics.observe_sync_lag(now - msg.metadata.timestamp.timestamp())
+        dry = {"would_send": would_send} if would_send else {}  # a dry run's requests, method and URL
         if len(live) > 1:
             # Every event this pass covered (acked with it), so that one grep still finds each of them.
             ids = [e.id for _, e in live]
             requests = sorted({e.requestid for _, e in live if e.requestid})
-            log.info("event applied", delay_ms=delay_ms, event_ids=ids, request_ids=requests)
+            log.info("event applied", delay_ms=delay_ms, event_ids=ids, request_ids=requests, **dry)
         else:
-            log.info("event applied", delay_ms=delay_ms)
+            log.info("event applied", delay_ms=delay_ms, **dry)
         retried = newest.incident_id in self.attempts  # failed passes here wrote errors that are now old
         settlements = [(Outcome.PROCESSED, self._acker(m, applied=True, retried=retried)) for m, _ in live]
         settlements += [(Outcome.SKIPPED, self._acker(m)) for m, _ in stale]

@@ -21,6 +21,8 @@ from services.api.incidents.domain import (
     Severity,
 )
 
+_NOT_BLANK = re.compile(NOT_BLANK)  # compiled once: checked on every notification of a storm
+
 # Alertmanager setups name severities in many ways; anything else unknown counts as a warning.
 SEVERITY_ALIASES = {
     "critical": Severity.CRITICAL,
@@ -95,7 +97,7 @@ class NotificationResult(msgspec.Struct):
 def dedup_key(notification: Notification) -> str:
     """The group's key; a hash of it when it is longer than a dedup key may be."""
     key = notification.groupKey
-    if not re.search(NOT_BLANK, key):
+    if not _NOT_BLANK.search(key):
         raise InvalidInput("groupKey must not be empty")
     if len(key) <= MAX_DEDUP_KEY_LENGTH:
         return key
@@ -114,7 +116,7 @@ def message(notification: Notification) -> str:
     if summary:
         return summary[:MAX_MESSAGE_LENGTH]
     name = notification.groupLabels.get("alertname") or notification.commonLabels.get("alertname") or ""
-    name = name.strip() if re.search(NOT_BLANK, name) else "Alert"
+    name = name.strip() if _NOT_BLANK.search(name) else "Alert"
     rest = ", ".join(f"{k}={v}" for k, v in sorted(notification.groupLabels.items()) if k != "alertname")
     return (f"{name} ({rest})" if rest else name)[:MAX_MESSAGE_LENGTH]
 

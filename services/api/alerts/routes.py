@@ -12,6 +12,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from services.api.alerts import alertmanager, pagerduty
 from services.api.alerts.service import AlertIntake, integration_owner
 from services.api.incidents.domain import DomainError
+from services.api.incidents.events import Origin
 from services.api.settings import ALERTMANAGER_INTEGRATION
 from services.api.web import params
 from services.api.web.errors import TOO_DEEP, handle_any, handle_http, is_too_deep
@@ -77,7 +78,15 @@ async def enqueue(
     errors = pagerduty.problems(data)
     if errors:
         return _invalid(*errors)
-    origin = dataclasses.replace(params.origin(request), actor=integration)
+    accepted = await accept_event(data, integration, params.origin(request), intake)
+    return Response(accepted, status_code=202, media_type=JSON)
+
+
+async def accept_event(
+    data: pagerduty.PagerDutyEvent, integration: str, sender: Origin, intake: AlertIntake
+) -> pagerduty.Accepted:
+    """An Events v2 event that passed its checks (routing_key, problems), applied as the integration."""
+    origin = dataclasses.replace(sender, actor=integration)
     key = data.dedup_key or pagerduty.new_dedup_key()
     owner = integration_owner(integration)  # the key is this integration's: no other one can act on it
     if data.event_action == "trigger":
@@ -88,7 +97,7 @@ async def enqueue(
         await intake.act(owner, key, origin, lambda incident, now: incident.acknowledge(now))
     else:
         await intake.act(owner, key, origin, lambda incident, now: incident.resolve(now))
-    return Response(pagerduty.accepted(key), status_code=202, media_type=JSON)
+    return pagerduty.accepted(key)
 
 
 @post(
@@ -105,8 +114,13 @@ async def enqueue(
 async def alertmanager_webhook(
     request: Request[Any, Any, Any], data: alertmanager.Notification, intake: AlertIntake
 ) -> alertmanager.NotificationResult:
+    return await accept_notification(data, params.origin(request), intake)
+
+
+async def accept_notification(
+    data: alertmanager.Notification, sender: Origin, intake: AlertIntake
+) -> alertmanager.NotificationResult:
     # Credited to the integration, with the token that sent it: "alertmanager:<token name>".
-    sender = params.origin(request)
     origin = dataclasses.replace(sender, actor=f"{ALERTMANAGER_INTEGRATION}:{sender.actor}"[:128])
     outcome = await intake.notification(data, origin)
     key = alertmanager.dedup_key(data)

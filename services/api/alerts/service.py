@@ -19,6 +19,7 @@ from services.api.storage.repository import (
     DedupKeyInUse,
     IncidentRepository,
     NotFound,
+    Repeated,
     VersionConflict,
 )
 from shared.events import utcnow
@@ -77,16 +78,20 @@ class AlertIntake:
         integration: str,
         owner: str,
         group: GroupAlerts | None = None,
+        seen_first: Repeated | None = None,
     ) -> Outcome:
         """Open an incident for the key, or count the alert on the one open for it (with an Alertmanager
-        `group`: note the alerts that joined or resolved)."""
+        `group`: note the alerts that joined or resolved). `seen_first`: the caller tried it as a repeat."""
         key = alert.dedup_key
         assert key is not None
         firing = group.firing if group is not None else None
         partial = group.partial if group is not None else False
         for _ in range(MAX_ATTEMPTS):
             now = self.clock()
-            seen = await self.repo.repeat_alert(AlertRepeat(owner, key, now, firing, partial))
+            if seen_first is not None:
+                seen, seen_first = seen_first, None
+            else:
+                seen = await self.repo.repeat_alert(AlertRepeat(owner, key, now, firing, partial))
             if seen.counted:
                 return Outcome(seen.incident_id)
             if seen.incident_id is not None:
@@ -153,15 +158,24 @@ class AlertIntake:
     async def notification(self, note: alertmanager.Notification, origin: Origin) -> Outcome:
         """An Alertmanager group notification: open, track joins and resolves, or resolve. The group key
         belongs to the token that sent it (`origin.actor`)."""
-        fields = alertmanager.alert_fields(note)
-        key = fields.dedup_key
-        assert key is not None
+        key = alertmanager.dedup_key(note)
         owner = alertmanager_owner(origin.actor)
         if note.status == "resolved":
             return await self.act(owner, key, origin, lambda incident, now: incident.resolve(now))
-        group = GroupAlerts(alertmanager.firing(note), bool(note.truncatedAlerts), alertmanager.describe(note))
+        # An alert storm is mostly repeats: try it as one before building what only a new or changed group needs.
+        firing, partial = alertmanager.firing(note), bool(note.truncatedAlerts)
+        seen = await self.repo.repeat_alert(AlertRepeat(owner, key, self.clock(), firing, partial))
+        if seen.counted:
+            return Outcome(seen.incident_id)
+        group = GroupAlerts(firing, partial, alertmanager.describe(note))
         return await self.trigger(
-            alertmanager.message(note), fields, origin, integration=ALERTMANAGER_INTEGRATION, owner=owner, group=group
+            alertmanager.message(note),
+            alertmanager.alert_fields(note),
+            origin,
+            integration=ALERTMANAGER_INTEGRATION,
+            owner=owner,
+            group=group,
+            seen_first=seen,
         )
 
     async def resolve_quiet(

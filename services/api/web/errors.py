@@ -74,31 +74,37 @@ def handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
 
 
 def handle_any(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    code, error, headers = error_of(exc)
+    return error_response(code, error, headers)
+
+
+def error_of(exc: Exception) -> tuple[int, str, dict[str, str] | None]:
+    """The status, message and headers an exception answers with (logged where it says something)."""
     if isinstance(exc, NotFound | IncidentDeleted):
-        return error_response(404, "incident not found")
+        return 404, "incident not found", None
     if isinstance(exc, EventTooLarge):
-        return error_response(413, str(exc))
+        return 413, str(exc), None
     if isinstance(exc, BadRequest | DomainError):
-        return error_response(400, str(exc))
+        return 400, str(exc), None
     if is_too_deep(exc):
-        return error_response(400, TOO_DEEP)
+        return 400, TOO_DEEP, None
     if isinstance(exc, PreconditionFailed):
-        return error_response(412, f"If-Match does not match: {exc}", {"ETag": f'"{exc.current}"'})
+        return 412, f"If-Match does not match: {exc}", {"ETag": f'"{exc.current}"'}
     if isinstance(exc, VersionConflict | IdempotencyMismatch | DedupKeyInUse):
-        return error_response(409, str(exc))
+        return 409, str(exc), None
     if isinstance(exc, EventHandlerError):
-        return error_response(exc.code if exc.code in (400, 404) else 503, exc.description)
+        return (exc.code if exc.code in (400, 404) else 503), exc.description, None
     if isinstance(exc, EventHandlerUnavailable):
-        return error_response(503, "event handler unavailable, try again later", {"Retry-After": "1"})
+        return 503, "event handler unavailable, try again later", {"Retry-After": "1"}
     if isinstance(exc, Overloaded):
-        return error_response(503, str(exc), {"Retry-After": str(exc.retry_after)})
+        return 503, str(exc), {"Retry-After": str(exc.retry_after)}
     if isinstance(exc, VALUE_REFUSED_ERRORS):
         log.warning("database refused a value", error=type(exc).__name__, code=exc.args[0] if exc.args else None)
         if exc.args and exc.args[0] == DATA_TOO_LONG:
-            return error_response(413, "a value is too long to store")
-        return error_response(400, "a value can't be stored")
+            return 413, "a value is too long to store", None
+        return 400, "a value can't be stored", None
     if isinstance(exc, UNAVAILABLE_ERRORS):
         log.warning("database unavailable", error=type(exc).__name__)
-        return error_response(503, "database unavailable, try again later", {"Retry-After": "1"})
+        return 503, "database unavailable, try again later", {"Retry-After": "1"}
     log.exception("unhandled error")
-    return error_response(500, "internal server error")
+    return 500, "internal server error", None

@@ -18,15 +18,18 @@ HTTP_PREFIX = "incidents_api"
 """incidents_api_requests_total, _request_duration_seconds, _requests_in_progress, _requests_error_total."""
 
 
-def http_metrics() -> DefineMiddleware:
+def http_metrics_config() -> PrometheusConfig:
     """Litestar's plugin: per route template (not per incident id), /metrics and /health left out."""
-    config = PrometheusConfig(
+    return PrometheusConfig(
         app_name="incidents-api",
         prefix=HTTP_PREFIX,
         group_path=True,
         exclude=["^/metrics", "^/health"],
     )
-    return config.middleware
+
+
+def http_metrics() -> DefineMiddleware:
+    return http_metrics_config().middleware
 
 
 class RelayState(Protocol):

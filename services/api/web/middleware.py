@@ -6,7 +6,6 @@ import hmac
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -38,7 +37,31 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def new_traceparent() -> str:
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
+    ids = os.urandom(24).hex()
+    return f"00-{ids[:32]}-{ids[32:]}-01"
+
+
+def request_id_of(incoming: str | None) -> str:
+    """The caller's X-Request-Id when it is a sane one, else a new id."""
+    return incoming if incoming and _REQUEST_ID.match(incoming) else os.urandom(16).hex()  # uuid4().hex's format
+
+
+def traceparent_of(incoming: str | None) -> str:
+    """With tracing on, the events continue the request's server span (which continued the caller's trace)."""
+    traceparent = tracing.traceparent_of_current_span() or incoming
+    return traceparent if traceparent and _TRACEPARENT.match(traceparent) else new_traceparent()
+
+
+def authenticate(tokens: tuple[ApiToken, ...], authorization: str | None) -> str | None:
+    """The name of the token a `Bearer` header presents, or None."""
+    if not authorization or not authorization.lower().startswith("bearer "):
+        return None
+    presented = authorization[7:].strip().encode()
+    actor = None
+    for token in tokens:  # compare against every token: no early exit leaks which one matched
+        if hmac.compare_digest(presented, token.secret.reveal().encode()):
+            actor = token.name
+    return actor
 
 
 class RequestContextMiddleware:
@@ -53,12 +76,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _REQUEST_ID.match(incoming) else uuid.uuid4().hex
-        # With tracing on, the events continue the request's server span (which continued the caller's trace).
-        traceparent = tracing.traceparent_of_current_span() or _header(scope, b"traceparent")
-        if not traceparent or not _TRACEPARENT.match(traceparent):
-            traceparent = new_traceparent()
+        request_id = request_id_of(_header(scope, b"x-request-id"))
+        traceparent = traceparent_of(_header(scope, b"traceparent"))
         path: str = scope["path"]
         structlog.contextvars.bind_contextvars(request_id=request_id)
         state = scope.setdefault("state", {})
@@ -100,14 +119,7 @@ class RequestContextMiddleware:
             structlog.contextvars.unbind_contextvars("request_id", "incident_id", "event_ids")
 
     def _authenticate(self, authorization: str | None) -> str | None:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return None
-        presented = authorization[7:].strip().encode()
-        actor = None
-        for token in self.tokens:  # compare against every token: no early exit leaks which one matched
-            if hmac.compare_digest(presented, token.secret.reveal().encode()):
-                actor = token.name
-        return actor
+        return authenticate(self.tokens, authorization)
 
 
 async def _unauthorized(send: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+_SPACES = re.compile(r"\s+")
 SUMMARY_MAX = 254  # Jira rejects summaries of 255 characters or more
 
 
@@ -35,7 +36,7 @@ def plain_text(node: Any) -> str:
 
 def summary(message: str, incident_id: int) -> str:
     """One line under 255 characters: Jira refuses newlines and longer summaries."""
-    line = re.sub(r"\s+", " ", message).strip()
+    line = _SPACES.sub(" ", message).strip()
     text = f"Incident {incident_id}: {line}" if line else f"Incident {incident_id}"
     if len(text) > SUMMARY_MAX:
         text = text[: SUMMARY_MAX - 1].rstrip() + "…"

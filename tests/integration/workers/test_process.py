@@ -175,16 +175,19 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
         metrics = (await client.get(f"{base}/metrics")).text
     assert "incidents_worker_processing_seconds_count" in metrics
     assert sample(metrics, "process_cpu_seconds_total") is not None  # rendered by prometheus_client
-    dry = [e for e in log_events(process) if e.get("event") == "dry run: request not sent"]
-    create = next(e for e in dry if e["method"] == "POST" and str(e["url"]).endswith("/rest/api/3/issue"))
-    assert create["url"] == "https://your-site.atlassian.net/rest/api/3/issue"
-    assert create["level"] == "info" and "json" not in create  # the body only at debug level (LOG_LEVEL here)
-    body = next(
-        e for e in log_events(process) if e.get("event") == "dry run: request body" and e["url"] == create["url"]
-    )
+    # At info, each event's one line names the requests it would have sent; the bodies only at debug.
+    applied = [e for e in log_events(process) if e.get("event") == "event applied"]
+    assert applied and all(e["level"] == "info" for e in applied)
+    would_send = [str(r) for e in applied for r in e["would_send"]]  # type: ignore[attr-defined]
+    create = "https://your-site.atlassian.net/rest/api/3/issue"
+    assert f"POST {create}" in would_send
+    assert any(r.startswith("POST ") and r.endswith("/rest/api/3/issue/OPS-0/comment") for r in would_send)
+    assert not [e for e in log_events(process) if e.get("event") == "dry run: request not sent"]  # no line per request
+    pretended = [e["level"] for e in log_events(process) if e.get("event") == "created outside"]
+    assert pretended == ["debug"]  # nothing was created outside: not an info line
+    body = next(e for e in log_events(process) if e.get("event") == "dry run: request body" and e["url"] == create)
     assert body["level"] == "debug"
     assert body["json"]["fields"]["labels"] == ["incident-1"]  # type: ignore[index]
-    assert any(str(e["url"]).endswith("/rest/api/3/issue/OPS-0/comment") for e in dry)
     assert "authorization" not in process.output().lower()
     with pytest.raises(BucketNotFoundError):
         await js.key_value(refs_bucket("jira"))
