@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +74,9 @@ def disk_fsyncs(folder: Path, threads: int, seconds: float) -> dict[str, Any]:
     }
 
 
-async def jetstream_publishes(url: str, streams: int, messages: int, in_flight: int) -> dict[str, Any]:
-    """`messages` publishes, `in_flight` at once, round-robin over `streams` fresh R1 file streams."""
+@contextlib.asynccontextmanager
+async def fresh_streams(url: str, streams: int) -> AsyncIterator[Callable[[int], Awaitable[None]]]:
+    """`streams` fresh R1 file streams, deleted after; yields a publish of message `number` (round-robin)."""
     nc = await nats.connect(url)
     js = nc.jetstream()
     run = uuid.uuid4().hex[:8]
@@ -81,22 +84,34 @@ async def jetstream_publishes(url: str, streams: int, messages: int, in_flight: 
     for name in names:
         await js.add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"], storage=StorageType.FILE))
     payload = created_event(123456, "bench incident", requestid=uuid.uuid4().hex, actor="anonymous")
-    slots = asyncio.Semaphore(in_flight)
-    latencies: list[float] = []
 
-    async def one(number: int) -> None:
-        async with slots:
-            started = time.perf_counter()
-            subject = f"{names[number % streams].lower()}.created"
-            await js.publish(subject, payload, headers={MSG_ID_HEADER: f"{run}-{number}"}, timeout=30)
-            latencies.append(time.perf_counter() - started)
+    async def publish(number: int) -> None:
+        subject = f"{names[number % streams].lower()}.created"
+        await js.publish(subject, payload, headers={MSG_ID_HEADER: f"{run}-{number}"}, timeout=30)
 
-    started = time.perf_counter()
-    await asyncio.gather(*(one(n) for n in range(messages)))
-    elapsed = time.perf_counter() - started
-    for name in names:
-        await js.delete_stream(name)
-    await nc.close()
+    try:
+        yield publish
+    finally:
+        for name in names:
+            await js.delete_stream(name)
+        await nc.close()
+
+
+async def jetstream_publishes(url: str, streams: int, messages: int, in_flight: int) -> dict[str, Any]:
+    """`messages` publishes, `in_flight` at once, round-robin over `streams` fresh R1 file streams."""
+    async with fresh_streams(url, streams) as publish:
+        slots = asyncio.Semaphore(in_flight)
+        latencies: list[float] = []
+
+        async def one(number: int) -> None:
+            async with slots:
+                started = time.perf_counter()
+                await publish(number)
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(messages)))
+        elapsed = time.perf_counter() - started
     p = percentiles_ms(latencies, (50, 99, 100))
     return {
         "streams": streams,
@@ -111,32 +126,22 @@ async def jetstream_publishes(url: str, streams: int, messages: int, in_flight: 
 
 async def jetstream_at_rate(url: str, streams: int, rate: float, seconds: float) -> dict[str, Any]:
     """Publishes due at a fixed rate (open loop, each timed from its due time), round-robin over `streams`."""
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    run = uuid.uuid4().hex[:8]
-    names = [f"FSYNC_{run}_{n}" for n in range(streams)]
-    for name in names:
-        await js.add_stream(StreamConfig(name=name, subjects=[f"{name.lower()}.>"], storage=StorageType.FILE))
-    payload = created_event(123456, "bench incident", requestid=uuid.uuid4().hex, actor="anonymous")
-    loop = asyncio.get_running_loop()
-    latencies: list[float] = []
+    async with fresh_streams(url, streams) as publish:
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
 
-    async def one(number: int, due: float) -> None:
-        subject = f"{names[number % streams].lower()}.created"
-        await js.publish(subject, payload, headers={MSG_ID_HEADER: f"{run}-{number}"}, timeout=30)
-        latencies.append(loop.time() - due)
+        async def one(number: int, due: float) -> None:
+            await publish(number)
+            latencies.append(loop.time() - due)
 
-    tasks: list[asyncio.Task[None]] = []
-    started = loop.time()
-    for number in range(int(rate * seconds)):
-        due = started + number / rate
-        if (delay := due - loop.time()) > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(number, due)))
-    await asyncio.gather(*tasks)
-    for name in names:
-        await js.delete_stream(name)
-    await nc.close()
+        tasks: list[asyncio.Task[None]] = []
+        started = loop.time()
+        for number in range(int(rate * seconds)):
+            due = started + number / rate
+            if (delay := due - loop.time()) > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(number, due)))
+        await asyncio.gather(*tasks)
     p = percentiles_ms(latencies, (50, 90, 99, 100))
     return {"streams": streams, "rate": rate, "p50_ms": p[50], "p90_ms": p[90], "p99_ms": p[99], "max_ms": p[100]}
 

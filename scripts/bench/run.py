@@ -16,7 +16,7 @@ from typing import Any
 
 from scripts.bench import meta, report
 from scripts.bench.baseline_db import run_raw_db
-from scripts.bench.baseline_http import run_bare_litestar
+from scripts.bench.baseline_http import BareResult, run_bare_litestar
 from scripts.bench.baseline_nats import run_raw_jetstream
 from scripts.bench.catchup import Probe
 from scripts.bench.children import Children
@@ -90,12 +90,7 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     if options.only:
         return await selected_phases(options, workdir, children, infra, results)
 
-    say("baseline: bare Litestar under uvicorn (httptools, uvloop), wrk")
-    bare = await run_bare_litestar(options, workdir, children)
-    say(f"  {bare.wrk.rps:.0f} req/s")
-    say("baseline: bare Litestar under uvicorn --http h11 --loop asyncio, wrk")
-    bare_h11 = await run_bare_litestar(options, workdir, children, http="h11")
-    say(f"  {bare_h11.wrk.rps:.0f} req/s")
+    bare, bare_h11 = await bare_baselines(options, workdir, children)
     say("baseline: raw MariaDB two-row transactions (asyncmy)")
     raw_db = await run_raw_db(
         infra.mariadb,
@@ -120,11 +115,10 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
         "raw_jetstream": raw_js.as_dict(),
     }
 
-    services = await start_system(options, workdir, children, infra)
-    pids = {**services.pids, **infra.pids}
+    services, target = await start_target(options, workdir, children, infra)
+    pids = target.pids
+    probe = target.probe
     results["meta"]["pids"] = pids
-    probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
-    target = Target(services.api_url, Wrk(options, workdir, children), probe, pids)
     try:
         await warm_up(target)
         say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
@@ -211,6 +205,25 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     return results
 
 
+async def bare_baselines(options: Options, workdir: Path, children: Children) -> tuple[BareResult, BareResult]:
+    """The bare Litestar app under uvicorn's fast parsers, then under its pure-Python defaults (h11, asyncio)."""
+    say("baseline: bare Litestar under uvicorn (httptools, uvloop), wrk")
+    bare = await run_bare_litestar(options, workdir, children)
+    say(f"  {bare.wrk.rps:.0f} req/s")
+    say("baseline: bare Litestar under uvicorn --http h11 --loop asyncio, wrk")
+    bare_h11 = await run_bare_litestar(options, workdir, children, http="h11")
+    say(f"  {bare_h11.wrk.rps:.0f} req/s")
+    return bare, bare_h11
+
+
+async def start_target(options: Options, workdir: Path, children: Children, infra: Infra) -> tuple[Services, Target]:
+    """The services started, and what a load phase drives and measures them with."""
+    services = await start_system(options, workdir, children, infra)
+    pids = {**services.pids, **infra.pids}
+    probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
+    return services, Target(services.api_url, Wrk(options, workdir, children), probe, pids)
+
+
 async def start_system(options: Options, workdir: Path, children: Children, infra: Infra) -> Services:
     where = "" if options.code_root is None else f" from {options.code_root}"
     say(f"starting the API, the event handler and the jira, slack and zendesk workers (dry run){where}")
@@ -243,18 +256,12 @@ async def selected_phases(
     """`--only`: the chosen phases with their baselines, nothing else (for before/after runs, interleaved)."""
     results["baselines"] = {}
     if "api" in options.only:
-        say("baseline: bare Litestar under uvicorn (httptools, uvloop), wrk")
-        bare = await run_bare_litestar(options, workdir, children)
-        say(f"  {bare.wrk.rps:.0f} req/s")
-        say("baseline: bare Litestar under uvicorn --http h11 --loop asyncio, wrk")
-        bare_h11 = await run_bare_litestar(options, workdir, children, http="h11")
-        say(f"  {bare_h11.wrk.rps:.0f} req/s")
+        bare, bare_h11 = await bare_baselines(options, workdir, children)
         results["baselines"] = {"bare_litestar": bare.as_dict(), "bare_litestar_h11": bare_h11.as_dict()}
-    services = await start_system(options, workdir, children, infra)
-    pids = {**services.pids, **infra.pids}
+    services, target = await start_target(options, workdir, children, infra)
+    pids = target.pids
+    probe = target.probe
     results["meta"]["pids"] = pids
-    probe = await Probe(infra.mariadb, DATABASE, infra.nats.url, WORKERS).open()
-    target = Target(services.api_url, Wrk(options, workdir, children), probe, pids)
     try:
         await warm_up(target)
         if "api" in options.only:
