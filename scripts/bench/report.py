@@ -170,13 +170,7 @@ def selected_table(results: dict[str, Any]) -> str:
             ),
         ]
     rows += _storm_rows(results)
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = []
-    for index, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return head + "\n".join(lines) + "\n"
+    return head + columns(rows)
 
 
 def write_json(results: dict[str, Any], out_dir: Path) -> Path:
@@ -474,13 +468,7 @@ def table(results: dict[str, Any]) -> str:
         + f"load generator: {m['load_generator']}\n"
     )
     rows = [("measure", "result", "target", "status"), *_rows(results)]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = []
-    for index, row in enumerate(rows):
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return head + "\n".join(lines) + "\n"
+    return head + columns(rows)
 
 
 def h11_target(h11_ratio: float | None) -> dict[str, Any]:
@@ -489,3 +477,14 @@ def h11_target(h11_ratio: float | None) -> dict[str, Any]:
         "value": h11_ratio,
         "met": h11_ratio is not None and h11_ratio >= H11_RATIO_TARGET,
     }
+
+
+def columns(rows: list[tuple[str, str, str, str]]) -> str:
+    """Rows in columns as wide as their widest cell, a rule under the first (the header)."""
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = []
+    for index, row in enumerate(rows):
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
