@@ -2,7 +2,7 @@
 
 Endpoints and their secrets live in the JetStream key-value bucket `webhook-endpoints`, which the
 webhooks worker (which never sees the database) watches, and the delivery log on the stream
-WEBHOOK_DELIVERIES (see README, "Webhooks out"). Redelivery reads events from `incident_events`,
+WEBHOOK_DELIVERIES (see docs/webhooks.md). Redelivery reads events from `incident_events`,
 which exists already. The revision stays, empty, to keep the chain 0001 → 0004.
 
 Revision ID: 0004
