@@ -151,9 +151,5 @@ class Db:
         """Hold one connection for several reads (on SQLite each bare statement opens a connection)."""
         return self.database.connection()
 
-    async def affected_rows(self) -> int:
-        query = "SELECT changes()" if self.is_sqlite else "SELECT ROW_COUNT()"
-        return int(await self.database.fetch_val(query) or 0)
-
     async def ping(self) -> None:
         await asyncio.wait_for(self.database.fetch_val("SELECT 1"), timeout=2)
