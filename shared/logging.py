@@ -6,11 +6,16 @@ import logging
 import os
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any
 
 import msgspec
 import structlog
+from structlog.processors import format_exc_info
+
+from shared.logcontext import bind, clear, merge_context
+from shared.logwriter import LineHandler, LineWriter
 
 _SECRET_KEYS = re.compile(r"(password|passwd|token|secret|authorization|api_key|apikey|credentials)", re.I)
 _SECRET_VALUES = re.compile(r"((?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+", re.I)
@@ -21,6 +26,43 @@ _SECRET_SHAPES = re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+|\bxox[a-z]-[A-Za-z0-9-]+
 _MAYBE_SECRET = re.compile(rb"passw(?:or)?d|token|secret|authorization|api_?key|credentials|bearer|basic|whsec_|xox")
 REDACTED = "[REDACTED]"
 _JSON = msgspec.json.Encoder(enc_hook=str)  # values JSON has no type for (exceptions, paths) as their text
+
+
+class _Clock:
+    """ISO 8601 UTC with microseconds; the date and time up to the second are formatted once per second."""
+
+    __slots__ = ("prefix", "second")
+
+    def __init__(self) -> None:
+        self.second = -1
+        self.prefix = ""
+
+    def now(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self.second:
+            self.prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+            self.second = second
+        return f"{self.prefix}{int((now - second) * 1_000_000):06d}Z"
+
+
+_clock = _Clock()
+_LEVELS = {"warn": "warning", "exception": "error"}
+
+
+def stamp(_: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Level and timestamp, as structlog's add_log_level and TimeStamper("iso", utc=True) write them."""
+    event_dict["level"] = _LEVELS.get(method_name, method_name)
+    event_dict["timestamp"] = _clock.now()
+    return event_dict
+
+
+def _json_line(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> bytes:
+    """The whole JSON chain in one processor: a service writes a line per request or event."""
+    event_dict = stamp(logger, method_name, merge_context(logger, method_name, event_dict))
+    if "exc_info" in event_dict:
+        event_dict = format_exc_info(logger, method_name, event_dict)
+    return render_json_redacted(logger, method_name, event_dict)
 
 
 def _json_text(event_dict: Any, **_: Any) -> str:
@@ -60,6 +102,15 @@ def render_json_redacted(logger: Any, name: str, event_dict: MutableMapping[str,
     return _JSON.encode(redact_secrets(logger, name, event_dict))
 
 
+_writer: LineWriter | None = None
+
+
+def flush_logs() -> None:
+    """Write the lines gathered so far (before handing stderr to someone else, and in tests)."""
+    if _writer is not None:
+        _writer.flush()
+
+
 def colour_wanted() -> bool:
     """Colours only on a terminal; LOG_COLOUR=1 or 0 decides for a process whose stderr is a pipe (`just dev`)."""
     chosen = os.environ.get("LOG_COLOUR", "").strip().lower()
@@ -75,28 +126,21 @@ def configure_logging(service: str, *, json: bool | None = None, level: str = "I
     if json is None:
         json = not sys.stderr.isatty()
     colours = colour_wanted()
-    stamped: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
-    shared = [*stamped, redact_secrets]
+    global _writer
+    writer = _writer = LineWriter(sys.stderr.buffer) if json else None
+    shared = [merge_context, stamp, redact_secrets]
     processors: list[Any] = (
-        [*stamped, structlog.processors.format_exc_info, render_json_redacted]
-        if json
-        else [*shared, structlog.dev.set_exc_info, structlog.dev.ConsoleRenderer(colors=colours)]
+        [_json_line] if json else [*shared, structlog.dev.set_exc_info, structlog.dev.ConsoleRenderer(colors=colours)]
     )
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.BytesLoggerFactory(file=sys.stderr.buffer)
-        if json
-        else structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=(lambda *_: writer) if writer is not None else structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(service=service)
-    handler = logging.StreamHandler(sys.stderr)
+    clear()
+    bind(service=service)
+    handler = LineHandler(writer) if writer is not None else logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

@@ -25,14 +25,33 @@ def _div(a: float | None, b: float | None) -> float | None:
     return None if not a or not b else round(a / b, 3)
 
 
+def delivered_rps(api: dict[str, Any]) -> float | None:
+    """Creates per second through the whole pipeline: the load's requests over the load and its catch-up, until
+    every worker has acked every event. When the API accepts faster than the workers deliver, this is the rate
+    the system sustains; when the workers keep up, it is the API's rate."""
+    catch_up = (api.get("catch_up") or {}).get("seconds")
+    if catch_up is None or not api.get("duration_s"):
+        return None
+    return round(api["requests"] / (api["duration_s"] + catch_up), 1)
+
+
+def _pipeline_ratios(api: dict[str, Any], base: dict[str, Any]) -> dict[str, float | None]:
+    """Against the bare baselines: the pipeline's delivered rate (the targets), and the API's own rate."""
+    delivered, h11 = delivered_rps(api), base.get("bare_litestar_h11")
+    return {
+        "api_vs_bare_litestar": _div(delivered, base["bare_litestar"]["rps"]),
+        "api_vs_bare_litestar_h11": _div(delivered, h11["rps"]) if h11 else None,
+        "api_accepts_vs_bare_litestar_h11": _div(api["rps"], h11["rps"]) if h11 else None,
+    }
+
+
 def add_ratios_and_targets(results: dict[str, Any]) -> None:
     base = results["baselines"]
     api = results["api"]
     e2e = results["end_to_end"]
     h11 = base.get("bare_litestar_h11")
     results["ratios"] = {
-        "api_vs_bare_litestar": _div(api["rps"], base["bare_litestar"]["rps"]),
-        "api_vs_bare_litestar_h11": _div(api["rps"], h11["rps"]) if h11 else None,
+        **_pipeline_ratios(api, base),
         "api_vs_raw_db": _div(api["rps"], base["raw_db"]["tps"]),
         "api_vs_raw_jetstream": _div(api["rps"], base["raw_jetstream"]["msgs_per_s"]),
     }
@@ -129,13 +148,9 @@ def add_selected_ratios(results: dict[str, Any]) -> None:
     results["ratios"], results["targets"] = {}, []
     api = results.get("api")
     if api:
-        h11_ratio = _div(api["rps"], base["bare_litestar_h11"]["rps"])
-        results["ratios"] = {
-            "api_vs_bare_litestar": _div(api["rps"], base["bare_litestar"]["rps"]),
-            "api_vs_bare_litestar_h11": h11_ratio,
-        }
+        results["ratios"] = _pipeline_ratios(api, base)
         results["cpu_per_incident_ms"] = cpu_budget(results)
-        results["targets"].append(h11_target(h11_ratio))
+        results["targets"].append(h11_target(results["ratios"]["api_vs_bare_litestar_h11"]))
     if "alert_storm" in results:
         results["targets"] += storm_targets(results)
 
@@ -159,7 +174,8 @@ def selected_table(results: dict[str, Any]) -> str:
         rows += [
             (f"bare Litestar, httptools/uvloop (wrk -c{c})", f"{_n(base['bare_litestar']['rps'])} req/s", "", ""),
             (f"API POST /incident/ (wrk -c{c})", f"{_n(api['rps'])} req/s", "", ""),
-            ("API ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "", ""),
+            *_delivered_rows(api),
+            ("pipeline ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "", ""),
             *_h11_rows(results),
             (
                 "CPU ms per incident: total (api, 3 workers, eh, nats, mariadb)",
@@ -230,7 +246,13 @@ def _rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "0 / 0",
             _met(api["non_2xx"] == 0 and api["socket_errors"] == 0),
         ),
-        ("API ÷ bare Litestar", _n(results["ratios"]["api_vs_bare_litestar"], "x", 2), "≥ 0.25x", _met(t_ratio["met"])),
+        *_delivered_rows(api),
+        (
+            "pipeline ÷ bare Litestar",
+            _n(results["ratios"]["api_vs_bare_litestar"], "x", 2),
+            "≥ 0.25x",
+            _met(t_ratio["met"]),
+        ),
         *_h11_rows(results),
         ("API ÷ raw MariaDB", _n(results["ratios"]["api_vs_raw_db"], "x", 2), "", ""),
     ]
@@ -345,9 +367,23 @@ def _h11_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         return []
     target = next(t for t in results["targets"] if "h11" in t["name"])
     c = results["meta"]["concurrency"]
+    accepts = results["ratios"].get("api_accepts_vs_bare_litestar_h11")
     return [
         (f"bare Litestar, uvicorn h11/asyncio (wrk -c{c})", f"{_n(h11['rps'])} req/s", "", ""),
-        ("API ÷ bare Litestar (h11/asyncio)", _n(target["value"], "x", 2), "≥ 0.35x", _met(target["met"])),
+        ("API alone (wrk's rate) ÷ bare Litestar (h11/asyncio)", _n(accepts, "x", 2), "", ""),
+        ("pipeline ÷ bare Litestar (h11/asyncio)", _n(target["value"], "x", 2), "≥ 0.35x", _met(target["met"])),
+    ]
+
+
+def _delivered_rows(api: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    catch_up = (api.get("catch_up") or {}).get("seconds")
+    return [
+        (
+            f"pipeline: created and delivered by 3 workers (load + {_n(catch_up, ' s', 1)} catch-up)",
+            f"{_n(delivered_rps(api))} incidents/s",
+            "",
+            "",
+        )
     ]
 
 

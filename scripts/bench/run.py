@@ -23,7 +23,7 @@ from scripts.bench.children import Children
 from scripts.bench.delivery import measure
 from scripts.bench.ehmetrics import publish_counts
 from scripts.bench.options import ROOT, Options, parse_args
-from scripts.bench.phase_api import MAX_MESSAGE, run_api_phase, run_changes_phase, warm_up
+from scripts.bench.phase_api import MAX_MESSAGE, ApiPhase, run_api_phase, run_changes_phase, warm_up
 from scripts.bench.phase_costs import run_costs_phase
 from scripts.bench.phase_driver import run_bench_driver_phase
 from scripts.bench.phase_rate import HALF_MESSAGE, run_rate_phase
@@ -121,20 +121,10 @@ async def bench(options: Options, workdir: Path, children: Children) -> dict[str
     results["meta"]["pids"] = pids
     try:
         await warm_up(target)
-        say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
-        profiler = None
-        if options.profile:
-            stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-            profiler = Profiler(options.out_dir / f"profile-{stamp}", children)
-            profiler.start({n: pids[n] for n in ("api", "eventhandler", "worker-jira")}, options.duration)
         metrics_url = services.health_urls["eventhandler"].replace("/health/ready", "/metrics")
         counts_before = await publish_counts(metrics_url)
-        api = await run_api_phase(target)
+        api = await api_phase(target, children, results)
         counts_max = await publish_counts(metrics_url)
-        if profiler is not None:
-            results["profile"] = {"folder": str(profiler.out_dir), "summaries": await profiler.finish()}
-            say(f"  profiles in {profiler.out_dir}")
-        say(f"  {api.wrk.rps:.0f} req/s, caught up {api.catch_up.seconds}s after the load")
         half = api.wrk.rps / 2
         say(f"half rate: {half:.0f} req/s open loop for {options.duration:g}s")
         rate = await run_rate_phase(services.api_url, half, options, probe, pids)
@@ -239,6 +229,23 @@ async def start_system(options: Options, workdir: Path, children: Children, infr
     )
 
 
+async def api_phase(target: Target, children: Children, results: dict[str, Any]) -> ApiPhase:
+    """Creates with wrk; with `--profile`, py-spy samples the API, the event handler and one worker meanwhile."""
+    options = target.options
+    say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
+    profiler = None
+    if options.profile:
+        stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+        profiler = Profiler(options.out_dir / f"profile-{stamp}", children)
+        profiler.start({n: target.pids[n] for n in ("api", "eventhandler", "worker-jira")}, options.duration)
+    api = await run_api_phase(target)
+    if profiler is not None:
+        results["profile"] = {"folder": str(profiler.out_dir), "summaries": await profiler.finish()}
+        say(f"  profiles in {profiler.out_dir}")
+    say(f"  {api.wrk.rps:.0f} req/s, caught up {api.catch_up.seconds}s after the load")
+    return api
+
+
 async def storm_phase(target: Target) -> StormPhase:
     duration = target.options.duration
     say(f"alert storm: {PATH_AM} with wrk for {duration:g}s, new groups, then repeats over 100 open groups")
@@ -265,10 +272,7 @@ async def selected_phases(
     try:
         await warm_up(target)
         if "api" in options.only:
-            say(f"API: POST /incident/ with wrk for {options.duration:g}s at {options.concurrency} connections")
-            api = await run_api_phase(target)
-            say(f"  {api.wrk.rps:.0f} req/s, caught up {api.catch_up.seconds}s after the load")
-            results["api"] = api.as_dict()
+            results["api"] = (await api_phase(target, children, results)).as_dict()
         if "storm" in options.only:
             storm = await storm_phase(target)
             results["alert_storm"] = storm.as_dict()

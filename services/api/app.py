@@ -19,7 +19,7 @@ from litestar.openapi.spec import OpenAPIType, Schema
 from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from services.api import background
-from services.api.alerts.fastpath import AlertFastPath
+from services.api.alerts.fastpath import alert_routes
 from services.api.alerts.pagerduty import RoutingKeys
 from services.api.alerts.routes import alertmanager_webhook, enqueue
 from services.api.alerts.service import AlertIntake
@@ -42,6 +42,7 @@ from services.api.incidents.domain import (
     MAX_SOURCE_LENGTH,
     NOT_BLANK,
 )
+from services.api.incidents.fastpath import create_route
 from services.api.incidents.links import LinkReader
 from services.api.incidents.routes import IncidentController
 from services.api.incidents.service import IncidentService
@@ -55,6 +56,7 @@ from services.api.storage.outbox import OutboxStore
 from services.api.storage.repository import IncidentRepository, SqlIncidentRepository
 from services.api.web.bodies import ALERT_BODIES, STRICT_BODIES
 from services.api.web.errors import handle_any, handle_http
+from services.api.web.lean import LeanRoutes
 from services.api.web.metrics import ApiMetrics, http_metrics, http_metrics_config, metrics_endpoint
 from services.api.web.middleware import RequestContextMiddleware
 from services.api.webhooks.routes import WebhookController, document_webhook_bodies
@@ -230,9 +232,8 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
     )
     _document_strict_bodies(app)
     document_webhook_bodies(app.openapi_schema.components.schemas or {})
-    app.alert_routes = AlertFastPath(
-        intake=parts.intake,
-        routing_keys=parts.routing_keys,
+    app.lean_routes = LeanRoutes(
+        [*alert_routes(parts.intake, parts.routing_keys), create_route(incidents)],
         tokens=settings.tokens,
         max_body_bytes=settings.max_body_bytes,
         prometheus=http_metrics_config(),
@@ -241,10 +242,10 @@ def create_app(settings: ApiSettings, components: Components | None = None) -> L
 
 
 class IncidentsApp(Litestar):
-    """The Litestar app, with the alert routes' fast path in front of its request machinery
-    (services/api/alerts/fastpath.py); the routes stay registered for the OpenAPI document and refusals."""
+    """The Litestar app, with the lean routes in front of its request machinery (services/api/web/lean.py):
+    the alert routes and creates. The routes stay registered for the OpenAPI document and refusals."""
 
-    alert_routes: AlertFastPath | None = None
+    lean_routes: LeanRoutes | None = None
 
     async def __call__(
         self,
@@ -252,7 +253,7 @@ class IncidentsApp(Litestar):
         receive: Receive | LifeSpanReceive,
         send: Send | LifeSpanSend,
     ) -> None:
-        route = self.alert_routes.route_of(scope) if self.alert_routes is not None else None
+        route = self.lean_routes.route_of(scope) if self.lean_routes is not None else None
         if route is None:
             await super().__call__(scope, receive, send)
         else:

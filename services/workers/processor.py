@@ -22,7 +22,7 @@ from services.workers.metrics import Outcome, WorkerMetrics
 from services.workers.records import IncidentRecord, is_stale
 from services.workers.settings import RunnerSettings
 from services.workers.store import RecordStore
-from shared import tracing
+from shared import logcontext, tracing
 from shared.events import CloudEvent
 from shared.records import error_record
 
@@ -96,7 +96,7 @@ class Processor:
         # newer events, and the newest decides what is stale.
         queued = sorted(queued, key=lambda item: item[1].incidentversion)
         newest = queued[-1][1]
-        with structlog.contextvars.bound_contextvars(
+        with logcontext.bound(
             incident_id=newest.incident_id,
             event_id=newest.id,
             worker=self.worker.name,

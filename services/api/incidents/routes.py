@@ -66,9 +66,12 @@ async def _note(request: Request[Any, Any, Any]) -> str | None:
     return note.comment
 
 
+def answer_headers(answer: Answer) -> dict[str, str]:
+    return {"Idempotent-Replayed": "true"} if answer.replayed else {"ETag": f'"{answer.version}"'}
+
+
 def _respond(answer: Answer) -> Response[Any]:
-    headers = {"Idempotent-Replayed": "true"} if answer.replayed else {"ETag": f'"{answer.version}"'}
-    return Response(answer.body, status_code=answer.status_code, media_type=JSON, headers=headers)
+    return Response(answer.body, status_code=answer.status_code, media_type=JSON, headers=answer_headers(answer))
 
 
 class IncidentController(Controller):

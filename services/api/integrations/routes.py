@@ -33,6 +33,7 @@ from services.api.storage.db import UNAVAILABLE_ERRORS
 from services.api.storage.repository import IdempotencyMismatch, VersionConflict
 from services.api.web import params
 from services.api.web.errors import error_response, handle_any
+from shared import logcontext
 from shared.config import Secret
 from shared.twoway import JIRA_DELIVERY_HEADER, ZENDESK_INVOCATION_HEADER, outside_actor
 
@@ -180,7 +181,7 @@ async def slack_interactions(request: Request[Any, Any, Any], two_way: TwoWay) -
         click = payloads.slack_click(body)
         if click is None:
             return _answer(two_way, "slack", "ignored")
-        structlog.contextvars.bind_contextvars(incident_id=click.incident_id)
+        logcontext.bind(incident_id=click.incident_id)
         origin = dataclasses.replace(params.origin(request), actor=outside_actor("slack", click.user))
         key = delivery_key("slack", f"{click.user_id}:{click.action_ts}")
         write = asyncio.ensure_future(
@@ -224,7 +225,7 @@ async def jira_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> Resp
             return _answer(two_way, "jira", "ignored", 202)
         if change.incident_id is None:
             return _answer(two_way, "jira", "unknown", 202)
-        structlog.contextvars.bind_contextvars(incident_id=change.incident_id)
+        logcontext.bind(incident_id=change.incident_id)
         if change.actor_id and change.actor_id == await two_way.identity.own_account():
             return _answer(two_way, "jira", "echo")
         target = JIRA_STATES.get(change.status, Target.REOPENED)
@@ -242,7 +243,7 @@ async def zendesk_webhook(request: Request[Any, Any, Any], two_way: TwoWay) -> R
         change = payloads.zendesk_status_change(body)
         if change.incident_id is None:
             return _answer(two_way, "zendesk", "unknown", 202)
-        structlog.contextvars.bind_contextvars(incident_id=change.incident_id)
+        logcontext.bind(incident_id=change.incident_id)
         own = (two_way.settings.zendesk_email or "").casefold()
         if own and change.actor_id.casefold() == own:
             return _answer(two_way, "zendesk", "echo")

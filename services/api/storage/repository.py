@@ -12,7 +12,6 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 import sqlalchemy as sa
-import structlog
 
 from services.api.incidents.domain import Acknowledged, AlertFields, Incident, Severity, Status, firing_after
 from services.api.incidents.events import EventRecorder
@@ -22,6 +21,7 @@ from services.api.storage.groupcommit import DEFAULT_MAX_QUEUED, GroupCommit
 from services.api.storage.outbox import OutboxRow
 from services.api.storage.repeats import Count, OpenIncident, add_count, add_counts, open_incidents
 from services.api.storage.tables import idempotency_keys, incident_comments, incident_events, incidents, outbox
+from shared import logcontext
 from shared.events import utcnow
 
 T = TypeVar("T")
@@ -221,7 +221,7 @@ class SqlIncidentRepository:
         """Store a new incident and its events; concurrent creates share one transaction (group commit)."""
         new = NewIncident(incident, recorder, claim)
         await self.creates.submit(new)
-        structlog.contextvars.bind_contextvars(incident_id=incident.id, event_ids=new.event_ids)
+        logcontext.bind(incident_id=incident.id, event_ids=new.event_ids)
         return incident
 
     async def _add_group(self, group: list[NewIncident]) -> list[Incident | BaseException]:
@@ -316,7 +316,7 @@ class SqlIncidentRepository:
         (group commit), in the order they arrived, so two changes of one incident apply one after the other."""
         request = IncidentChange(incident_id, mutate, recorder, expected_version, claim)
         incident = await self.changes.submit(request)
-        structlog.contextvars.bind_contextvars(incident_id=incident_id, event_ids=request.event_ids)
+        logcontext.bind(incident_id=incident_id, event_ids=request.event_ids)
         return incident
 
     async def _change_group(self, group: list[IncidentChange]) -> list[Incident | BaseException]:

@@ -15,7 +15,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from services.api.integrations.routes import PATHS as TWO_WAY_PATHS
 from services.api.settings import ApiToken
 from services.api.web.metrics import ApiMetrics
-from shared import tracing
+from shared import logcontext, tracing
 
 log = structlog.get_logger("api.access")
 
@@ -79,7 +79,7 @@ class RequestContextMiddleware:
         request_id = request_id_of(_header(scope, b"x-request-id"))
         traceparent = traceparent_of(_header(scope, b"traceparent"))
         path: str = scope["path"]
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        logcontext.bind(request_id=request_id)
         state = scope.setdefault("state", {})
         state.update(request_id=request_id, traceparent=traceparent, actor="anonymous")
         started = time.perf_counter()
@@ -116,7 +116,7 @@ class RequestContextMiddleware:
                     status=status_holder["status"],
                     duration_ms=round(elapsed * 1000, 2),
                 )
-            structlog.contextvars.unbind_contextvars("request_id", "incident_id", "event_ids")
+            logcontext.unbind("request_id", "incident_id", "event_ids")
 
     def _authenticate(self, authorization: str | None) -> str | None:
         return authenticate(self.tokens, authorization)

@@ -34,7 +34,10 @@ def if_match(request: Request[Any, Any, Any]) -> int | None:
 
 
 def idempotency_key(request: Request[Any, Any, Any]) -> str | None:
-    key = request.headers.get("idempotency-key")
+    return idempotency_key_of(request.headers.get("idempotency-key"))
+
+
+def idempotency_key_of(key: str | None) -> str | None:
     if key is None:
         return None
     if not key.strip() or len(key) > 255 or not key.isprintable():

@@ -26,7 +26,7 @@ from services.workers.webhooks.delivery import Deliverer, Result
 from services.workers.webhooks.journal import Journal
 from services.workers.webhooks.metrics import WebhookMetrics
 from services.workers.webhooks.settings import WebhookSettings
-from shared import tracing
+from shared import logcontext, tracing
 from shared.events import REDRIVE_HEADER, STREAM, CloudEvent, decode_event
 from shared.webhooks import Attempt, Endpoint, consumer_name
 
@@ -161,7 +161,7 @@ class EndpointLoop:
         endpoint = self.endpoint
         meta = msg.metadata
         self.metrics.at_head(endpoint.id, meta.timestamp.timestamp(), meta.num_pending)
-        with structlog.contextvars.bound_contextvars(
+        with logcontext.bound(
             endpoint_id=endpoint.id, event_id=event.id, incident_id=event.incident_id, request_id=event.requestid
         ):
             result = await self._deliver(msg, endpoint, event.id)

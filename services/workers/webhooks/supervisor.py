@@ -21,6 +21,7 @@ from services.workers.webhooks.journal import Journal
 from services.workers.webhooks.loop import NATS_TROUBLE, EndpointLoop, attempt_record
 from services.workers.webhooks.metrics import WebhookMetrics
 from services.workers.webhooks.settings import WebhookSettings
+from shared import logcontext
 from shared.events import decode_event
 from shared.feed import Feed, FeedGap
 from shared.webhooks import (
@@ -235,7 +236,7 @@ class Supervisor:
             if endpoint is None:
                 reply = RedeliverReply(error="unknown endpoint")
             else:
-                with structlog.contextvars.bound_contextvars(endpoint_id=endpoint.id, event_id=event.id):
+                with logcontext.bound(endpoint_id=endpoint.id, event_id=event.id):
                     result = await self.deliverer.deliver(endpoint, event.id, request.event.encode())
                     outcome = "delivered" if result.ok else "failed"
                     attempt = attempt_record(endpoint, event, 1, outcome, result, manual=True)

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
+import re
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 import structlog
 
-from shared.logging import REDACTED, configure_logging
+from shared import logcontext
+from shared.logging import REDACTED, configure_logging, flush_logs
 
 
 @pytest.fixture
@@ -20,15 +24,18 @@ def lines(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.BytesIO]:
     """configure_logging as a service calls it, with stderr going to a buffer."""
     buffer = io.BytesIO()
     before, handlers = structlog.get_config(), logging.getLogger().handlers[:]
-    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(buffer, write_through=True))
+    stderr = io.TextIOWrapper(buffer, write_through=True)  # kept: when collected, it closes the buffer
+    monkeypatch.setattr(sys, "stderr", stderr)
     configure_logging("test", json=True)
     yield buffer
+    stderr.detach()
     structlog.configure(**before)
-    structlog.contextvars.clear_contextvars()
+    logcontext.clear()
     logging.getLogger().handlers[:] = handlers
 
 
 def _read(buffer: io.BytesIO) -> list[dict[str, Any]]:
+    flush_logs()
     return [msgspec.json.decode(line) for line in buffer.getvalue().splitlines()]
 
 
@@ -41,6 +48,59 @@ def test_an_ordinary_line_keeps_every_field(lines: io.BytesIO) -> None:
     assert line["service"] == "test"
     assert line["level"] == "info"
     assert "timestamp" in line
+
+
+def test_bound_fields_join_each_line_and_leave_with_their_block(lines: io.BytesIO) -> None:
+    log = structlog.get_logger()
+    logcontext.bind(request_id="r-1")
+    with logcontext.bound(incident_id=7, request_id="r-2"):
+        log.info("inside", incident_id=8)  # the line's own field wins
+    log.info("after")
+    logcontext.unbind("request_id")
+    log.info("unbound")
+    inside, after, unbound = _read(lines)
+    assert (inside["incident_id"], inside["request_id"], inside["service"]) == (8, "r-2", "test")
+    assert after["request_id"] == "r-1" and "incident_id" not in after
+    assert "request_id" not in unbound and unbound["service"] == "test"
+    assert list(inside)[:2] == ["incident_id", "event"]  # the line's own fields first, then the bound ones
+
+
+async def test_a_task_binds_for_itself_and_the_tasks_it_starts() -> None:
+    async def child() -> dict[str, Any]:
+        return logcontext.bound_fields()
+
+    async def request(number: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        logcontext.bind(request_id=f"r-{number}")
+        inherited = await asyncio.create_task(child())
+        return logcontext.bound_fields(), inherited
+
+    before = logcontext.bound_fields()
+    results = await asyncio.gather(request(1), request(2))
+    assert results == [({**before, "request_id": "r-1"},) * 2, ({**before, "request_id": "r-2"},) * 2]
+    assert logcontext.bound_fields() == before  # a task's binding never reaches the one that started it
+
+
+def test_the_timestamp_is_iso_utc_with_microseconds(lines: io.BytesIO) -> None:
+    before = datetime.now(UTC)
+    structlog.get_logger().info("one")
+    structlog.get_logger().info("two")
+    after = datetime.now(UTC)
+    stamps = [line["timestamp"] for line in _read(lines)]
+    for stamp in stamps:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+        assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(stamp) <= after + timedelta(milliseconds=1)
+    assert stamps[0] <= stamps[1]
+
+
+def test_a_level_is_named_as_the_standard_library_names_it(lines: io.BytesIO) -> None:
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        structlog.get_logger().exception("failed")
+    structlog.get_logger().warning("careful")
+    failed, careful = _read(lines)
+    assert (failed["level"], careful["level"]) == ("error", "warning")
+    assert "RuntimeError: boom" in failed["exception"]
 
 
 def test_secret_keys_are_redacted_at_any_depth(lines: io.BytesIO) -> None:
@@ -121,9 +181,10 @@ def test_console_lines_are_coloured_only_on_a_terminal(
         configure_logging("test", json=False)
         structlog.get_logger("t").warning("disk full", host="db-7")
         logging.getLogger("stdlib").warning("from the standard library")
+        flush_logs()
     finally:
         structlog.configure(**before)
-        structlog.contextvars.clear_contextvars()
+        logcontext.clear()
         logging.getLogger().handlers[:] = handlers
     text = buffer.getvalue().decode()
     assert "disk full" in text and "from the standard library" in text

@@ -1,5 +1,5 @@
-"""The alert routes' fast path (services/api/alerts/fastpath.py): the same duties as the middleware gives every
-other route, a cheaper access line for accepted alerts, and every refusal answered by the full route."""
+"""The lean routes (services/api/web/lean.py) for alerts and creates: the same duties as the middleware gives
+every other route, a cheaper access line for accepted alerts, and every refusal answered by the full route."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 import structlog
 from litestar.testing import AsyncTestClient
 
-from services.api.alerts.fastpath import AlertFastPath
+from services.api.alerts.fastpath import alert_routes
 from services.api.alerts.pagerduty import RoutingKeys
 from services.api.alerts.service import AlertIntake
 from services.api.app import create_app
 from services.api.settings import parse_integration_keys
+from services.api.web.lean import LeanRoutes
 from services.api.web.metrics import http_metrics_config
 from tests.integration.api.conftest import api_settings
 from tests.support.metrics import sample
@@ -117,9 +118,8 @@ async def test_refusals_keep_the_full_routes_answers(api: Any) -> None:
 
 
 async def test_a_content_length_of_non_ascii_digits_goes_to_the_full_route() -> None:
-    fast = AlertFastPath(
-        intake=AlertIntake(cast(Any, None)),  # never reached
-        routing_keys=RoutingKeys(()),
+    fast = LeanRoutes(
+        alert_routes(AlertIntake(cast(Any, None)), RoutingKeys(())),  # never reached
         tokens=(),
         max_body_bytes=4096,
         prometheus=http_metrics_config(),
@@ -140,3 +140,68 @@ async def test_a_content_length_of_non_ascii_digits_goes_to_the_full_route() -> 
 
     await route(scope, receive, send, full)  # "²" passes str.isdigit() but not int()
     assert handed_on == [scope]
+
+
+async def creates_counted(api: Any) -> float:
+    text = (await api.get("/metrics")).text
+    return sample(text, "incidents_api_requests_total", method="POST", path="/incident", status_code="200") or 0.0
+
+
+async def test_a_create_answers_as_the_full_route_does(api: Any) -> None:
+    body = {"message": "disk full", "severity": "critical", "labels": {"team": "db"}}
+    headers = {**AUTH, "X-Request-Id": "req-create-1"}
+    counted_before = await creates_counted(api)
+    with structlog.testing.capture_logs() as logs:
+        created = await api.post("/incident/", json=body, headers=headers)
+        bare = await api.post("/incident", json={"message": "no slash"}, headers=AUTH)
+    assert await creates_counted(api) == counted_before + 2  # under the full route's own label
+    assert created.status_code == 200 and bare.status_code == 200
+    assert created.json()["status"] == "INCIDENT CREATED"
+    assert created.headers["x-request-id"] == "req-create-1"
+    assert created.headers["etag"] == '"1"'
+    assert access_lines(logs, "/incident/") == [("info", 200)]  # a create keeps its access line at info
+    shown = (await api.get(f"/incident/{created.json()['ID']}", headers=AUTH)).json()
+    assert (shown["message"], shown["severity"], shown["labels"]) == ("disk full", "critical", {"team": "db"})
+
+
+async def test_a_retried_create_with_its_idempotency_key_gets_the_first_answer(api: Any) -> None:
+    headers = {**AUTH, "Idempotency-Key": "create-once-1"}
+    first = await api.post("/incident/", json={"message": "once"}, headers=headers)
+    again = await api.post("/incident/", json={"message": "once"}, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    other = await api.post("/incident/", json={"message": "something else"}, headers=headers)
+    assert other.status_code == 409  # the same key for another body: the route's answer
+    listed = (await api.get("/incident/", params={"q": "once"}, headers=AUTH)).json()["items"]
+    assert len(listed) == 1
+
+
+async def test_refused_creates_get_the_full_routes_answers(api: Any) -> None:
+    unknown_field = await api.post("/incident/", json={"message": "x", "colour": "red"}, headers=AUTH)
+    assert unknown_field.status_code == 400 and unknown_field.json()["status"] == "Bad Request"
+    empty = await api.post("/incident/", json={"message": ""}, headers=AUTH)
+    assert empty.status_code == 400
+    bad_key = await api.post("/incident/", json={"message": "x"}, headers={**AUTH, "Idempotency-Key": " "})
+    assert bad_key.json() == {"status": "Bad Request", "error": "Idempotency-Key must be 1 to 255 printable characters"}
+    no_token = await api.post("/incident/", json={"message": "x"})
+    assert no_token.status_code == 401
+    with_query = await api.post("/incident/?dry=1", json={"message": "by the full route"}, headers=AUTH)
+    assert with_query.status_code == 200
+
+
+async def test_creates_and_alerts_take_the_lean_path_and_other_routes_do_not(api: Any) -> None:
+    lean = api.app.lean_routes
+
+    def scope(method: str, path: str, query: bytes = b"") -> Any:
+        return {"type": "http", "method": method, "path": path, "query_string": query, "headers": []}
+
+    for path in ("/incident/", "/incident", AM, AM + "/", ENQUEUE, ENQUEUE + "/"):
+        assert lean.route_of(scope("POST", path)) is not None, path
+    for method, path, query in (
+        ("GET", "/incident/", b""),
+        ("POST", "/incident/1/acknowledge", b""),
+        ("POST", "/incident/", b"dry=1"),
+        ("PUT", "/incident/1", b""),
+    ):
+        assert lean.route_of(scope(method, path, query)) is None, (method, path)
