@@ -25,6 +25,7 @@ from services.workers.settings import RunnerSettings
 from services.workers.store import RecordStore
 from shared.events import REDRIVE_HEADER, STREAM, CloudEvent, decode_event
 from shared.jetstream import ACK_WAIT_SECONDS
+from shared.pullsub import take_queued_directly
 from shared.supervise import supervise
 
 log = structlog.get_logger(__name__)
@@ -107,6 +108,7 @@ class Runner:
             try:
                 info = await self.js.consumer_info(STREAM, name)
                 sub = await self.js.pull_subscribe_bind(consumer=name, stream=STREAM)
+                take_queued_directly(sub)
             except nats.js.errors.NotFoundError:
                 log.warning("consumer not found yet; the event handler creates it", stream=STREAM, consumer=name)
             except (nats.errors.Error, TimeoutError) as exc:

@@ -10,6 +10,7 @@ retried; `health()` tells readiness when it is dead, stalled or holding parked i
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 import structlog
 
 from services.api.delivery.eventhandler_client import EventHandlerClient, EventHandlerError, EventHandlerUnavailable
-from services.api.storage.db import UNAVAILABLE_ERRORS
+from services.api.storage.db import UNAVAILABLE_ERRORS, is_lock_conflict
 from services.api.storage.outbox import Claim, OutboxRow, OutboxStore
 from services.api.web.metrics import ApiMetrics
 from shared.relay import MAX_EVENT_BYTES, MAX_EVENTS_PER_REQUEST, MAX_REQUEST_BYTES, PublishReply, request_bytes
@@ -28,6 +29,8 @@ log = structlog.get_logger(__name__)
 RETRY_LATER: tuple[type[BaseException], ...] = (EventHandlerUnavailable, *UNAVAILABLE_ERRORS)
 SHUTDOWN_LEFTOVERS: tuple[type[BaseException], ...] = (TimeoutError, EventHandlerError, *RETRY_LATER)
 REFUSED_CODES = (400, 413)  # the request itself is refused: find the row that causes it
+CONFLICT_JITTER_SECONDS = 0.02
+"""After a lock conflict with another replica, each waits a random moment before claiming again."""
 PIPELINE = 2
 """Requests of handed-over rows in flight to the event handler at once (each holds whole incidents)."""
 MAX_HANDED_OVER = 20_000
@@ -128,6 +131,11 @@ class OutboxRelay:
                         await self._send_handed()
                         more = bool(self._handed)
                 except Exception as exc:  # supervision: nothing may end the relay; see _failed
+                    if is_lock_conflict(exc):
+                        # Another replica's relay claimed the same rows at the same moment: not an outage.
+                        log.info("outbox claim met another replica's; claiming again", error=str(exc))
+                        await _wait_any(stop, None, random.uniform(0, CONFLICT_JITTER_SECONDS))
+                        continue
                     backoff = min(max(0.1, backoff * 2), self.max_backoff)
                     self._failed(exc, backoff)
                     # The API's next commit proves the database is back: go at once rather than wait out the backoff.

@@ -21,6 +21,7 @@ DUPLICATE_KEY_ERRORS: tuple[type[BaseException], ...] = (sqlite3.IntegrityError,
 VALUE_REFUSED_ERRORS: tuple[type[BaseException], ...] = (sqlite3.DataError, MySQLDataError)
 """The database refused a value (too long, not valid text for its character set): the request's fault."""
 DATA_TOO_LONG = 1406  # MariaDB's ER_DATA_TOO_LONG
+LOCK_CONFLICTS = frozenset({1205, 1213})  # MariaDB's ER_LOCK_WAIT_TIMEOUT and ER_LOCK_DEADLOCK
 UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     sqlite3.OperationalError,
     MySQLOperationalError,
@@ -29,6 +30,12 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     asyncio.TimeoutError,
 )
+
+
+def is_lock_conflict(exc: BaseException) -> bool:
+    """Another transaction held the rows (we were the deadlock's victim, or waited too long for a lock): the
+    database is up, our transaction was rolled back, and running it again is all it takes."""
+    return isinstance(exc, MySQLOperationalError) and bool(exc.args) and exc.args[0] in LOCK_CONFLICTS
 
 
 def to_micros(moment: datetime) -> int:

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
 import pytest
+from databases import Database
 from litestar.testing import AsyncTestClient
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from services.api.app import create_app
+from services.api.app import build_components, create_app
 from services.api.settings import ApiSettings
-from services.api.storage.db import Db, to_micros
+from services.api.storage.db import Db, is_lock_conflict, to_micros
 from services.api.storage.tables import incident_events, outbox
 from shared.events import EventType, encode_event, utcnow
 from shared.jetstream import PUBLISH_SUBJECT
@@ -293,3 +295,63 @@ async def test_a_rejected_event_stays_blocks_only_its_incident_and_is_delivered_
     assert events[blocked] == ["incident.created", "incident.commented", "incident.acknowledged"]
     assert events[other] == ["incident.created", "incident.commented", "incident.resolved"]
     await assert_stream_matches_event_log(nc.jetstream(), database_url)
+
+
+async def real_deadlock(url: str) -> BaseException:
+    """Two transactions locking two rows in opposite order: MariaDB rolls one back with error 1213."""
+    first, second = Database(url), Database(url)
+    await first.connect()
+    await second.connect()
+    try:
+        await first.execute("CREATE TABLE deadlock_probe (id INT PRIMARY KEY)")
+        await first.execute("INSERT INTO deadlock_probe VALUES (1), (2)")
+        locked = [asyncio.Event(), asyncio.Event()]
+
+        async def lock(db: Database, own: int, other: int) -> None:
+            async with db.transaction():
+                await db.execute(f"SELECT id FROM deadlock_probe WHERE id = {own} FOR UPDATE")
+                locked[own - 1].set()
+                await locked[other - 1].wait()
+                await db.execute(f"SELECT id FROM deadlock_probe WHERE id = {other} FOR UPDATE")
+
+        outcomes = await asyncio.gather(lock(first, 1, 2), lock(second, 2, 1), return_exceptions=True)
+    finally:
+        await first.disconnect()
+        await second.disconnect()
+    [victim] = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+    return victim
+
+
+async def test_a_lock_conflict_with_another_relay_is_claimed_again_at_once_and_is_no_outage(
+    mariadb_url: str, nats_server: NatsServer, nc: Client
+) -> None:
+    deadlock = await real_deadlock(mariadb_url)
+    assert is_lock_conflict(deadlock), repr(deadlock)
+    assert not is_lock_conflict(OSError("connection refused"))
+    async with api(api_settings(mariadb_url)) as offline:
+        incidents = [await create(offline, f"disk {n}") for n in range(3)]
+
+    settings = relay_settings(mariadb_url, nats_server.url)
+    parts = build_components(settings)
+    relay, claim = parts.relay, parts.relay.store.claim
+    health_when_claimed_again: list[Any] = []
+
+    def claim_after_a_conflict(limit: int, exclude: Any = ()) -> Any:
+        if not health_when_claimed_again:
+            health_when_claimed_again.append(None)
+            raise deadlock  # as another replica's relay made it, claiming the same rows
+        if health_when_claimed_again == [None]:
+            health_when_claimed_again.append(relay.health())
+        return claim(limit, exclude)
+
+    relay.store.claim = claim_after_a_conflict  # type: ignore[method-assign]
+    async with eventhandler(nats_server), AsyncTestClient(create_app(settings, parts)) as client:
+
+        async def delivered() -> bool:
+            return {incident for incident, _ in await stored_types(nc)} == set(incidents)
+
+        await eventually(delivered, timeout=30, what="the outbox to be delivered after the conflict")
+        metrics = (await client.get("/metrics")).text
+    [_, health] = health_when_claimed_again
+    assert not health.database_unavailable and health.last_error is None  # readiness never said "unavailable"
+    assert (sample(metrics, "incidents_api_relay_failures_total") or 0) == 0

@@ -31,6 +31,18 @@ def log_events(process: Process) -> list[dict[str, object]]:
     return events
 
 
+async def written(process: Process, *names: str) -> list[dict[str, object]]:
+    """The process's log lines once a line of each name is there: a running service writes its info lines
+    a batch at a time, within a fraction of a second."""
+
+    async def probe() -> list[dict[str, object]]:
+        events = log_events(process)
+        assert set(names) <= {e.get("event") for e in events}, f"not yet written: {names}"
+        return events
+
+    return await eventually(probe, what=f"log lines {names}")
+
+
 def killer(process_holder: list[Process]) -> object:
     """A fake hook that SIGKILLs the worker once, after the fake stored the change and before it answers."""
 
@@ -69,9 +81,8 @@ async def test_killed_after_jira_created_the_issue_and_before_recording_it(
     issue = fake_jira.only(1)
     assert sum("[incident-1 #1]" in t for t in issue.comment_texts()) == 1
     assert fake_jira.count("POST", r"^/rest/api/3/issue$") == 1
-    logged = log_events(second)
+    logged = await written(second, "found existing outside object")
     assert any(e.get("reason") == "an earlier create may not be visible yet; waiting" for e in logged)
-    assert "found existing outside object" in [e.get("event") for e in logged]
     record = await load_record(js, "jira", 1)
     assert record is not None and record.ref is not None and record.ref.key == issue.key
     assert record.pending is None and record.version == 2
@@ -100,7 +111,7 @@ async def test_killed_after_slack_or_zendesk_created_the_object_and_before_recor
     await settled(js, name, timeout=30)
     assert vendor.objects(1) == 1 and vendor.creates() == 1
     assert sum("[incident-1 #1]" in p for p in vendor.posts(1)) == 1
-    assert "found existing outside object" in [e.get("event") for e in log_events(second)]
+    await written(second, "found existing outside object")
 
 
 async def test_killed_after_a_comment_was_posted_and_before_recording_it(
@@ -129,7 +140,7 @@ async def test_killed_after_a_comment_was_posted_and_before_recording_it(
     await settled(js, "jira", timeout=30)
     texts = fake_jira.only(1).comment_texts()
     assert [t.splitlines()[0] for t in texts] == ["renewing", "renewed"]
-    assert "pending post found outside" in [e.get("event") for e in log_events(second)]
+    await written(second, "pending post found outside")
     record = await load_record(js, "jira", 1)
     assert record is not None and record.comments_synced == 2 and record.pending is None
 
@@ -176,7 +187,8 @@ async def test_dry_run_logs_requests_serves_health_and_metrics(
     assert "incidents_worker_processing_seconds_count" in metrics
     assert sample(metrics, "process_cpu_seconds_total") is not None  # rendered by prometheus_client
     # At info, each event's one line names the requests it would have sent; the bodies only at debug.
-    applied = [e for e in log_events(process) if e.get("event") == "event applied"]
+    logged = await written(process, "event applied", "dry run: request body")
+    applied = [e for e in logged if e.get("event") == "event applied"]
     assert applied and all(e["level"] == "info" for e in applied)
     would_send = [str(r) for e in applied for r in e["would_send"]]  # type: ignore[attr-defined]
     create = "https://your-site.atlassian.net/rest/api/3/issue"
