@@ -31,7 +31,8 @@ def take_queued_directly(pull: JetStreamContext.PullSubscription) -> bool:
     ):
         log.warning("nats-py's pull subscription has another shape: fetching message by message")
         return False
-    sub.next_msg = _queued_first(sub, sub.next_msg)
+    patched: Any = sub  # an instance attribute over the method: this subscription only
+    patched.next_msg = _queued_first(patched, patched.next_msg)
     return True
 
 
