@@ -134,6 +134,7 @@ class OutboxRelay:
                     if is_lock_conflict(exc):
                         # Another replica's relay claimed the same rows at the same moment: not an outage.
                         log.info("outbox claim met another replica's; claiming again", error=str(exc))
+                        self._poll_due = True  # what the failed statement left is in the table
                         await _wait_any(stop, None, random.uniform(0, CONFLICT_JITTER_SECONDS))
                         continue
                     backoff = min(max(0.1, backoff * 2), self.max_backoff)

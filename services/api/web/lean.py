@@ -97,9 +97,8 @@ class LeanRoutes:
         self.metrics = HttpMetrics(prometheus)
         self._routes: dict[str, FastRoute] = {}
         for route in routes:
-            serve = self._server(route)
-            self._routes[route.path] = self._routes[route.path.rstrip("/") + "/"] = serve
-            self._routes[route.path.rstrip("/")] = serve
+            bare = route.path.rstrip("/")
+            self._routes[bare] = self._routes[bare + "/"] = self._server(route)  # with or without the slash
 
     def route_of(self, scope: Scope | LifeSpanScope) -> FastRoute | None:
         if scope["type"] != "http" or scope.get("method") != "POST" or tracing.recording():
