@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -155,10 +156,24 @@ class PhaseDelivery:
     workers: dict[str, Delivery]
 
 
+async def _acks_written(
+    logs: dict[str, Path], wanted: set[str], timeout: float = 10.0
+) -> dict[str, dict[str, tuple[float, float | None]]]:
+    """Each worker's acks, read again until every wanted event is in every log: a service writes its info lines
+    a batch at a time (shared/logwriter.py), so the last ones reach the file a moment after the ack."""
+    deadline = time.monotonic() + timeout
+    while True:
+        acks = {worker: await asyncio.to_thread(acks_from_log, path) for worker, path in logs.items()}
+        if all(wanted <= found.keys() for found in acks.values()) or time.monotonic() > deadline:
+            return acks  # past the deadline: what is missing counts as not acked
+        await asyncio.sleep(0.05)
+
+
 async def measure(js: JetStreamContext, logs: dict[str, Path], phases: dict[str, str]) -> dict[str, PhaseDelivery]:
     """phases: label → the incident message its requests carried."""
     stored = await read_stream(js)
-    acks = {worker: await asyncio.to_thread(acks_from_log, path) for worker, path in logs.items()}
+    wanted = {event_id for event_id, ev in stored.items() if ev.message in phases.values()}
+    acks = await _acks_written(logs, wanted)
     result: dict[str, PhaseDelivery] = {}
     for label, message in phases.items():
         mine = [(event_id, ev) for event_id, ev in stored.items() if ev.message == message]

@@ -35,6 +35,7 @@ from scripts.bench.openloop import run_open_loop
 from scripts.bench.procstats import CpuWindow
 from scripts.bench.stats import percentiles_ms
 from scripts.bench.system import DATABASE, SYNC_ALWAYS, WORKERS, Infra, start_services, stop_services
+from shared.logwriter import FLUSH_SECONDS
 from tests.support.cluster import NatsCluster
 from tests.support.mariadb import MariaDB
 from tests.support.processes import NatsServer
@@ -167,7 +168,7 @@ async def run(args: argparse.Namespace, workdir: Path, children: Children) -> di
             cpu = window.stop()
             await probe.wait_drained(load.ended_at, 60)
             after = await publish_counts(metrics_url)
-            await asyncio.sleep(0.2)  # the last log lines reach the files
+            await asyncio.sleep(FLUSH_SECONDS + 0.1)  # the event handler's last lines reach its file
             delivery = (await _retrying(partial(measure, probe.js, services.log_paths, {message: message})))[message]
             stored = {
                 k: v for k, v in (await _retrying(partial(read_stream, probe.js))).items() if v.message == message
