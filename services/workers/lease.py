@@ -122,7 +122,9 @@ class LeaseKeeper:
                 await asyncio.sleep(self.poll)
                 continue
             started = msgspec.structs.replace(record, attempted=max(record.attempted, incidentversion))
-            if record.lease is not None and record.lease.owner != self.owner:
+            if record.lease is not None:
+                # Another replica's lease that lapsed, or our own left by a pass whose last writes failed: either
+                # way calls were made that the record does not show.
                 started = taken_over(started, record.lease.expires)
             since = time.monotonic()
             leased = with_lease(started, self.owner, self.clock(), self.ttl)
@@ -162,13 +164,14 @@ class LeaseKeeper:
         async with self._lock:
             await self._write(applied(record, incidentversion))
 
-    async def release(self) -> None:
-        """Give the lease back after a failure, keeping whatever progress was saved."""
+    async def release(self, progress: IncidentRecord | None = None) -> None:
+        """Give the lease back after a failure, keeping whatever progress was saved, or `progress`: the record
+        as a sync returned it (what it did outside) when only the final write failed."""
         async with self._lock:
             if self.record is None or self.record.lease is None:
                 return
             try:
-                await self._write(without_lease(self.record))
+                await self._write(without_lease(progress if progress is not None else self.record))
             except RetryableError:
                 log.warning("lease already lost")
 

@@ -167,14 +167,17 @@ class Processor:
                 return Outcome.SKIPPED, [(Outcome.SKIPPED, self._acker(m)) for m, _ in queued]
             live = [(m, e) for m, e in queued if not is_stale(before, e.incidentversion)]
             stale = [(m, e) for m, e in queued if is_stale(before, e.incidentversion)]
+            synced: IncidentRecord | None = None
             try:
                 with sync_deadline(self.settings.sync_timeout), fenced(keeper.check):
-                    record = await self.worker_sync([e for _, e in live], record, keeper)
-                await keeper.finish(record, newest.incidentversion)
+                    synced = await self.worker_sync([e for _, e in live], record, keeper)
+                await keeper.finish(synced, newest.incidentversion)
                 self._remember(keeper)
             except BaseException:
                 with contextlib.suppress(*_NATS_TROUBLE):
-                    await keeper.release()
+                    # After a sync whose last write failed, what it did outside is kept: the next pass diffs
+                    # against what the outside object shows now, not against the record from before it.
+                    await keeper.release(synced)
                 raise
         except Wait as exc:
             log.debug("incident parked", reason=str(exc), delay=round(exc.delay or 0.0, 3))

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
+import pytest
 from nats.js import JetStreamContext
 
 from services.workers.jira.worker import JiraWorker
@@ -334,3 +337,63 @@ async def test_a_jira_answering_301_applies_nothing_until_it_is_fixed(
     record = await load_record(js, "jira", 1)
     assert record is not None and record.version == 3 and record.comments_synced == 1
     assert running.runner.metrics.events[Outcome.DEAD_LETTERED] == 0
+
+
+class LastWritesFail:
+    """The worker's real KV store, whose writes fail (a NATS node gone) from the final write of one incident
+    version on: that one alone, or the release after it too. The sync's calls outside have been made."""
+
+    def __init__(self, store: Any, version: int, *, release_too: bool) -> None:
+        self.store = store
+        self.version = version
+        self.to_fail = 2 if release_too else 1
+        self.failed = asyncio.Event()
+
+    async def load(self, incident_id: int) -> Any:
+        return await self.store.load(incident_id)
+
+    async def save(self, record: Any, revision: int) -> int:
+        final = record.version == self.version and record.lease is None
+        if self.to_fail and (final or self.failed.is_set()):
+            self.to_fail -= 1
+            self.failed.set()
+            raise TimeoutError("nats: timeout")
+        return int(await self.store.save(record, revision))
+
+    async def put_error(self, stream_seq: int, error: Any) -> None:
+        await self.store.put_error(stream_seq, error)
+
+    async def clear_error(self, stream_seq: int) -> None:
+        await self.store.clear_error(stream_seq)
+
+
+@pytest.mark.parametrize("release_too", [False, True], ids=["final-write-lost", "release-lost-too"])
+async def test_a_status_set_outside_whose_record_write_failed_is_not_left_behind_by_a_reopen(
+    js: JetStreamContext, vendor: Vendor, start_worker: StartWorker, release_too: bool
+) -> None:
+    """The resolve reaches the vendor, its record write fails; the incident is reopened before the retry.
+    The retry must push "open" although the record from before the resolve already said unresolved."""
+    running = await start_worker(vendor.factory, vendor.env)
+    feed = IncidentFeed()
+    await publish(js, feed.create("queue stuck"))
+    await settled(js, vendor.name)
+
+    async def processor_ready() -> bool:
+        return running.runner.processor is not None
+
+    await eventually(processor_ready, what="the runner's processor")
+    processor = running.runner.processor
+    assert processor is not None
+    failing = LastWritesFail(processor.store, version=2, release_too=release_too)
+    processor.store = failing  # type: ignore[assignment]
+    processor.cache.clear()  # every pass reads the record from the store
+    await publish(js, feed.resolve(1))
+    await asyncio.wait_for(failing.failed.wait(), 30)
+    assert not shows_unresolved(vendor)  # the resolve did reach the vendor
+    await publish(js, feed.reopen(1))
+
+    await settled(js, vendor.name, timeout=30)
+    await eventually(lambda: _idle(vendor), what="the vendor to be idle")
+    assert shows_unresolved(vendor)
+    record = await load_record(js, vendor.name, 1)
+    assert record is not None and record.version == 3 and record.status == "unresolved"
